@@ -1,0 +1,113 @@
+// raft/core/configuration.hpp - cluster membership and its encoding in a log entry.
+//
+// The membership is part of the replicated state from the first entry on: a new cluster starts
+// with a bootstrap configuration entry at index 1. A node uses the latest configuration in its
+// log, committed or not (thesis §4.1). `outgoing` is non-empty only during joint consensus
+// (C_old,new, §4.3), when decisions need a majority of both `voters` and `outgoing`.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "raft/core/buffer.hpp"
+#include "raft/core/types.hpp"
+
+namespace raft {
+inline namespace v1 {
+
+struct configuration {
+  std::vector<node_id> voters;    ///< C_new (or the only configuration outside joint consensus)
+  std::vector<node_id> outgoing;  ///< C_old during joint consensus, else empty
+  std::vector<node_id> learners;  ///< receive the log, never vote
+
+  friend bool operator==(const configuration&, const configuration&) = default;
+
+  [[nodiscard]] bool joint() const noexcept { return !outgoing.empty(); }
+
+  [[nodiscard]] bool is_voter(node_id id) const noexcept {
+    return contains(voters, id) || contains(outgoing, id);
+  }
+  [[nodiscard]] bool is_member(node_id id) const noexcept {
+    return is_voter(id) || contains(learners, id);
+  }
+  /// Every node that receives the log: voters of both halves and learners, each once, sorted.
+  [[nodiscard]] std::vector<node_id> all_members() const {
+    std::vector<node_id> all = voters;
+    all.insert(all.end(), outgoing.begin(), outgoing.end());
+    all.insert(all.end(), learners.begin(), learners.end());
+    std::sort(all.begin(), all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+    return all;
+  }
+
+ private:
+  static bool contains(const std::vector<node_id>& set, node_id id) noexcept {
+    return std::find(set.begin(), set.end(), id) != set.end();
+  }
+};
+
+/// Why a configuration is not acceptable, or `nullptr` when it is.
+[[nodiscard]] inline const char* validate(const configuration& c) noexcept {
+  auto has_duplicates = [](std::vector<node_id> v) {
+    std::sort(v.begin(), v.end());
+    return std::adjacent_find(v.begin(), v.end()) != v.end();
+  };
+  if (c.voters.empty()) return "a configuration needs at least one voter";
+  auto is_zero = [](node_id id) { return id == no_node; };
+  if (std::any_of(c.voters.begin(), c.voters.end(), is_zero) ||
+      std::any_of(c.outgoing.begin(), c.outgoing.end(), is_zero) ||
+      std::any_of(c.learners.begin(), c.learners.end(), is_zero))
+    return "node id 0 is reserved and cannot be a member";
+  if (has_duplicates(c.voters) || has_duplicates(c.outgoing) || has_duplicates(c.learners))
+    return "a node is listed twice in the same set";
+  for (node_id l : c.learners)
+    if (c.is_voter(l)) return "a node cannot be both a voter and a learner";
+  return nullptr;
+}
+
+// Encoding in a configuration entry: three sets, each a little-endian u32 count followed by
+// little-endian u64 ids.
+namespace detail {
+inline void put_u64(std::vector<std::byte>& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
+}
+inline bool get_u64(std::span<const std::byte>& in, std::uint64_t& v) {
+  if (in.size() < 8) return false;
+  v = 0;
+  for (int i = 0; i < 8; ++i) v |= std::uint64_t(in[i]) << (8 * i);
+  in = in.subspan(8);
+  return true;
+}
+}  // namespace detail
+
+[[nodiscard]] inline buffer encode(const configuration& c) {
+  std::vector<std::byte> out;
+  for (const auto* set : {&c.voters, &c.outgoing, &c.learners}) {
+    detail::put_u64(out, set->size());
+    for (node_id id : *set) detail::put_u64(out, id.value);
+  }
+  return buffer{out};
+}
+
+/// Decodes a configuration entry; `std::nullopt` if the bytes are not a valid configuration.
+[[nodiscard]] inline std::optional<configuration> decode_configuration(std::span<const std::byte> in) {
+  configuration c;
+  for (auto* set : {&c.voters, &c.outgoing, &c.learners}) {
+    std::uint64_t n = 0;
+    if (!detail::get_u64(in, n) || n > in.size() / 8) return std::nullopt;
+    set->reserve(n);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      std::uint64_t id = 0;
+      detail::get_u64(in, id);
+      set->push_back(node_id{id});
+    }
+  }
+  if (!in.empty() || validate(c) != nullptr) return std::nullopt;
+  return c;
+}
+
+}  // namespace v1
+}  // namespace raft

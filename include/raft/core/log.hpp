@@ -1,0 +1,99 @@
+// raft/core/log.hpp - the in-memory view of the replicated log.
+//
+// The node keeps every entry it has not compacted here; storage is the durable copy behind it.
+// Entries share their payload buffers, so holding them twice costs only the headers.
+//
+// Invariant: entries are contiguous, `entries_[k].index == first_index() + k`, and terms never
+// decrease along the log. Index `base_index_` (term `base_term_`) is the entry just before the
+// first one held: 0 for a log that starts at the beginning, the last compacted entry otherwise.
+#pragma once
+
+#include <cassert>
+#include <deque>
+#include <optional>
+#include <span>
+
+#include "raft/core/entry.hpp"
+
+namespace raft {
+inline namespace v1 {
+
+class log_view {
+ public:
+  log_view() = default;
+  log_view(index_t base_index, term_t base_term) : base_index_(base_index), base_term_(base_term) {}
+
+  [[nodiscard]] index_t first_index() const noexcept { return base_index_.next(); }
+  [[nodiscard]] index_t last_index() const noexcept { return base_index_ + entries_.size(); }
+  [[nodiscard]] term_t last_term() const noexcept {
+    return entries_.empty() ? base_term_ : entries_.back().term;
+  }
+  [[nodiscard]] bool empty() const noexcept { return entries_.empty(); }
+
+  /// Term of the entry at `i`; nullopt if `i` is past the end or compacted away.
+  /// Index 0 (and the compaction base) have a known term.
+  [[nodiscard]] std::optional<term_t> term_at(index_t i) const noexcept {
+    if (i == base_index_) return base_term_;
+    if (i < base_index_ || i > last_index()) return std::nullopt;
+    return entries_[i - first_index()].term;
+  }
+
+  /// The entry at `i`; the caller guarantees `first_index() <= i <= last_index()`.
+  [[nodiscard]] const log_entry& at(index_t i) const noexcept {
+    assert(i >= first_index() && i <= last_index());
+    return entries_[i - first_index()];
+  }
+
+  /// Appends one entry; its index must be `last_index() + 1`.
+  void append(log_entry e) {
+    assert(e.index == last_index().next());
+    assert(e.term >= last_term());
+    entries_.push_back(std::move(e));
+  }
+
+  /// Removes every entry after `i` (keeps `i`).
+  void truncate_after(index_t i) {
+    assert(i >= base_index_);
+    if (i < last_index()) entries_.resize(i - base_index_);
+  }
+
+  /// Up to `max_count` entries starting at `from`, stopping before `max_bytes` is exceeded
+  /// (at least one entry is returned when any exists).
+  void copy(index_t from, std::size_t max_count, std::size_t max_bytes,
+            std::vector<log_entry>& out) const {
+    std::size_t bytes = 0;
+    for (index_t i = from; i <= last_index() && out.size() < max_count; i = i.next()) {
+      const auto& e = at(i);
+      bytes += entry_size(e);
+      if (bytes > max_bytes && !out.empty()) break;
+      out.push_back(e);
+    }
+  }
+
+  /// The first index of the term that the entry at `i` belongs to (scanning back); used for the
+  /// conflict hint. The caller guarantees `term_at(i)` is known.
+  [[nodiscard]] index_t first_index_of_term_at(index_t i) const noexcept {
+    const term_t t = *term_at(i);
+    while (i > first_index() && at(i.prev()).term == t) i = i.prev();
+    if (i == first_index() && base_term_ == t && base_index_ != index_t{0}) return base_index_;
+    return i;
+  }
+
+  /// The last index whose term is `t`, if the log (as held) has entries of that term.
+  [[nodiscard]] std::optional<index_t> last_index_of_term(term_t t) const noexcept {
+    for (index_t i = last_index(); i >= first_index() && i > index_t{0}; i = i.prev()) {
+      const term_t ti = at(i).term;
+      if (ti == t) return i;
+      if (ti < t) break;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  index_t base_index_{0};
+  term_t base_term_{0};
+  std::deque<log_entry> entries_;
+};
+
+}  // namespace v1
+}  // namespace raft

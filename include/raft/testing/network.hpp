@@ -1,0 +1,203 @@
+// raft/testing/network.hpp - a simulated network on the virtual clock, with faults.
+//
+// Every message sent through a sim_transport goes to the sim_network, which decides, with its own
+// seeded generator, whether to drop it, how long to delay it and whether to deliver it twice.
+// Random delays reorder messages. Links can be cut one way or both, and the nodes split into
+// partitions. Delivery happens when the simulation asks for it (deliver_due), so a run is a pure
+// function of the seed.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+
+#include "raft/core/messages.hpp"
+#include "raft/detail/signal.hpp"
+#include "raft/testing/virtual_time.hpp"
+
+namespace raft {
+inline namespace v1 {
+namespace testing {
+
+/// How the simulated network misbehaves. Probabilities are per message, in [0, 1].
+struct network_faults {
+  double drop = 0.0;
+  double duplicate = 0.0;
+  std::chrono::nanoseconds min_delay = std::chrono::microseconds(500);
+  std::chrono::nanoseconds max_delay = std::chrono::microseconds(1500);
+};
+
+/// Message counts, by kind.
+struct network_counters {
+  std::uint64_t sent = 0;        ///< handed to the network by nodes
+  std::uint64_t delivered = 0;   ///< put into a receiver's inbox
+  std::uint64_t dropped = 0;     ///< lost to faults, cut links or stopped receivers
+  std::uint64_t duplicated = 0;
+  std::uint64_t vote_requests = 0;
+  std::uint64_t append_requests = 0;
+};
+
+class sim_transport;
+
+class sim_network {
+ public:
+  explicit sim_network(std::uint64_t seed) : rng_(seed) {}
+  sim_network(const sim_network&) = delete;
+  sim_network& operator=(const sim_network&) = delete;
+
+  network_faults faults;
+
+  /// Cuts the link from `a` to `b` (one way).
+  void cut(node_id a, node_id b) { cut_.insert({a, b}); }
+  /// Cuts both directions between `a` and `b`.
+  void cut_both(node_id a, node_id b) { cut(a, b), cut(b, a); }
+  /// Cuts every link between different groups; nodes in no group are cut from everyone.
+  void partition(const std::vector<std::vector<node_id>>& groups, const std::vector<node_id>& all) {
+    auto group_of = [&](node_id n) -> int {
+      for (std::size_t g = 0; g < groups.size(); ++g)
+        if (std::find(groups[g].begin(), groups[g].end(), n) != groups[g].end()) return int(g);
+      return -1;
+    };
+    for (node_id a : all)
+      for (node_id b : all)
+        if (a != b && (group_of(a) != group_of(b) || group_of(a) < 0)) cut(a, b);
+  }
+  /// Cuts `n` from every other node in `all`, both ways.
+  void isolate(node_id n, const std::vector<node_id>& all) {
+    for (node_id o : all)
+      if (o != n) cut_both(n, o);
+  }
+  /// Restores every link.
+  void heal() { cut_.clear(); }
+  [[nodiscard]] bool is_cut(node_id a, node_id b) const { return cut_.count({a, b}) != 0; }
+
+  [[nodiscard]] const network_counters& counters() const noexcept { return counters_; }
+
+  /// When the next message is due, if any is in flight.
+  [[nodiscard]] std::optional<virtual_clock::time_point> next_delivery() const {
+    if (in_flight_.empty()) return std::nullopt;
+    return in_flight_.begin()->first;
+  }
+
+  /// Delivers every message due by now.
+  inline void deliver_due();
+
+  /// Drops every message in flight (for example to, or from, a node that crashed).
+  void drop_in_flight_to(node_id n) {
+    for (auto it = in_flight_.begin(); it != in_flight_.end();)
+      it = it->second.to == n ? in_flight_.erase(it) : std::next(it);
+  }
+
+ private:
+  friend class sim_transport;
+
+  void attach(node_id id, sim_transport* t) { endpoints_[id] = t; }
+  void detach(node_id id, sim_transport* t) {
+    auto it = endpoints_.find(id);
+    if (it != endpoints_.end() && it->second == t) endpoints_.erase(it);
+  }
+
+  void submit(message m) {
+    ++counters_.sent;
+    if (std::holds_alternative<vote_request>(m.body)) ++counters_.vote_requests;
+    if (std::holds_alternative<append_request>(m.body)) ++counters_.append_requests;
+    if (is_cut(m.from, m.to) || chance(faults.drop)) {
+      ++counters_.dropped;
+      return;
+    }
+    if (chance(faults.duplicate)) {
+      ++counters_.duplicated;
+      in_flight_.emplace(virtual_clock::now() + delay(), m);
+    }
+    in_flight_.emplace(virtual_clock::now() + delay(), std::move(m));
+  }
+
+  bool chance(double p) {
+    if (p <= 0.0) return false;
+    return std::uniform_real_distribution<double>(0.0, 1.0)(rng_) < p;
+  }
+
+  std::chrono::nanoseconds delay() {
+    const auto lo = faults.min_delay.count(), hi = std::max(faults.max_delay.count(), lo);
+    return std::chrono::nanoseconds(std::uniform_int_distribution<std::int64_t>(lo, hi)(rng_));
+  }
+
+  std::mt19937_64 rng_;
+  std::set<std::pair<node_id, node_id>> cut_;
+  std::multimap<virtual_clock::time_point, message> in_flight_;
+  std::map<node_id, sim_transport*> endpoints_;
+  network_counters counters_;
+};
+
+/// One node's endpoint on a sim_network. Models raft::transport.
+class sim_transport {
+ public:
+  sim_transport(sim_network& net, node_id self, const asio::any_io_executor& ex)
+      : net_(net), self_(self), arrived_(ex) {
+    net_.attach(self_, this);
+  }
+  sim_transport(const sim_transport&) = delete;
+  sim_transport& operator=(const sim_transport&) = delete;
+  ~sim_transport() { net_.detach(self_, this); }
+
+  void send(message m) { net_.submit(std::move(m)); }
+
+  asio::awaitable<bool> receive(std::vector<message>& batch) {
+    for (;;) {
+      if (closed_) co_return false;
+      if (!inbox_.empty()) {
+        batch.swap(inbox_);
+        co_return true;
+      }
+      co_await arrived_.wait();
+    }
+  }
+
+  void close() {
+    closed_ = true;
+    inbox_.clear();
+    arrived_.notify();
+  }
+
+ private:
+  friend class sim_network;
+  bool deliver(message&& m) {
+    if (closed_) return false;
+    inbox_.push_back(std::move(m));
+    arrived_.notify();
+    return true;
+  }
+
+  sim_network& net_;
+  node_id self_;
+  detail::signal arrived_;
+  std::vector<message> inbox_;
+  bool closed_ = false;
+};
+
+inline void sim_network::deliver_due() {
+  const auto now = virtual_clock::now();
+  while (!in_flight_.empty() && in_flight_.begin()->first <= now) {
+    auto node = in_flight_.extract(in_flight_.begin());
+    message& m = node.mapped();
+    auto it = endpoints_.find(m.to);
+    // A link cut while the message was on its way loses it too.
+    if (it == endpoints_.end() || is_cut(m.from, m.to) || !it->second->deliver(std::move(m))) {
+      ++counters_.dropped;
+      continue;
+    }
+    ++counters_.delivered;
+  }
+}
+
+}  // namespace testing
+}  // namespace v1
+}  // namespace raft
