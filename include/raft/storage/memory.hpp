@@ -19,6 +19,10 @@ inline namespace v1 {
 
 class memory_storage {
  public:
+  memory_storage() = default;
+  /// Starts with `initial` already durable (tests use it to set up a node's log by hand).
+  explicit memory_storage(persistent_state initial) : durable_(std::move(initial)) {}
+
   /// Everything durable: what a node restarted after a crash would read.
   [[nodiscard]] persistent_state load() const { return durable_; }
 

@@ -63,7 +63,11 @@ class cluster {
 
   /// `size` founding voters with ids 1..size. `base` is the template for every node's options;
   /// id, bootstrap and seed are filled in per node. `seed` decides every random choice.
-  explicit cluster(std::size_t size, std::uint64_t seed, options base = {})
+  /// `initial[i]`, if given, is what node i+1's storage holds before it first starts (for
+  /// tests that set up logs by hand, like the paper's Figure 7); founders with no initial
+  /// state bootstrap.
+  explicit cluster(std::size_t size, std::uint64_t seed, options base = {},
+                   std::vector<persistent_state> initial = {})
       : seed_(seed), base_(std::move(base)), network_(seed) {
     timeline::current().reset();
     configuration founders;
@@ -71,6 +75,7 @@ class cluster {
     for (node_id id : founders.voters) {
       auto m = std::make_unique<member>();
       m->id = id;
+      if (id.value <= initial.size()) m->storage = memory_storage(std::move(initial[id.value - 1]));
       members_.emplace(id, std::move(m));
     }
     for (auto& [id, m] : members_) {

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <random>
@@ -54,6 +55,13 @@ class sim_network {
   sim_network& operator=(const sim_network&) = delete;
 
   network_faults faults;
+
+  /// Sees every message nodes send, before faults apply (for tests that count or inspect
+  /// traffic).
+  std::function<void(const message&)> on_send;
+
+  /// Sends `m` as if node `m.from` had: tests use it to play a peer by hand.
+  void inject(message m) { submit(std::move(m)); }
 
   /// Cuts the link from `a` to `b` (one way).
   void cut(node_id a, node_id b) { cut_.insert({a, b}); }
@@ -106,6 +114,7 @@ class sim_network {
   }
 
   void submit(message m) {
+    if (on_send) on_send(m);
     ++counters_.sent;
     if (std::holds_alternative<vote_request>(m.body)) ++counters_.vote_requests;
     if (std::holds_alternative<append_request>(m.body)) ++counters_.append_requests;
