@@ -51,8 +51,9 @@ using apply_result_t =
 /// The node promises: all calls come from the node's executor, one node per storage object;
 /// `load` is called once, before anything else; appended entries are contiguous with the log
 /// (after a truncation, the next append starts right after the truncation point); it never
-/// truncates an entry it has reported committed; it does not call `flush` again before the
-/// previous `flush` completed. Entries passed to `append` may be kept (they share their payload).
+/// truncates a committed entry; it does not call `append` or `flush` while a `flush` is in
+/// progress (but `truncate_after` and `save_hard_state` may come then; a truncation belongs to
+/// the next flush). Entries passed to `append` may be kept (they share their payload).
 /// The storage promises: changes become durable in call order (a truncation is never reordered
 /// with the appends around it); `flush` completes on the awaiting coroutine's executor; a failure
 /// to make data durable is reported by throwing from `flush` or `save_hard_state`, never by

@@ -428,12 +428,12 @@ class node {
   /// newer round, a leader or a higher term supersedes it.
   asio::awaitable<void> campaign(bool pre_vote) {
     const term_t round_term = term_.next();
+    leader_ = no_node;  // we stopped hearing from it: stop naming it in hints
     if (pre_vote) {
       role_ = role::pre_candidate;
     } else {
       // §3.4: increment the term, vote for self, persist both before asking anyone.
       role_ = role::candidate;
-      leader_ = no_node;
       term_ = round_term;
       voted_for_ = opts_.id;
       verified_ = index_t{0};
@@ -505,7 +505,10 @@ class node {
       round_.reset();
       round_signal_.notify();
     }
-    if (was_leader) stop_leading();
+    if (was_leader) {
+      stop_leading();
+      reset_election_deadline();
+    }
   }
 
   void become_leader() {
@@ -569,8 +572,10 @@ class node {
     while (still_leading(term)) {
       for (auto& [id, p] : peers_) {
         p->heartbeat_due = true;
-        // An ack lost for a whole interval: resend from the last known match.
-        if (!p->inflight.empty() && ++p->ticks_without_ack >= 2) restart_probe(*p, p->match.next());
+        // Sends outstanding and no progress for a whole interval: a message or its reply was
+        // lost. Resend the probe, or everything after the last known match.
+        if (!p->inflight.empty() && ++p->ticks_without_ack >= 2)
+          restart_probe(*p, p->probing ? p->next : p->match.next());
         p->wake.notify();
       }
       heartbeat_timer_.expires_after(std::chrono::duration_cast<typename Clock::duration>(
@@ -637,9 +642,9 @@ class node {
     p.active = true;
     if (r.success) {
       if (r.match_index > log_.last_index()) return;  // cannot be: ignore a corrupt reply
-      p.ticks_without_ack = 0;
       if (r.match_index > p.match) {
         p.match = r.match_index;
+        p.ticks_without_ack = 0;
         while (!p.inflight.empty() && p.inflight.front().first <= p.match) {
           p.inflight_bytes -= p.inflight.front().second;
           p.inflight.pop_front();
@@ -740,7 +745,7 @@ class node {
   }
 
   void acknowledge() {
-    ack_owed_ = false;
+    ack_owed_ = durable_ < verified_;  // acknowledge the rest once it is durable
     if (leader_ == no_node) return;
     send(leader_, append_response{term_, true, std::min(durable_, verified_), index_t{0},
                                   index_t{0}, term_t{0}});
@@ -748,8 +753,12 @@ class node {
 
   void truncate_log(index_t after) {
     log_.truncate_after(after);
-    storage_.truncate_after(after);
-    submitted_ = std::min(submitted_, after);
+    if (after < submitted_) {
+      // Only what storage already holds needs truncating there; entries not yet handed over
+      // are simply never handed over. So the next append always starts right after `after`.
+      storage_.truncate_after(after);
+      submitted_ = after;
+    }
     durable_ = std::min(durable_, after);
     flush_floor_ = std::min(flush_floor_, after);
     flush_needed_ = true;
@@ -793,6 +802,7 @@ class node {
       flush_floor_ = target;
       co_await storage_.flush();
       durable_ = std::min(target, flush_floor_);  // a truncation during the flush lowers it
+      if (stopping_) break;
       if (role_ == role::leader)
         maybe_commit();
       else if (ack_owed_)

@@ -68,7 +68,7 @@ struct configuration {
   return nullptr;
 }
 
-// Encoding in a configuration entry: three sets, each a little-endian u32 count followed by
+// Encoding in a configuration entry: three sets, each a little-endian u64 count followed by
 // little-endian u64 ids.
 namespace detail {
 inline void put_u64(std::vector<std::byte>& out, std::uint64_t v) {

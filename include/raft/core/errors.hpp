@@ -61,6 +61,9 @@ struct error {
 template <class T>
 class [[nodiscard]] result {
  public:
+  /// Holds errc::stopped: the outcome of an operation that never completed (Asio needs a
+  /// default value for abandoned operations).
+  result() : v_(std::in_place_index<1>, raft::error{errc::stopped}) {}
   result(T value) : v_(std::in_place_index<0>, std::move(value)) {}
   result(raft::error e) : v_(std::in_place_index<1>, e) {}
 

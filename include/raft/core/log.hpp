@@ -61,11 +61,11 @@ class log_view {
   /// (at least one entry is returned when any exists).
   void copy(index_t from, std::size_t max_count, std::size_t max_bytes,
             std::vector<log_entry>& out) const {
-    std::size_t bytes = 0;
-    for (index_t i = from; i <= last_index() && out.size() < max_count; i = i.next()) {
+    std::size_t bytes = 0, count = 0;
+    for (index_t i = from; i <= last_index() && count < max_count; i = i.next(), ++count) {
       const auto& e = at(i);
       bytes += entry_size(e);
-      if (bytes > max_bytes && !out.empty()) break;
+      if (bytes > max_bytes && count != 0) break;
       out.push_back(e);
     }
   }
@@ -84,8 +84,9 @@ class log_view {
     for (index_t i = last_index(); i >= first_index() && i > index_t{0}; i = i.prev()) {
       const term_t ti = at(i).term;
       if (ti == t) return i;
-      if (ti < t) break;
+      if (ti < t) return std::nullopt;
     }
+    if (base_index_ != index_t{0} && base_term_ == t) return base_index_;  // compacted, known
     return std::nullopt;
   }
 
