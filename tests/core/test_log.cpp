@@ -1,0 +1,267 @@
+// Tests for raft/core/log.hpp: the in-memory view of the replicated log.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "raft/core/log.hpp"
+#include "test_support.hpp"
+
+using namespace raft;
+using raft_test::make_entry;
+using raft_test::make_log;
+
+namespace {
+
+constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
+
+/// Indices of the copied entries, for compact comparisons.
+std::vector<std::uint64_t> indices(const std::vector<log_entry>& entries) {
+  std::vector<std::uint64_t> out;
+  for (const auto& e : entries) out.push_back(e.index.value);
+  return out;
+}
+
+/// A log of `n` entries of term 1, each with a `payload`-byte payload.
+log_view log_of_sized_entries(std::uint64_t n, std::size_t payload) {
+  log_view log;
+  for (std::uint64_t i = 1; i <= n; ++i)
+    log.append(log_entry{term_t{1}, index_t{i}, entry_kind::command, buffer::from_string(std::string(payload, 'x'))});
+  return log;
+}
+
+}  // namespace
+
+// ---- basic shape -----------------------------------------------------------------------------
+
+TEST_CASE("an empty log sits before index 1, at term 0") {
+  const log_view log;
+  CHECK(log.empty());
+  CHECK(log.first_index() == index_t{1});
+  CHECK(log.last_index() == index_t{0});
+  CHECK(log.last_term() == term_t{0});
+  CHECK(log.term_at(index_t{0}) == term_t{0});
+  CHECK_FALSE(log.term_at(index_t{1}).has_value());
+}
+
+TEST_CASE("appending extends the log by one index and records the entry's term") {
+  log_view log;
+  log.append(make_entry(1, 1));
+  CHECK(log.last_index() == index_t{1});
+  CHECK(log.last_term() == term_t{1});
+
+  log.append(make_entry(2, 1));
+  log.append(make_entry(3, 4));
+  CHECK_FALSE(log.empty());
+  CHECK(log.first_index() == index_t{1});
+  CHECK(log.last_index() == index_t{3});
+  CHECK(log.last_term() == term_t{4});
+  CHECK(log.term_at(index_t{2}) == term_t{1});
+  CHECK(log.term_at(index_t{3}) == term_t{4});
+  CHECK(log.at(index_t{2}) == make_entry(2, 1));
+  CHECK(log.at(index_t{3}) == make_entry(3, 4));
+}
+
+TEST_CASE("term_at knows nothing past the last entry") {
+  const log_view log = make_log({1, 1, 2});
+  CHECK(log.term_at(index_t{3}) == term_t{2});
+  CHECK_FALSE(log.term_at(index_t{4}).has_value());
+  CHECK_FALSE(log.term_at(index_t{std::numeric_limits<std::uint64_t>::max()}).has_value());
+}
+
+TEST_CASE("the log shares an entry's payload instead of copying it") {
+  log_view log;
+  const buffer payload = buffer::from_string("command bytes");
+  log.append(log_entry{term_t{1}, index_t{1}, entry_kind::command, payload});
+  CHECK(log.at(index_t{1}).data.bytes().data() == payload.bytes().data());
+}
+
+TEST_CASE("a copy of a log is independent of the original") {
+  const log_view original = make_log({1, 2, 3});
+  log_view copy = original;
+  copy.truncate_after(index_t{1});
+  copy.append(make_entry(2, 5));
+  CHECK(original.last_index() == index_t{3});
+  CHECK(original.term_at(index_t{2}) == term_t{2});
+  CHECK(copy.last_index() == index_t{2});
+  CHECK(copy.term_at(index_t{2}) == term_t{5});
+}
+
+// ---- truncate_after --------------------------------------------------------------------------
+
+TEST_CASE("truncate_after keeps the given index and drops everything after it") {
+  log_view log = make_log({1, 1, 2, 2, 3});
+  log.truncate_after(index_t{3});
+  CHECK(log.last_index() == index_t{3});
+  CHECK(log.last_term() == term_t{2});
+  CHECK(log.at(index_t{3}) == make_entry(3, 2));
+  CHECK_FALSE(log.term_at(index_t{4}).has_value());
+}
+
+TEST_CASE("truncate_after at or past the last index changes nothing") {
+  log_view log = make_log({1, 2, 3});
+  log.truncate_after(index_t{3});
+  CHECK(log.last_index() == index_t{3});
+  log.truncate_after(index_t{10});
+  CHECK(log.last_index() == index_t{3});
+  CHECK(log.last_term() == term_t{3});
+}
+
+TEST_CASE("truncate_after 0 empties the log") {
+  log_view log = make_log({1, 2, 3});
+  log.truncate_after(index_t{0});
+  CHECK(log.empty());
+  CHECK(log.last_index() == index_t{0});
+  CHECK(log.last_term() == term_t{0});
+}
+
+TEST_CASE("after a truncation, new entries continue at the cut, possibly in a newer term") {
+  log_view log = make_log({1, 1, 2, 2});
+  log.truncate_after(index_t{2});
+  log.append(make_entry(3, 3));
+  CHECK(log.last_index() == index_t{3});
+  CHECK(log.term_at(index_t{2}) == term_t{1});
+  CHECK(log.term_at(index_t{3}) == term_t{3});
+}
+
+// ---- a log with a nonzero base (after compaction) --------------------------------------------
+
+TEST_CASE("a log with a compaction base starts right after it and knows only the base's term") {
+  const log_view log{index_t{10}, term_t{3}};
+  CHECK(log.empty());
+  CHECK(log.first_index() == index_t{11});
+  CHECK(log.last_index() == index_t{10});
+  CHECK(log.last_term() == term_t{3});
+  CHECK(log.term_at(index_t{10}) == term_t{3});
+  CHECK_FALSE(log.term_at(index_t{9}).has_value());
+  CHECK_FALSE(log.term_at(index_t{0}).has_value());  // index 0 is compacted away too
+  CHECK_FALSE(log.term_at(index_t{11}).has_value());
+}
+
+TEST_CASE("a log with a compaction base appends, reads and truncates at its own indices") {
+  log_view log = make_log(10, 3, {3, 4, 4});
+  CHECK(log.first_index() == index_t{11});
+  CHECK(log.last_index() == index_t{13});
+  CHECK(log.at(index_t{11}) == make_entry(11, 3));
+  CHECK(log.at(index_t{13}) == make_entry(13, 4));
+  CHECK(log.term_at(index_t{12}) == term_t{4});
+
+  log.truncate_after(index_t{11});
+  CHECK(log.last_index() == index_t{11});
+  CHECK(log.last_term() == term_t{3});
+
+  log.truncate_after(index_t{10});
+  CHECK(log.empty());
+  CHECK(log.last_index() == index_t{10});
+  CHECK(log.last_term() == term_t{3});  // the base's term again
+}
+
+// ---- copy ------------------------------------------------------------------------------------
+
+TEST_CASE("copy returns at most max_count entries starting at from") {
+  const log_view log = make_log({1, 1, 2, 2, 3});
+  std::vector<log_entry> out;
+  log.copy(index_t{2}, 3, unlimited, out);
+  CHECK(indices(out) == std::vector<std::uint64_t>{2, 3, 4});
+  CHECK(out[0] == log.at(index_t{2}));
+}
+
+TEST_CASE("copy stops at the end of the log") {
+  const log_view log = make_log({1, 1, 2, 2, 3});
+  std::vector<log_entry> out;
+  log.copy(index_t{4}, 100, unlimited, out);
+  CHECK(indices(out) == std::vector<std::uint64_t>{4, 5});
+}
+
+TEST_CASE("copy from just past the end, or with max_count 0, returns nothing") {
+  const log_view log = make_log({1, 1, 2});
+  std::vector<log_entry> out;
+  log.copy(index_t{4}, 100, unlimited, out);
+  CHECK(out.empty());
+  log.copy(index_t{1}, 0, unlimited, out);
+  CHECK(out.empty());
+}
+
+TEST_CASE("copy stops before the byte limit would be exceeded") {
+  const std::size_t each = 10 + entry_overhead_bytes;
+  const log_view log = log_of_sized_entries(5, 10);
+  std::vector<log_entry> exact;
+  log.copy(index_t{2}, 100, 2 * each, exact);  // two entries fit exactly
+  CHECK(indices(exact) == std::vector<std::uint64_t>{2, 3});
+
+  std::vector<log_entry> one_byte_short;
+  log.copy(index_t{2}, 100, 2 * each - 1, one_byte_short);
+  CHECK(indices(one_byte_short) == std::vector<std::uint64_t>{2});
+}
+
+TEST_CASE("copy returns one entry even if that entry alone exceeds the byte limit") {
+  const log_view log = log_of_sized_entries(3, 1000);
+  std::vector<log_entry> out;
+  log.copy(index_t{1}, 100, 1, out);
+  CHECK(indices(out) == std::vector<std::uint64_t>{1});
+}
+
+TEST_CASE("copied entries share their payload with the log") {
+  const log_view log = log_of_sized_entries(2, 64);
+  std::vector<log_entry> out;
+  log.copy(index_t{1}, 2, unlimited, out);
+  REQUIRE(out.size() == 2);
+  CHECK(out[1].data.bytes().data() == log.at(index_t{2}).data.bytes().data());
+}
+
+TEST_CASE("copy works from the first entry of a log with a compaction base") {
+  const log_view log = make_log(20, 2, {2, 3, 3});
+  std::vector<log_entry> out;
+  log.copy(log.first_index(), 2, unlimited, out);
+  CHECK(indices(out) == std::vector<std::uint64_t>{21, 22});
+}
+
+// ---- conflict hints --------------------------------------------------------------------------
+
+TEST_CASE("first_index_of_term_at scans back to the start of the term") {
+  const log_view log = make_log({1, 1, 2, 2, 2, 3});
+  CHECK(log.first_index_of_term_at(index_t{5}) == index_t{3});
+  CHECK(log.first_index_of_term_at(index_t{3}) == index_t{3});
+  CHECK(log.first_index_of_term_at(index_t{2}) == index_t{1});
+  CHECK(log.first_index_of_term_at(index_t{1}) == index_t{1});
+  CHECK(log.first_index_of_term_at(index_t{6}) == index_t{6});
+}
+
+TEST_CASE("first_index_of_term_at stops at the compaction base when the term runs into it") {
+  // Base (10, term 2); entries 11..13 have terms 2, 2, 3.
+  const log_view log = make_log(10, 2, {2, 2, 3});
+  CHECK(log.first_index_of_term_at(index_t{12}) == index_t{10});  // the term may start earlier
+  CHECK(log.first_index_of_term_at(index_t{11}) == index_t{10});
+  CHECK(log.first_index_of_term_at(index_t{13}) == index_t{13});
+  CHECK(log.first_index_of_term_at(index_t{10}) == index_t{10});
+}
+
+TEST_CASE("first_index_of_term_at is exact when the term starts right after the compaction base") {
+  const log_view log = make_log(10, 1, {2, 2});
+  CHECK(log.first_index_of_term_at(index_t{12}) == index_t{11});
+}
+
+TEST_CASE("last_index_of_term finds the last entry of a term, or nothing if the term is absent") {
+  const log_view log = make_log({1, 1, 2, 2, 2, 3, 5});
+  CHECK(log.last_index_of_term(term_t{1}) == index_t{2});
+  CHECK(log.last_index_of_term(term_t{2}) == index_t{5});
+  CHECK(log.last_index_of_term(term_t{3}) == index_t{6});
+  CHECK(log.last_index_of_term(term_t{5}) == index_t{7});
+  CHECK_FALSE(log.last_index_of_term(term_t{4}).has_value());  // skipped term
+  CHECK_FALSE(log.last_index_of_term(term_t{6}).has_value());  // newer than anything held
+  CHECK_FALSE(log.last_index_of_term(term_t{0}).has_value());
+}
+
+TEST_CASE("last_index_of_term finds nothing in an empty log") {
+  CHECK_FALSE(log_view{}.last_index_of_term(term_t{1}).has_value());
+  CHECK_FALSE(log_view{}.last_index_of_term(term_t{0}).has_value());
+}
+
+TEST_CASE("last_index_of_term looks only at the entries held after the compaction base") {
+  const log_view log = make_log(10, 2, {2, 3});
+  CHECK(log.last_index_of_term(term_t{2}) == index_t{11});
+  CHECK(log.last_index_of_term(term_t{3}) == index_t{12});
+  CHECK_FALSE(log.last_index_of_term(term_t{1}).has_value());
+}
