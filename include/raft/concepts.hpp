@@ -12,7 +12,11 @@
 #include <type_traits>
 #include <vector>
 
+#include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+#include <system_error>
 
 #include "raft/core/entry.hpp"
 #include "raft/core/messages.hpp"
@@ -86,6 +90,22 @@ concept transport = requires(T& t, message m, std::vector<message>& batch) {
   { t.send(std::move(m)) } -> std::same_as<void>;
   { t.receive(batch) } -> std::same_as<asio::awaitable<bool>>;
   { t.close() } -> std::same_as<void>;
+};
+
+/// Given a type T and an object `t` of it, T is a timer for raft::node if it does what the node
+/// uses of asio::steady_timer: constructed from the node's executor, `t.expires_at(time_point)`,
+/// `t.expires_after(duration)`, `t.cancel()`, and `co_await t.async_wait(token)` with an
+/// error-code token; `T::clock_type::now()` is the node's clock. asio::steady_timer (real time)
+/// and raft::testing::virtual_timer (the simulation's clock) model it.
+template <class T>
+concept timer = std::constructible_from<T, const asio::any_io_executor&> &&
+    requires(T& t, typename T::clock_type::time_point at, typename T::clock_type::duration d,
+             std::error_code& ec) {
+  { T::clock_type::now() } -> std::same_as<typename T::clock_type::time_point>;
+  t.expires_at(at);
+  t.expires_after(d);
+  t.cancel();
+  { t.async_wait(asio::redirect_error(asio::use_awaitable, ec)) } -> std::same_as<asio::awaitable<void>>;
 };
 
 }  // namespace v1

@@ -61,7 +61,7 @@ inline namespace v1 {
 /// the node's clock. The default is real time; raft::testing::virtual_timer runs a node on the
 /// deterministic simulated clock.
 template <state_machine StateMachine, storage Storage, transport Transport,
-          class Timer = asio::steady_timer>
+          timer Timer = asio::steady_timer>
 class node {
  public:
   using result_type = apply_result_t<StateMachine>;
@@ -157,7 +157,6 @@ class node {
  private:
   using Clock = clock_type;
   using time_point = typename Clock::time_point;
-  using timer = Timer;
   using completion = detail::unique_function<void(result<result_type>)>;
 
   // ---------------------------------------------------------------------------------------------
@@ -236,8 +235,8 @@ class node {
   std::deque<pending_proposal> pending_;
 
   // Coroutine plumbing.
-  timer election_timer_;
-  timer heartbeat_timer_;
+  Timer election_timer_;
+  Timer heartbeat_timer_;
   detail::signal persist_signal_;
   detail::signal commit_signal_;
   detail::signal round_signal_;

@@ -16,10 +16,9 @@ enum class errc {
   not_leader = 1,   ///< this node is not the leader; `error::leader_hint` names the leader if known
   leadership_lost,  ///< the node stopped leading before the entry committed: the outcome is
                     ///< unknown (the entry may still commit under the next leader)
-  stopped,          ///< the node is stopping or stopped
-  timeout,          ///< the operation did not complete in time
+  stopped,          ///< the node is stopping or stopped; for a proposal, its outcome is unknown
+                    ///< (it may have committed without being applied here yet)
   busy,             ///< a limit was reached (for example too many pending proposals)
-  invalid_argument, ///< the request itself is wrong (see the message logged with it)
 };
 
 class error_category_impl final : public std::error_category {
@@ -30,9 +29,7 @@ class error_category_impl final : public std::error_category {
       case errc::not_leader: return "not the leader";
       case errc::leadership_lost: return "leadership lost before the entry committed";
       case errc::stopped: return "node stopped";
-      case errc::timeout: return "timed out";
       case errc::busy: return "too many pending operations";
-      case errc::invalid_argument: return "invalid argument";
     }
     return "unknown raft error";
   }
