@@ -521,7 +521,7 @@ class node {
       peers_.emplace(m, p);
       spawn(replicate_to(std::move(p), term_));
     }
-    // §8: a no-op entry of the new term lets earlier entries commit (Figure 3.7) and tells the
+    // §6.4: a no-op entry of the new term lets earlier entries commit (Figure 3.7) and tells the
     // leader which entries are committed.
     append_local(entry_kind::noop, buffer{});
     election_deadline_ = Clock::now() + std::chrono::duration_cast<typename Clock::duration>(

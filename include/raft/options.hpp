@@ -32,7 +32,8 @@ struct options {
   /// depose a healthy leader when it comes back.
   bool pre_vote = true;
   /// §6.2: a leader that has not heard from a quorum within an election timeout steps down; and
-  /// a node that hears from a leader ignores vote requests for the minimum election timeout.
+  /// (§4.2.3) a node that hears from a leader ignores vote requests for the minimum election
+  /// timeout.
   bool check_quorum = true;
 
   /// Replication flow control, per follower: entries and bytes in one AppendEntries, and how

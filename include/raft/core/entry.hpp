@@ -12,7 +12,7 @@ inline namespace v1 {
 /// What a log entry carries.
 enum class entry_kind : std::uint8_t {
   command = 0,        ///< a client command, handed to the state machine when committed
-  noop = 1,           ///< appended by a new leader at the start of its term (§5.4.2, §8)
+  noop = 1,           ///< appended by a new leader at the start of its term (§3.6.2, §6.4)
   configuration = 2,  ///< a cluster membership (see core/configuration.hpp for its encoding)
 };
 

@@ -13,12 +13,12 @@
 namespace raft {
 inline namespace v1 {
 
-/// RequestVote (§5.2) and its PreVote form (§9.6). A pre-vote asks "would you vote for me in
+/// RequestVote (§3.4) and its PreVote form (§9.6). A pre-vote asks "would you vote for me in
 /// `term`?" without anyone changing term or vote.
 struct vote_request {
   term_t term;              ///< candidate's term (for a pre-vote: the term it would campaign in)
-  index_t last_log_index;   ///< index of candidate's last log entry (§5.4)
-  term_t last_log_term;     ///< term of candidate's last log entry (§5.4)
+  index_t last_log_index;   ///< index of candidate's last log entry (§3.6.1)
+  term_t last_log_term;     ///< term of candidate's last log entry (§3.6.1)
   bool pre_vote = false;
   friend bool operator==(const vote_request&, const vote_request&) = default;
 };
@@ -30,7 +30,7 @@ struct vote_response {
   friend bool operator==(const vote_response&, const vote_response&) = default;
 };
 
-/// AppendEntries (§5.3); with no entries it is a heartbeat.
+/// AppendEntries (§3.5); with no entries it is a heartbeat.
 struct append_request {
   term_t term;              ///< leader's term
   index_t prev_log_index;   ///< index of the entry immediately preceding `entries`
@@ -42,7 +42,7 @@ struct append_request {
 
 /// Reply to AppendEntries. On success `match_index` is the highest index the follower has
 /// durably stored and knows to match the leader's log. On rejection the hints let the leader
-/// skip a whole conflicting term at once (fast backtracking, thesis §5.3 "optimization").
+/// skip a whole conflicting term at once (fast backtracking, §3.5).
 struct append_response {
   term_t term;              ///< follower's current term
   bool success = false;

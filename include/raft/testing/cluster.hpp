@@ -3,7 +3,8 @@
 // N nodes with memory storage on one single-threaded io_context, the virtual clock and a
 // simulated network. The cluster runs the io_context until nothing is ready, then jumps the
 // clock to the next timer or message delivery, and repeats: the same seed gives the same run.
-// After every step it checks the safety properties of the Raft paper (Figure 3.2) and throws
+// After every step (every virtual instant; log matching every 64th) it checks the safety
+// properties of the dissertation's Figure 3.2 and throws
 // raft::testing::invariant_violation, naming the seed, at the first breach:
 //   - election safety: at most one leader per term;
 //   - leader append-only: a leader never overwrites or deletes entries of its own log;
@@ -64,7 +65,7 @@ class cluster {
   /// `size` founding voters with ids 1..size. `base` is the template for every node's options;
   /// id, bootstrap and seed are filled in per node. `seed` decides every random choice.
   /// `initial[i]`, if given, is what node i+1's storage holds before it first starts (for
-  /// tests that set up logs by hand, like the paper's Figure 7); founders with no initial
+  /// tests that set up logs by hand, like Figure 3.6 (the paper's Figure 7)); founders with no initial
   /// state bootstrap.
   explicit cluster(std::size_t size, std::uint64_t seed, options base = {},
                    std::vector<persistent_state> initial = {})
