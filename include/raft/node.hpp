@@ -224,6 +224,7 @@ class node {
   index_t verified_{0};     ///< highest index known to match the current leader's log (this term)
   bool ack_owed_ = false;   ///< entries were accepted; acknowledge once they are durable
   time_point election_deadline_{};
+  time_point armed_deadline_{};   ///< the deadline election_timer_ currently sleeps until
   time_point last_leader_contact_{};
 
   // Candidate side.
@@ -353,7 +354,7 @@ class node {
           become_follower(t, no_node);
         }
       } else if (const auto* v = std::get_if<vote_response>(&m.body); v && v->pre_vote && v->granted) {
-        // handled below as part of the pre-vote round
+        // a granted pre-vote echoes the future term we asked about: counted below
       } else {
         become_follower(t, std::holds_alternative<append_request>(m.body) ? m.from : no_node);
       }
@@ -380,16 +381,22 @@ class node {
   void reset_election_deadline() {
     const auto spread = (opts_.election_timeout_max - opts_.election_timeout_min).count();
     std::uniform_int_distribution<std::int64_t> jitter(0, spread - 1);
-    election_deadline_ = Clock::now() + std::chrono::duration_cast<typename Clock::duration>(
-                                            opts_.election_timeout_min +
-                                            std::chrono::nanoseconds(jitter(rng_)));
+    set_election_deadline(opts_.election_timeout_min + std::chrono::nanoseconds(jitter(rng_)));
+  }
+
+  /// Moves the election deadline to `after` from now. The timer is re-armed lazily when it
+  /// fires; only a deadline earlier than the armed one needs to wake it now.
+  void set_election_deadline(std::chrono::nanoseconds after) {
+    election_deadline_ = Clock::now() + std::chrono::duration_cast<typename Clock::duration>(after);
+    if (election_deadline_ < armed_deadline_) election_timer_.cancel();
   }
 
   /// Re-arms to the latest deadline instead of being cancelled on every heartbeat.
   asio::awaitable<void> election_timer() {
     std::error_code ec;
     while (!stopping_) {
-      election_timer_.expires_at(election_deadline_);
+      armed_deadline_ = election_deadline_;
+      election_timer_.expires_at(armed_deadline_);
       co_await election_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       if (stopping_) break;
       if (Clock::now() < election_deadline_) continue;  // the deadline moved while we slept
@@ -400,8 +407,7 @@ class node {
   void on_election_timeout() {
     if (role_ == role::leader) {
       // §6.2 CheckQuorum: step down unless a quorum was heard from during the last timeout.
-      election_deadline_ = Clock::now() + std::chrono::duration_cast<typename Clock::duration>(
-                                              opts_.election_timeout_min);
+      set_election_deadline(opts_.election_timeout_min);
       if (!opts_.check_quorum) return;
       const auto heard = quorum_vote(config_, [&](node_id v) -> std::optional<bool> {
         if (v == opts_.id) return true;
@@ -440,6 +446,7 @@ class node {
     }
     const std::uint64_t id = ++round_seq_;
     round_ = election_round{id, pre_vote, round_term, {{opts_.id, true}}};
+    round_signal_.notify();  // a round this one replaces ends now
     opts_.logger.log(log_level::info, "node ", opts_.id, " starts ", pre_vote ? "pre-vote" : "election",
                      " for term ", round_term);
     for (node_id v : config_.all_members())
@@ -476,12 +483,17 @@ class node {
       persist_hard_state();  // before the reply leaves
       reset_election_deadline();
     }
-    // A granted pre-vote echoes the asked term; every other reply carries ours.
+    // A granted pre-vote echoes the asked term; every other reply carries ours, so a
+    // pre-candidate behind us learns our term from a refusal.
     send(from, vote_response{granted && r.pre_vote ? r.term : term_, granted, r.pre_vote});
   }
 
   void on(node_id from, vote_response r) {
-    if (!round_ || r.pre_vote != round_->pre_vote || r.term != round_->term) return;
+    if (!round_ || r.pre_vote != round_->pre_vote) return;
+    // A grant names the round's term. A pre-vote refusal carries the voter's term, which is not
+    // above ours (a higher one made us a follower in step()), so it counts against the round.
+    const bool for_this_round = r.granted || !r.pre_vote ? r.term == round_->term : true;
+    if (!for_this_round) return;
     if (!config_.is_voter(from)) return;
     round_->votes.emplace(from, r.granted);  // one answer per voter per round
     round_signal_.notify();
@@ -524,8 +536,7 @@ class node {
     // §6.4: a no-op entry of the new term lets earlier entries commit (Figure 3.7) and tells the
     // leader which entries are committed.
     append_local(entry_kind::noop, buffer{});
-    election_deadline_ = Clock::now() + std::chrono::duration_cast<typename Clock::duration>(
-                                            opts_.election_timeout_min);
+    set_election_deadline(opts_.election_timeout_min);  // the first CheckQuorum round
     spawn(heartbeat_loop(term_));
   }
 

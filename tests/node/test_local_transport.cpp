@@ -9,6 +9,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_future.hpp>
+#include <cstdio>
 #include <future>
 #include <thread>
 
@@ -95,7 +96,15 @@ TEST_CASE("nodes on separate threads elect a leader and agree on every command")
   CHECK(converged());
   for (auto& m : members) CHECK(on(*m, [&] { return m->sm.data().size(); }) == std::size_t(commands));
 
-  for (auto& m : members) asio::co_spawn(m->strand, m->n->stop(), asio::use_future).get();
+  for (auto& m : members) {
+    auto stopped = asio::co_spawn(m->strand, m->n->stop(), asio::use_future);
+    if (stopped.wait_until(deadline + 30s) != std::future_status::ready) {
+      // A node that does not stop would hang the suite; report it and end the process.
+      FAIL_CHECK("node " << m->n->id() << " did not stop");
+      std::fflush(stdout);
+      std::_Exit(1);
+    }
+  }
   guards.clear();
   for (auto& t : threads) t.join();
 }

@@ -1,0 +1,49 @@
+# shellcheck shell=bash
+# Sourced by scripts/test.sh and scripts/demo.sh: installs what the build needs when it is missing.
+# Debian/Ubuntu packages: g++ (GCC 12 on Debian 12), meson, ninja, pkg-config, standalone Asio,
+# doctest.
+
+raft_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+raft_missing_packages() {
+  local missing=()
+  command -v g++ >/dev/null 2>&1 || missing+=(g++)
+  command -v meson >/dev/null 2>&1 || missing+=(meson)
+  command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  [[ -f /usr/include/asio.hpp ]] || missing+=(libasio-dev)
+  [[ -f /usr/include/doctest/doctest.h ]] || missing+=(doctest-dev)
+  echo "${missing[@]}"
+}
+
+raft_install_deps() {
+  local missing
+  missing=$(raft_missing_packages)
+  [[ -z $missing ]] && return 0
+  if ((EUID != 0)); then
+    echo "missing packages: $missing" >&2
+    echo "install them (as root: apt-get install $missing) and run this again" >&2
+    exit 1
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing packages: $missing, and no apt-get to install them with" >&2
+    exit 1
+  fi
+  echo "installing: $missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086 # one word per package
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+# raft_configure BUILD_DIR [meson options...]: sets up BUILD_DIR, or reconfigures it (which also
+# picks up headers added since, for the header self-containment check).
+raft_configure() {
+  local dir=$1
+  shift
+  if [[ -f $dir/meson-private/coredata.dat ]]; then
+    meson setup --reconfigure "$dir" "$raft_root" "$@"
+  else
+    meson setup "$dir" "$raft_root" "$@"
+  fi
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# scripts/test.sh [--sanitize] [meson test arguments...]
+#
+# Installs what is missing (Debian/Ubuntu, as root), configures, builds and runs the whole test
+# suite with `meson test`.
+#   (default)     build dir build/
+#   --sanitize    build dir build-sanitize/, with AddressSanitizer + UndefinedBehaviorSanitizer
+# Extra arguments go to `meson test`, e.g. `scripts/test.sh --suite core`.
+# Environment: CXX picks the compiler (e.g. CXX=clang++-14), BUILD_DIR overrides the build dir.
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+sanitize=0
+if [[ ${1:-} == --sanitize ]]; then
+  sanitize=1
+  shift
+fi
+
+raft_install_deps
+
+setup_args=()
+if ((sanitize)); then
+  build=${BUILD_DIR:-$raft_root/build-sanitize}
+  # Examples and benchmarks are built (and so checked) by the plain build; not again here.
+  setup_args+=('-Db_sanitize=address,undefined' -Db_lundef=false -Dexamples=false -Dbenchmarks=false)
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+else
+  build=${BUILD_DIR:-$raft_root/build}
+fi
+
+raft_configure "$build" "${setup_args[@]}"
+ninja -C "$build"
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+meson test -C "$build" --print-errorlogs "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+
+# One closing line in the plain form: "tests: N passed, N failed, N skipped".
+awk -v rc="$rc" '
+  /^Ok:/              { ok = $2 }
+  /^Expected Fail:/   { ok += $3 }
+  /^Fail:/            { fail = $2 }
+  /^Unexpected Pass:/ { fail += $3 }
+  /^Timeout:/         { fail += $2 }
+  /^Skipped:/         { skip = $2 }
+  END {
+    if (ok == "" && fail == "") { ok = 0; fail = (rc == 0 ? 0 : 1) }
+    printf "tests: %d passed, %d failed, %d skipped\n", ok, fail, skip
+  }' "$log"
+exit "$rc"

@@ -1,0 +1,12 @@
+// expect: sm.apply
+// A state machine whose `apply` takes the command as a string: not callable with a byte span.
+#include <cstdint>
+#include <string>
+
+#include "common.hpp"
+
+struct bad_sm {
+  std::int64_t apply(raft::index_t, const std::string&) { return 0; }
+};
+
+void instantiate() { require_state_machine<bad_sm>(); }

@@ -1,0 +1,16 @@
+// expect: s.flush
+// expect: awaitable
+// A storage whose `flush` is synchronous (returns void instead of asio::awaitable<void>).
+#include <span>
+
+#include "common.hpp"
+
+struct bad_storage {
+  raft::persistent_state load() { return {}; }
+  void save_hard_state(const raft::hard_state&) {}
+  void append(std::span<const raft::log_entry>) {}
+  void truncate_after(raft::index_t) {}
+  void flush() {}
+};
+
+void instantiate() { require_storage<bad_storage>(); }

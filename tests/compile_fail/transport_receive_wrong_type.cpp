@@ -1,0 +1,14 @@
+// expect: t.receive
+// expect: awaitable
+// A transport whose `receive` returns a plain bool instead of asio::awaitable<bool>.
+#include <vector>
+
+#include "common.hpp"
+
+struct bad_transport {
+  void send(raft::message) {}
+  bool receive(std::vector<raft::message>&) { return false; }
+  void close() {}
+};
+
+void instantiate() { require_transport<bad_transport>(); }
