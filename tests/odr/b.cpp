@@ -2,11 +2,37 @@
 #include <cstdint>
 #include <utility>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
 #include <raft/raft.hpp>
+#include <raft/testing/kv_state_machine.hpp>
 
 #include "odr.hpp"
 
 namespace odr {
+
+namespace {
+
+// Instantiates the node and its coroutines: start a one-voter node, stop it, run to the end.
+bool node_starts_and_stops() {
+  asio::io_context ctx;
+  raft::local_network net;
+  raft::local_transport transport(net, raft::node_id{1}, ctx.get_executor());
+  raft::memory_storage storage;
+  raft::testing::kv_state_machine sm;
+  raft::options o;
+  o.id = raft::node_id{1};
+  o.bootstrap = raft::configuration{{raft::node_id{1}}, {}, {}};
+  raft::node<raft::testing::kv_state_machine, raft::memory_storage, raft::local_transport> n(
+      ctx.get_executor(), o, sm, storage, transport);
+  n.start();
+  asio::co_spawn(ctx, n.stop(), asio::detached);
+  ctx.run();
+  return n.stopping() && n.status().id == raft::node_id{1} && storage.entries().size() == 1;
+}
+
+}  // namespace
 
 facts from_b() {
   raft::log_view log;
@@ -25,6 +51,7 @@ facts from_b() {
       static_cast<int>(raft::majority(5)),
       log.last_index().value + committed.value,
       raft::to_string(raft::role::leader),
+      node_starts_and_stops(),
   };
 }
 

@@ -13,6 +13,7 @@ struct facts {
   int majority_of_5;
   unsigned long long last_index;
   const char* leader_name;
+  bool node_ran;  // a node started, persisted its bootstrap entry, and stopped
 };
 
 facts from_a();
