@@ -304,8 +304,9 @@ class node {
     if (stopping_) return;
     stopping_ = true;
     round_.reset();
-    for (auto& p : pending_) p.done(error{errc::stopped, leader_});
+    auto pending = std::move(pending_);
     pending_.clear();
+    for (auto& p : pending) p.done(error{errc::stopped, leader_});
     transport_.close();
     election_timer_.cancel();
     heartbeat_timer_.cancel();
@@ -545,10 +546,12 @@ class node {
     peers_.clear();
     heartbeat_timer_.cancel();
     // Proposals not yet committed may or may not commit under the next leader.
+    std::vector<pending_proposal> lost;
     while (!pending_.empty() && pending_.back().index > commit_) {
-      pending_.back().done(error{errc::leadership_lost, leader_});
+      lost.push_back(std::move(pending_.back()));
       pending_.pop_back();
     }
+    for (auto& p : lost) p.done(error{errc::leadership_lost, leader_});
   }
 
   [[nodiscard]] bool still_leading(term_t term) const noexcept {
@@ -559,11 +562,17 @@ class node {
   // Replication, leader side (§3.5).
 
   void start_proposal(buffer command, completion done) {
-    if (stopping_) return done(error{errc::stopped, leader_});
-    if (role_ != role::leader) return done(error{errc::not_leader, leader_});
-    if (pending_.size() >= opts_.max_pending_proposals) return done(error{errc::busy, leader_});
+    if (stopping_) return refuse(std::move(done), errc::stopped);
+    if (role_ != role::leader) return refuse(std::move(done), errc::not_leader);
+    if (pending_.size() >= opts_.max_pending_proposals) return refuse(std::move(done), errc::busy);
     const index_t index = append_local(entry_kind::command, std::move(command));
     pending_.push_back(pending_proposal{index, term_, std::move(done)});
+  }
+
+  /// Completes a proposal refused on arrival. Posted, so the handler never runs inside the
+  /// propose() call that started it (a proposer retrying in a loop would otherwise recurse).
+  void refuse(completion done, errc why) {
+    asio::post(ex_, [done = std::move(done), e = error{why, leader_}]() mutable { done(e); });
   }
 
   /// Appends an entry of the current term to the leader's log. Storage and followers receive it
@@ -859,12 +868,15 @@ class node {
     transport_.send(message{opts_.id, to, std::forward<Body>(body)});
   }
 
-  /// Wraps a completion handler so it runs on its own executor, never inside the node's code.
+  /// Wraps a completion handler so it runs on its own executor: inline when that is where the
+  /// node is running (a coroutine on the node's executor resumes right away, no queueing),
+  /// otherwise posted there. Completions are made only from the node's loops after it removed
+  /// the proposal from its queues, so a handler that proposes again is safe.
   template <class Handler>
   completion make_completion(Handler h) {
     auto ex = asio::get_associated_executor(h, ex_);
     return [h = std::move(h), ex](result<result_type> r) mutable {
-      asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { h(std::move(r)); });
+      asio::dispatch(ex, [h = std::move(h), r = std::move(r)]() mutable { h(std::move(r)); });
     };
   }
 };

@@ -1,8 +1,12 @@
 // raft/detail/unique_function.hpp - a move-only type-erased callable (C++23's
 // std::move_only_function, which C++20 lacks). Holds completion handlers, which are move-only.
+// Callables up to `inline_size` bytes live inside the object: storing a typical Asio completion
+// handler allocates nothing.
 #pragma once
 
-#include <memory>
+#include <cstddef>
+#include <new>
+#include <type_traits>
 #include <utility>
 
 namespace raft {
@@ -15,25 +19,85 @@ class unique_function;
 template <class R, class... Args>
 class unique_function<R(Args...)> {
  public:
-  unique_function() = default;
-  template <class F>
-  unique_function(F f) : impl_(std::make_unique<model<F>>(std::move(f))) {}
+  static constexpr std::size_t inline_size = 64;
 
-  explicit operator bool() const noexcept { return impl_ != nullptr; }
-  R operator()(Args... args) { return impl_->call(std::forward<Args>(args)...); }
+  unique_function() noexcept = default;
+
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, unique_function>>>
+  unique_function(F&& f) {
+    using T = std::decay_t<F>;
+    if constexpr (fits_inline<T>) {
+      ::new (static_cast<void*>(storage_)) T(std::forward<F>(f));
+    } else {
+      *reinterpret_cast<T**>(storage_) = new T(std::forward<F>(f));
+    }
+    ops_ = &ops_for<T>;
+  }
+
+  unique_function(unique_function&& other) noexcept : ops_(other.ops_) {
+    if (ops_) ops_->move(other.storage_, storage_);
+    other.ops_ = nullptr;
+  }
+
+  unique_function& operator=(unique_function&& other) noexcept {
+    if (this != &other) {
+      reset();
+      ops_ = other.ops_;
+      if (ops_) ops_->move(other.storage_, storage_);
+      other.ops_ = nullptr;
+    }
+    return *this;
+  }
+
+  unique_function(const unique_function&) = delete;
+  unique_function& operator=(const unique_function&) = delete;
+  ~unique_function() { reset(); }
+
+  explicit operator bool() const noexcept { return ops_ != nullptr; }
+  R operator()(Args... args) { return ops_->call(storage_, std::forward<Args>(args)...); }
 
  private:
-  struct concept_ {
-    virtual ~concept_() = default;
-    virtual R call(Args... args) = 0;
+  template <class T>
+  static constexpr bool fits_inline = sizeof(T) <= inline_size &&
+                                      alignof(T) <= alignof(std::max_align_t) &&
+                                      std::is_nothrow_move_constructible_v<T>;
+
+  struct ops {
+    R (*call)(void*, Args&&...);
+    void (*move)(void* from, void* to) noexcept;
+    void (*destroy)(void*) noexcept;
   };
-  template <class F>
-  struct model final : concept_ {
-    explicit model(F f) : fn(std::move(f)) {}
-    R call(Args... args) override { return fn(std::forward<Args>(args)...); }
-    F fn;
+
+  template <class T>
+  static T& target(void* p) noexcept {
+    if constexpr (fits_inline<T>) return *std::launder(static_cast<T*>(p));
+    else return **static_cast<T**>(p);
+  }
+
+  template <class T>
+  static constexpr ops ops_for{
+      [](void* p, Args&&... args) -> R { return target<T>(p)(std::forward<Args>(args)...); },
+      [](void* from, void* to) noexcept {
+        if constexpr (fits_inline<T>) {
+          ::new (to) T(std::move(target<T>(from)));
+          target<T>(from).~T();
+        } else {
+          *static_cast<T**>(to) = *static_cast<T**>(from);
+        }
+      },
+      [](void* p) noexcept {
+        if constexpr (fits_inline<T>) target<T>(p).~T();
+        else delete *static_cast<T**>(p);
+      },
   };
-  std::unique_ptr<concept_> impl_;
+
+  void reset() noexcept {
+    if (ops_) ops_->destroy(storage_);
+    ops_ = nullptr;
+  }
+
+  alignas(std::max_align_t) unsigned char storage_[inline_size];
+  const ops* ops_ = nullptr;
 };
 
 }  // namespace detail
