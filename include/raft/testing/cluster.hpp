@@ -1,7 +1,8 @@
 // raft/testing/cluster.hpp - a deterministic simulated Raft cluster.
 //
-// N nodes with memory storage on one single-threaded io_context, the virtual clock and a
-// simulated network. The cluster runs the io_context until nothing is ready, then jumps the
+// N nodes on one single-threaded io_context, the virtual clock and a simulated network, each
+// with its own storage (memory_storage by default; any storage with a crash() that loses what
+// was not flushed, such as a test's slow disk). The cluster runs the io_context until nothing is ready, then jumps the
 // clock to the next timer or message delivery, and repeats: the same seed gives the same run.
 // After every step (every virtual instant; log matching every 64th) it checks the safety
 // properties of the dissertation's Figure 3.2 and throws
@@ -55,10 +56,17 @@ struct proposal {
   [[nodiscard]] bool succeeded() const noexcept { return outcome && outcome->has_value(); }
 };
 
-template <state_machine StateMachine = kv_state_machine>
+/// A storage the simulation can crash: `crash()` loses whatever was not flushed. If it also has
+/// `power_on()`, the cluster calls it before restarting the node (a storage may refuse all work
+/// between a crash and then, so a node being torn down cannot write after its "power cut").
+template <class S>
+concept crashable_storage = storage<S> && requires(S& s) { s.crash(); };
+
+template <state_machine StateMachine = kv_state_machine, crashable_storage Storage = memory_storage>
 class cluster {
  public:
-  using node_type = raft::node<StateMachine, memory_storage, sim_transport, virtual_timer>;
+  using node_type = raft::node<StateMachine, Storage, sim_transport, virtual_timer>;
+  using storage_type = Storage;
   using result_type = typename node_type::result_type;
   using duration = virtual_clock::duration;
 
@@ -76,7 +84,8 @@ class cluster {
     for (node_id id : founders.voters) {
       auto m = std::make_unique<member>();
       m->id = id;
-      if (id.value <= initial.size()) m->storage = memory_storage(std::move(initial[id.value - 1]));
+      m->storage = make_storage(id.value <= initial.size() ? std::move(initial[id.value - 1])
+                                                           : persistent_state{});
       members_.emplace(id, std::move(m));
     }
     for (auto& [id, m] : members_) {
@@ -112,7 +121,7 @@ class cluster {
     return *m.node;
   }
   [[nodiscard]] StateMachine& state_machine(node_id id) { return *get(id).sm; }
-  [[nodiscard]] memory_storage& storage(node_id id) { return get(id).storage; }
+  [[nodiscard]] Storage& storage(node_id id) { return *get(id).storage; }
   [[nodiscard]] virtual_clock::time_point now() const noexcept { return virtual_clock::now(); }
 
   /// Stops node `id` the hard way: what its storage had not made durable is lost, and so are
@@ -120,8 +129,8 @@ class cluster {
   void crash(node_id id) {
     auto& m = get(id);
     if (!m.node) return;
+    m.storage->crash();  // first, so nothing the node does while stopping becomes durable
     shut_down(m);
-    m.storage.crash();
     network_.drop_in_flight_to(id);
     m.checked_commit = index_t{0};
   }
@@ -240,7 +249,7 @@ class cluster {
   struct member {
     node_id id;
     options opts;
-    memory_storage storage;
+    std::unique_ptr<Storage> storage;  ///< outlives the node: it is the node's disk
     std::unique_ptr<StateMachine> sm;
     std::unique_ptr<sim_transport> transport;
     std::unique_ptr<node_type> node;
@@ -260,9 +269,25 @@ class cluster {
   void boot(member& m) {
     m.sm = std::make_unique<StateMachine>();
     m.transport = std::make_unique<sim_transport>(network_, m.id, context_.get_executor());
-    m.node = std::make_unique<node_type>(context_.get_executor(), m.opts, *m.sm, m.storage, *m.transport);
+    if constexpr (requires { m.storage->power_on(); }) m.storage->power_on();
+    m.node = std::make_unique<node_type>(context_.get_executor(), m.opts, *m.sm, *m.storage, *m.transport);
     m.node->start();
     m.leader_term = term_t{0};
+  }
+
+  /// A storage starting with `initial`: built from it where the storage allows (memory_storage),
+  /// else from the executor or by default (then `initial` must be empty).
+  std::unique_ptr<Storage> make_storage(persistent_state initial) {
+    if constexpr (std::is_constructible_v<Storage, persistent_state>) {
+      return std::make_unique<Storage>(std::move(initial));
+    } else {
+      if (!initial.entries.empty() || initial.state.term != term_t{0})
+        throw std::logic_error("cluster: this storage type cannot start from an initial state");
+      if constexpr (std::is_constructible_v<Storage, const asio::any_io_executor&>)
+        return std::make_unique<Storage>(context_.get_executor());
+      else
+        return std::make_unique<Storage>();
+    }
   }
 
   void shut_down(member& m) {
@@ -270,8 +295,11 @@ class cluster {
     asio::co_spawn(context_, m.node->stop(), [&](std::exception_ptr) { stopped = true; });
     while (!stopped) {
       context_.restart();
-      if (context_.poll() == 0 && !stopped)
-        throw std::logic_error(describe("node " + std::to_string(m.id.value) + " does not stop"));
+      if (context_.poll() != 0 || stopped) continue;
+      // Stopping may wait for a flush that takes virtual time: let time pass.
+      const auto next = next_event();
+      if (!next) throw std::logic_error(describe("node " + std::to_string(m.id.value) + " does not stop"));
+      advance(*next);
     }
     m.node.reset();
     m.transport.reset();
