@@ -16,6 +16,8 @@
 #include <asio/awaitable.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
+
+#include "raft/detail/asio_check.hpp"
 #include <system_error>
 
 #include "raft/core/entry.hpp"

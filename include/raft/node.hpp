@@ -42,6 +42,8 @@
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "raft/detail/asio_check.hpp"
+
 #include "raft/concepts.hpp"
 #include "raft/core/configuration.hpp"
 #include "raft/core/errors.hpp"

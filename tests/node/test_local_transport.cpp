@@ -1,6 +1,8 @@
 // raft::local_transport with real threads: three nodes, each on its own io_context thread,
 // replicate commands. The verdict is what the replicas hold, never how long it took; the
 // deadline only keeps a broken build from hanging CI.
+#include <cstddef>  // before any Asio header (raft/detail/asio_check.hpp)
+
 #include <doctest/doctest.h>
 
 #include <asio/co_spawn.hpp>

@@ -1,4 +1,6 @@
 // raft::memory_storage models a disk: only flushed changes survive crash().
+#include <cstddef>  // before any Asio header (raft/detail/asio_check.hpp)
+
 #include <doctest/doctest.h>
 
 #include <asio/co_spawn.hpp>

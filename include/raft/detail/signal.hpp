@@ -13,6 +13,8 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "raft/detail/asio_check.hpp"
+
 namespace raft {
 inline namespace v1 {
 namespace detail {

@@ -16,6 +16,8 @@
 
 #include <asio/awaitable.hpp>
 
+#include "raft/detail/asio_check.hpp"
+
 #include "raft/core/persistent_state.hpp"
 
 namespace raft {

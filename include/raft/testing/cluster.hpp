@@ -32,6 +32,8 @@
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 
+#include "raft/detail/asio_check.hpp"
+
 #include "raft/node.hpp"
 #include "raft/storage/memory.hpp"
 #include "raft/testing/kv_state_machine.hpp"

@@ -20,6 +20,8 @@
 
 #include <asio/awaitable.hpp>
 
+#include "raft/detail/asio_check.hpp"
+
 #include "raft/core/messages.hpp"
 #include "raft/detail/signal.hpp"
 #include "raft/testing/virtual_time.hpp"

@@ -20,6 +20,8 @@
 #include <asio/error.hpp>
 #include <asio/post.hpp>
 
+#include "raft/detail/asio_check.hpp"
+
 #include "raft/detail/unique_function.hpp"
 
 namespace raft {

@@ -18,6 +18,8 @@
 #include <asio/awaitable.hpp>
 #include <asio/post.hpp>
 
+#include "raft/detail/asio_check.hpp"
+
 #include "raft/core/messages.hpp"
 #include "raft/detail/signal.hpp"
 
