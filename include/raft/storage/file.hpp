@@ -1,0 +1,944 @@
+// raft/storage/file.hpp - raft::file_storage, a durable storage in a directory of files.
+//
+// Layout (docs/storage.md has the byte tables):
+//   LOCK                      held with flock(LOCK_EX) while a file_storage has the directory open
+//   hard_state                term and vote; replaced atomically (temp file, fsync, rename, fsync dir)
+//   base                      compaction base index and term; replaced the same way
+//   log-<first index>.seg     log segments: a header, then records (length, CRC-32C, entry)
+//
+// save_hard_state() is synchronous and durable on return. append(), truncate_after() and
+// compact_through() queue work in memory (appends are encoded straight into a reusable buffer);
+// `co_await flush()` hands everything queued so far to the storage's writer thread, which writes
+// it (one write() per segment touched) and fdatasyncs once for the whole group, then resumes the
+// awaiting coroutine on that coroutine's own executor. A write or sync error is fatal: flush()
+// throws std::system_error, and every later call throws it again (fail-stop, never retried).
+//
+// load() reads every segment. A torn record at the end of the last segment (a crash in the middle
+// of a write: a partial record, or a checksum mismatch with no valid record after it) is cut off;
+// a bad record anywhere else is refused with raft::file_storage_corruption naming file and offset.
+//
+// Needs only the standard library, Asio and POSIX.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "raft/detail/asio_check.hpp"
+
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/post.hpp>
+#include <asio/prefer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "raft/core/persistent_state.hpp"
+#include "raft/detail/unique_function.hpp"
+#include "raft/storage/detail/crc32c.hpp"
+
+namespace raft {
+inline namespace v1 {
+
+/// Settings of a file_storage.
+struct file_storage_options {
+  /// Sync written data (fdatasync/fsync, and fsync of the directory after creating, renaming or
+  /// removing files). Turn off only for benchmarks and tests: without it nothing is durable
+  /// across a power cut (it still is across a process crash: the data is in the page cache).
+  bool fsync = true;
+  /// A segment is closed and a new one started once it holds this many bytes. A segment holds
+  /// at least one record, so a single larger entry makes a larger segment.
+  std::size_t segment_bytes = std::size_t{64} << 20;
+  /// Test hook: when set (and `fsync` is on), called instead of every fdatasync/fsync with the
+  /// file descriptor to sync. Return 0 for success, or -1 with errno set to simulate a failure.
+  /// Runs on the writer thread for log syncs and on the caller's thread for hard-state syncs.
+  std::function<int(int fd)> sync_hook;
+};
+
+/// What a file_storage did so far (for benchmarks and tests).
+struct file_storage_stats {
+  std::uint64_t flushes = 0;          ///< flush() calls handed to the writer thread
+  std::uint64_t write_rounds = 0;     ///< group commits: rounds of the writer thread that wrote
+  std::uint64_t syncs = 0;            ///< fdatasync calls on log segments (0 with fsync off)
+  std::uint64_t write_calls = 0;      ///< write()/pwrite() calls on log segments
+  std::uint64_t entries_written = 0;  ///< log records written
+  std::uint64_t bytes_written = 0;    ///< log bytes written
+};
+
+/// Thrown by file_storage::load() for data it cannot trust: a bad record with valid data after it,
+/// a wrong magic number or format version, a gap between segments.
+class file_storage_corruption : public std::runtime_error {
+ public:
+  file_storage_corruption(const std::filesystem::path& file, std::uint64_t offset, const std::string& what)
+      : std::runtime_error("raft::file_storage: " + file.string() + " at byte offset " +
+                           std::to_string(offset) + ": " + what),
+        file_(file),
+        offset_(offset) {}
+  [[nodiscard]] const std::filesystem::path& file() const noexcept { return file_; }
+  [[nodiscard]] std::uint64_t offset() const noexcept { return offset_; }
+
+ private:
+  std::filesystem::path file_;
+  std::uint64_t offset_;
+};
+
+namespace detail {
+namespace file_format {
+
+inline constexpr std::uint32_t version = 1;
+inline constexpr std::size_t segment_header_bytes = 32;
+inline constexpr std::size_t record_header_bytes = 8;   // u32 length, u32 crc32c
+inline constexpr std::size_t record_body_fixed = 17;    // u64 term, u64 index, u8 kind
+inline constexpr std::size_t record_min_bytes = record_header_bytes + record_body_fixed;
+inline constexpr std::size_t small_file_bytes = 40;     // hard_state and base files
+inline constexpr char segment_magic[9] = "RAFTSEGM";
+inline constexpr char hard_state_magic[9] = "RAFTHARD";
+inline constexpr char base_magic[9] = "RAFTBASE";
+inline constexpr std::uint64_t max_payload = 0xFFFFFFFFull - record_body_fixed;
+
+inline void put_u32(std::byte* p, std::uint32_t v) noexcept {
+  for (int i = 0; i < 4; ++i) p[i] = std::byte(v >> (8 * i));
+}
+inline void put_u64(std::byte* p, std::uint64_t v) noexcept {
+  for (int i = 0; i < 8; ++i) p[i] = std::byte(v >> (8 * i));
+}
+[[nodiscard]] inline std::uint32_t get_u32(const std::byte* p) noexcept {
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= std::uint32_t(p[i]) << (8 * i);
+  return v;
+}
+[[nodiscard]] inline std::uint64_t get_u64(const std::byte* p) noexcept {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= std::uint64_t(p[i]) << (8 * i);
+  return v;
+}
+
+/// The checksum of a record: CRC-32C over its length field and its body (not the crc field).
+[[nodiscard]] inline std::uint32_t record_crc(const std::byte* record, std::uint32_t body_len) noexcept {
+  return crc32c_update(crc32c(record, 4), record + record_header_bytes, body_len);
+}
+
+/// Appends one record for `e` to `out`.
+inline void encode_record(std::vector<std::byte>& out, const log_entry& e) {
+  const auto payload = e.data.bytes();
+  const auto body = static_cast<std::uint32_t>(record_body_fixed + payload.size());
+  const std::size_t at = out.size();
+  out.resize(at + record_header_bytes + body);
+  std::byte* p = out.data() + at;
+  put_u32(p, body);
+  put_u64(p + 8, e.term.value);
+  put_u64(p + 16, e.index.value);
+  p[24] = std::byte(e.kind);
+  if (!payload.empty()) std::memcpy(p + 25, payload.data(), payload.size());
+  put_u32(p + 4, record_crc(p, body));
+}
+
+inline std::array<std::byte, segment_header_bytes> encode_segment_header(index_t first) {
+  std::array<std::byte, segment_header_bytes> h{};
+  std::memcpy(h.data(), segment_magic, 8);
+  put_u32(h.data() + 8, version);
+  put_u32(h.data() + 12, segment_header_bytes);
+  put_u64(h.data() + 16, first.value);
+  put_u32(h.data() + 24, crc32c(h.data(), 24));
+  return h;
+}
+
+inline std::array<std::byte, small_file_bytes> encode_small_file(const char* magic, std::uint64_t a,
+                                                                 std::uint64_t b) {
+  std::array<std::byte, small_file_bytes> f{};
+  std::memcpy(f.data(), magic, 8);
+  put_u32(f.data() + 8, version);
+  put_u64(f.data() + 16, a);
+  put_u64(f.data() + 24, b);
+  put_u32(f.data() + 32, crc32c(f.data(), 32));
+  return f;
+}
+
+}  // namespace file_format
+
+/// An owned POSIX file descriptor.
+class unique_fd {
+ public:
+  unique_fd() noexcept = default;
+  explicit unique_fd(int fd) noexcept : fd_(fd) {}
+  unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  unique_fd& operator=(unique_fd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  ~unique_fd() { reset(); }
+  void reset() noexcept {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  [[nodiscard]] int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+[[nodiscard]] inline std::system_error posix_error(int err, const std::string& what,
+                                                   const std::filesystem::path& file) {
+  return std::system_error(err, std::generic_category(), "raft::file_storage: " + what + " " + file.string());
+}
+
+inline unique_fd open_file(const std::filesystem::path& p, int flags, mode_t mode = 0644) {
+  for (;;) {
+    const int fd = ::open(p.c_str(), flags | O_CLOEXEC, mode);
+    if (fd >= 0) return unique_fd(fd);
+    if (errno != EINTR) throw posix_error(errno, "open", p);
+  }
+}
+
+inline void write_all(int fd, const std::byte* data, std::size_t size, std::uint64_t offset,
+                      const std::filesystem::path& file) {
+  while (size > 0) {
+    const ssize_t n = ::pwrite(fd, data, size, off_t(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw posix_error(errno, "write", file);
+    }
+    data += n;
+    size -= std::size_t(n);
+    offset += std::uint64_t(n);
+  }
+}
+
+inline std::vector<std::byte> read_whole_file(const std::filesystem::path& p) {
+  unique_fd fd = open_file(p, O_RDONLY);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw posix_error(errno, "fstat", p);
+  std::vector<std::byte> out(std::size_t(st.st_size));
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::pread(fd.get(), out.data() + done, out.size() - done, off_t(done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw posix_error(errno, "read", p);
+    }
+    if (n == 0) break;
+    done += std::size_t(n);
+  }
+  out.resize(done);
+  return out;
+}
+
+}  // namespace detail
+
+/// A durable raft::storage in a directory. See the top of this file and docs/storage.md.
+///
+/// Thread use: every member except the destructor is called from one thread (or executor) at a
+/// time, as the node does. The storage owns one writer thread that does the log's writes and
+/// syncs. Destroying the storage joins that thread: flushes already requested are completed
+/// first; appends and truncations not yet flushed are lost, exactly as in a crash.
+/// Do not destroy it while a flush() is awaited.
+class file_storage {
+ public:
+  /// Opens (creating it if missing) the directory `dir` and locks it: a second file_storage on
+  /// the same directory, in this process or another, throws std::system_error until this one is
+  /// destroyed. Reads nothing yet: call load().
+  explicit file_storage(std::filesystem::path dir, file_storage_options opts = {})
+      : dir_(std::move(dir)), opts_(std::move(opts)) {
+    if (opts_.segment_bytes < detail::file_format::segment_header_bytes + detail::file_format::record_min_bytes)
+      throw std::invalid_argument("raft::file_storage: segment_bytes is too small");
+    std::error_code ec;
+    std::filesystem::create_directories(dir_, ec);
+    if (ec) throw std::system_error(ec, "raft::file_storage: cannot create directory " + dir_.string());
+    lock_fd_ = detail::open_file(dir_ / "LOCK", O_RDWR | O_CREAT);
+    if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      throw std::system_error(err, std::generic_category(),
+                              "raft::file_storage: directory " + dir_.string() +
+                                  " is already in use (its LOCK file is held by another file_storage)");
+    }
+    dir_fd_ = detail::open_file(dir_, O_RDONLY | O_DIRECTORY);
+    writer_ = std::thread([this] { writer_loop(); });
+  }
+
+  file_storage(const file_storage&) = delete;
+  file_storage& operator=(const file_storage&) = delete;
+
+  ~file_storage() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    writer_.join();
+  }
+
+  // ---- raft::storage ---------------------------------------------------------------------------
+
+  /// Reads everything durable: hard state, compaction base and the log. Cuts a torn record at the
+  /// end of the last segment (truncating that file); throws file_storage_corruption for a bad
+  /// record with valid data after it, and std::system_error for I/O errors. Call before any other
+  /// log call; it may be called again while no flush is pending (it rereads the directory).
+  persistent_state load() {
+    throw_if_failed();
+    {
+      std::lock_guard lock(mutex_);
+      if (in_flight_ != 0) throw std::logic_error("raft::file_storage::load called during a flush");
+    }
+    pending_.clear();
+    persistent_state ps{};
+    ps.state = read_hard_state();
+    const auto [base_index, base_term] = read_base();
+    ps.base_index = base_index;
+    ps.base_term = base_term;
+    w_.segments.clear();
+    w_.tail_fd.reset();
+    w_.base = base_index;
+    scan_segments(ps);
+    base_index_ = base_index;
+    base_term_ = base_term;
+    last_index_ = ps.entries.empty() ? base_index : ps.entries.back().index;
+    loaded_ = true;
+    return ps;
+  }
+
+  /// Stores term and vote in one small file, replaced atomically; durable on return.
+  void save_hard_state(const hard_state& hs) {
+    throw_if_failed();
+    try {
+      replace_small_file("hard_state", detail::file_format::encode_small_file(
+                                           detail::file_format::hard_state_magic, hs.term.value,
+                                           hs.voted_for.value));
+    } catch (...) {
+      record_failure(std::current_exception());
+      throw;
+    }
+  }
+
+  /// Queues entries (encoded now into the pending buffer); durable after the next flush().
+  /// `entries` must continue the log: the first one's index is one past the last entry held,
+  /// counting every change requested so far (std::invalid_argument otherwise).
+  void append(std::span<const log_entry> entries) {
+    throw_if_failed();
+    require_loaded();
+    auto& b = pending_;
+    for (const log_entry& e : entries) {
+      if (e.index != last_index_.next())
+        throw std::invalid_argument("raft::file_storage::append: entry " + std::to_string(e.index.value) +
+                                    " does not follow the last entry " + std::to_string(last_index_.value));
+      if (e.data.size() > detail::file_format::max_payload)
+        throw std::invalid_argument("raft::file_storage::append: entry payload too large");
+      if (b.ends.empty()) b.first = e.index;
+      detail::file_format::encode_record(b.bytes, e);
+      b.ends.push_back(b.bytes.size());
+      last_index_ = e.index;
+    }
+  }
+
+  /// Queues the removal of every entry after `index`, in order with the appends around it.
+  /// An index at or past the last entry removes nothing.
+  void truncate_after(index_t index) {
+    throw_if_failed();
+    require_loaded();
+    if (index >= last_index_) return;
+    if (index < base_index_)
+      throw std::invalid_argument("raft::file_storage::truncate_after: index " + std::to_string(index.value) +
+                                  " is below the compaction base " + std::to_string(base_index_.value));
+    auto& b = pending_;
+    if (!b.ends.empty() && index.next() >= b.first) {
+      // Only entries of this batch are cut: drop their encoded records.
+      const std::size_t keep = index.next() - b.first;
+      b.ends.resize(keep);
+      b.bytes.resize(keep == 0 ? 0 : b.ends.back());
+    } else {
+      b.ends.clear();
+      b.bytes.clear();
+      b.truncate = b.truncate ? std::min(*b.truncate, index) : index;
+    }
+    last_index_ = index;
+  }
+
+  /// flush() for any Asio completion token; the handler gets a std::exception_ptr (null on
+  /// success) and runs on its associated executor.
+  template <class CompletionToken>
+  auto async_flush(CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
+        [this](auto handler) { this->submit(std::move(handler)); }, token);
+  }
+
+  /// Makes every change requested before the call durable. Completes on the awaiting coroutine's
+  /// executor. Throws std::system_error if a write or sync failed (then and on every later call).
+  asio::awaitable<void> flush() {
+    throw_if_failed();
+    require_loaded();
+    {
+      std::lock_guard lock(mutex_);
+      if (pending_.empty() && in_flight_ == 0) co_return;  // nothing to make durable
+    }
+    co_await async_flush(asio::use_awaitable);
+  }
+
+  // ---- beyond the concept --------------------------------------------------------------------
+
+  /// Queues compaction of the log through `index`, whose entry has term `term` (ordered with
+  /// the other changes; durable after the next flush()). load() then reports base_index = index,
+  /// base_term = term and only the entries after it. Whole segments that hold nothing after
+  /// `index` are deleted; entries at or below it in the first kept segment stay in the file and
+  /// are skipped. An index at or past the last entry empties the log (the next append must
+  /// start at index + 1). An index at or below the current base does nothing.
+  void compact_through(index_t index, term_t term) {
+    throw_if_failed();
+    require_loaded();
+    if (index <= base_index_) return;
+    auto& b = pending_;
+    if (index >= last_index_) {
+      b.ends.clear();
+      b.bytes.clear();
+      b.truncate.reset();
+      b.compact.reset();
+      b.reset = base_point{index, term};
+      last_index_ = index;
+    } else {
+      b.compact = base_point{index, term};
+    }
+    base_index_ = index;
+    base_term_ = term;
+  }
+
+  /// The last entry held, counting changes not yet flushed (base index when empty).
+  [[nodiscard]] index_t last_index() const noexcept { return last_index_; }
+  [[nodiscard]] const std::filesystem::path& directory() const noexcept { return dir_; }
+  [[nodiscard]] const file_storage_options& options() const noexcept { return opts_; }
+  [[nodiscard]] file_storage_stats stats() const {
+    std::lock_guard lock(mutex_);
+    return stats_;
+  }
+
+ private:
+  struct base_point {
+    index_t index;
+    term_t term;
+  };
+
+  /// Changes requested since the last flush, normalized to: reset, truncate, appends, compact.
+  struct batch {
+    std::optional<base_point> reset;      ///< drop every segment, base := reset
+    std::optional<index_t> truncate;      ///< truncate the written log after this index
+    index_t first{0};                     ///< index of the first encoded record
+    std::vector<std::byte> bytes;         ///< encoded records
+    std::vector<std::size_t> ends;        ///< end offset of each record in `bytes`
+    std::optional<base_point> compact;    ///< compact through this point (after the appends)
+    void clear() noexcept {
+      reset.reset();
+      truncate.reset();
+      compact.reset();
+      bytes.clear();
+      ends.clear();
+    }
+    [[nodiscard]] bool empty() const noexcept { return !reset && !truncate && !compact && ends.empty(); }
+  };
+
+  struct job {
+    batch work;
+    detail::unique_function<void(std::exception_ptr)> done;
+  };
+
+  struct segment {
+    index_t first;
+    std::filesystem::path path;
+    std::uint64_t size = 0;                ///< bytes in the file
+    std::vector<std::uint64_t> offsets;    ///< file offset of each record
+    [[nodiscard]] index_t next() const noexcept { return first + offsets.size(); }
+  };
+
+  /// State touched only by the writer thread (and by load() while the writer is idle).
+  struct writer_state {
+    std::deque<segment> segments;
+    detail::unique_fd tail_fd;   ///< open descriptor of segments.back()
+    bool tail_dirty = false;
+    index_t base{0};
+    [[nodiscard]] index_t next() const noexcept {
+      return segments.empty() ? base.next() : segments.back().next();
+    }
+  };
+
+  // ---- caller side -------------------------------------------------------------------------
+
+  void require_loaded() const {
+    if (!loaded_) throw std::logic_error("raft::file_storage: call load() first");
+  }
+
+  void throw_if_failed() const {
+    if (!failed_.load(std::memory_order_acquire)) return;
+    std::lock_guard lock(mutex_);
+    std::rethrow_exception(failure_);
+  }
+
+  void record_failure(std::exception_ptr e) {
+    std::lock_guard lock(mutex_);
+    if (!failure_) failure_ = std::move(e);
+    failed_.store(true, std::memory_order_release);
+  }
+
+  template <class Handler>
+  void submit(Handler handler) {
+    auto ex = asio::get_associated_executor(handler);
+    auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+    job j;
+    j.done = [h = std::move(handler), work = std::move(work)](std::exception_ptr e) mutable {
+      asio::post(work, [h = std::move(h), e = std::move(e)]() mutable { h(std::move(e)); });
+    };
+    {
+      std::lock_guard lock(mutex_);
+      j.work = std::move(pending_);
+      if (!spare_.empty()) {
+        pending_ = std::move(spare_.back());
+        spare_.pop_back();
+      } else {
+        pending_ = batch{};
+      }
+      pending_.clear();
+      queue_.push_back(std::move(j));
+      ++in_flight_;
+      ++stats_.flushes;
+    }
+    wake_.notify_one();
+  }
+
+  void sync_fd(int fd, bool data_only, const std::filesystem::path& what) const {
+    if (!opts_.fsync) return;
+    int r;
+    do {
+      r = opts_.sync_hook ? opts_.sync_hook(fd) : (data_only ? ::fdatasync(fd) : ::fsync(fd));
+    } while (r != 0 && errno == EINTR && !opts_.sync_hook);
+    if (r != 0) throw detail::posix_error(errno, data_only ? "fdatasync" : "fsync", what);
+  }
+
+  void sync_dir() const { sync_fd(dir_fd_.get(), false, dir_); }
+
+  /// Writes `name` atomically: temp file, sync, rename, sync the directory.
+  template <std::size_t N>
+  void replace_small_file(const char* name, const std::array<std::byte, N>& bytes) const {
+    const auto path = dir_ / name;
+    const auto tmp = dir_ / (std::string(name) + ".tmp");
+    {
+      detail::unique_fd fd = detail::open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC);
+      detail::write_all(fd.get(), bytes.data(), bytes.size(), 0, tmp);
+      sync_fd(fd.get(), false, tmp);
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) throw detail::posix_error(errno, "rename", tmp);
+    sync_dir();
+  }
+
+  /// Reads a small file: {a, b}, or nullopt if missing.
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> read_small_file(const char* name,
+                                                                        const char* magic) const {
+    namespace ff = detail::file_format;
+    const auto path = dir_ / name;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return std::nullopt;
+    const auto bytes = detail::read_whole_file(path);
+    if (bytes.size() != ff::small_file_bytes)
+      throw file_storage_corruption(path, 0, "size " + std::to_string(bytes.size()) + " is not " +
+                                                 std::to_string(ff::small_file_bytes));
+    if (std::memcmp(bytes.data(), magic, 8) != 0) throw file_storage_corruption(path, 0, "bad magic number");
+    if (const auto v = ff::get_u32(bytes.data() + 8); v != ff::version)
+      throw file_storage_corruption(path, 8, "unsupported format version " + std::to_string(v) +
+                                                 " (this build reads version " + std::to_string(ff::version) + ")");
+    if (ff::get_u32(bytes.data() + 32) != detail::crc32c(bytes.data(), 32))
+      throw file_storage_corruption(path, 32, "checksum mismatch");
+    return std::pair{ff::get_u64(bytes.data() + 16), ff::get_u64(bytes.data() + 24)};
+  }
+
+  hard_state read_hard_state() const {
+    const auto v = read_small_file("hard_state", detail::file_format::hard_state_magic);
+    if (!v) return hard_state{};
+    return hard_state{term_t{v->first}, node_id{v->second}};
+  }
+
+  std::pair<index_t, term_t> read_base() const {
+    const auto v = read_small_file("base", detail::file_format::base_magic);
+    if (!v) return {index_t{0}, term_t{0}};
+    return {index_t{v->first}, term_t{v->second}};
+  }
+
+  static std::filesystem::path segment_name(index_t first) {
+    char name[48];
+    std::snprintf(name, sizeof name, "log-%020llu.seg", static_cast<unsigned long long>(first.value));
+    return name;
+  }
+
+  static std::optional<index_t> parse_segment_name(const std::string& name) {
+    if (name.size() != 28 || name.compare(0, 4, "log-") != 0 || name.compare(24, 4, ".seg") != 0)
+      return std::nullopt;
+    std::uint64_t v = 0;
+    for (std::size_t i = 4; i < 24; ++i) {
+      if (name[i] < '0' || name[i] > '9') return std::nullopt;
+      v = v * 10 + std::uint64_t(name[i] - '0');
+    }
+    return index_t{v};
+  }
+
+  /// Is there a record that passes its checksum anywhere in `buf` after `from`? Used to tell a
+  /// torn tail (nothing valid after the bad record) from corruption in the middle of the log.
+  /// Candidates are filtered on the cheap fields first (length fits, plausible index and term).
+  static bool valid_record_after(const std::vector<std::byte>& buf, std::size_t from, index_t last_index,
+                                 term_t last_term) {
+    namespace ff = detail::file_format;
+    if (buf.size() < ff::record_min_bytes) return false;
+    const std::uint64_t max_index = last_index.value + 1 + (buf.size() - from) / ff::record_min_bytes;
+    for (std::size_t y = from; y + ff::record_min_bytes <= buf.size(); ++y) {
+      const std::byte* p = buf.data() + y;
+      const std::uint32_t len = ff::get_u32(p);
+      if (len < ff::record_body_fixed || len > buf.size() - y - ff::record_header_bytes) continue;
+      const std::uint64_t idx = ff::get_u64(p + 16);
+      if (idx <= last_index.value || idx > max_index) continue;
+      if (ff::get_u64(p + 8) < last_term.value || std::uint8_t(p[24]) > 2) continue;
+      if (ff::get_u32(p + 4) == ff::record_crc(p, len)) return true;
+    }
+    return false;
+  }
+
+  /// load(): reads the segments into `ps.entries` and the writer state, cutting a torn tail.
+  void scan_segments(persistent_state& ps) {
+    namespace ff = detail::file_format;
+    struct found {
+      index_t first;
+      std::filesystem::path path;
+    };
+    std::vector<found> files;
+    for (const auto& de : std::filesystem::directory_iterator(dir_)) {
+      const std::string name = de.path().filename().string();
+      if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+        std::error_code ec;
+        std::filesystem::remove(de.path(), ec);  // an interrupted atomic replace or segment creation
+        continue;
+      }
+      if (auto first = parse_segment_name(name)) files.push_back({*first, de.path()});
+    }
+    std::sort(files.begin(), files.end(), [](const found& a, const found& b) { return a.first < b.first; });
+
+    const index_t base = w_.base;
+    bool removed = false;
+    for (std::size_t k = 0; k < files.size(); ++k) {
+      const bool last_file = k + 1 == files.size();
+      // A segment followed by one that starts at or before base + 1 holds only compacted entries
+      // (left over from a compaction interrupted by a crash).
+      if (!last_file && files[k + 1].first <= base.next()) {
+        remove_file(files[k].path);
+        removed = true;
+        continue;
+      }
+      const auto& path = files[k].path;
+      std::vector<std::byte> buf = detail::read_whole_file(path);
+      if (buf.size() < ff::segment_header_bytes)
+        throw file_storage_corruption(path, buf.size(), "segment header is incomplete");
+      if (std::memcmp(buf.data(), ff::segment_magic, 8) != 0)
+        throw file_storage_corruption(path, 0, "bad magic number (not a raft log segment)");
+      if (const auto v = ff::get_u32(buf.data() + 8); v != ff::version)
+        throw file_storage_corruption(path, 8, "unsupported format version " + std::to_string(v) +
+                                                   " (this build reads version " + std::to_string(ff::version) + ")");
+      if (ff::get_u32(buf.data() + 24) != detail::crc32c(buf.data(), 24) ||
+          ff::get_u32(buf.data() + 12) != ff::segment_header_bytes)
+        throw file_storage_corruption(path, 0, "segment header checksum mismatch");
+      const index_t first{ff::get_u64(buf.data() + 16)};
+      if (first != files[k].first)
+        throw file_storage_corruption(path, 16, "header says the first index is " + std::to_string(first.value));
+      if (!w_.segments.empty() && w_.segments.back().next() != first)
+        throw file_storage_corruption(path, 0, "gap in the log: the previous segment ends before index " +
+                                                   std::to_string(w_.segments.back().next().value) +
+                                                   ", this one starts at " + std::to_string(first.value));
+      if (w_.segments.empty() && first > base.next())
+        throw file_storage_corruption(path, 0, "gap in the log: it starts at index " + std::to_string(first.value) +
+                                                   " but the compaction base is " + std::to_string(base.value));
+
+      segment seg{first, path, ff::segment_header_bytes, {}};
+      std::size_t at = ff::segment_header_bytes;
+      term_t last_term{0};
+      while (at < buf.size()) {
+        const std::byte* p = buf.data() + at;
+        const std::size_t left = buf.size() - at;
+        const char* bad = nullptr;
+        std::uint32_t len = 0;
+        if (left < ff::record_header_bytes) {
+          bad = "incomplete record header";
+        } else {
+          len = ff::get_u32(p);
+          if (len < ff::record_body_fixed)
+            bad = "impossible record length";
+          else if (len > left - ff::record_header_bytes)
+            bad = "record runs past the end of the file";
+          else if (ff::get_u32(p + 4) != ff::record_crc(p, len))
+            bad = "record checksum mismatch";
+        }
+        if (bad) {
+          const index_t last_good = seg.next().prev();
+          if (!last_file || valid_record_after(buf, at + 1, last_good, last_term))
+            throw file_storage_corruption(path, at, std::string(bad) +
+                                                        ", and valid records follow: refusing to drop them");
+          // A torn tail: a write a crash interrupted. Its flush never completed; cut it off.
+          detail::unique_fd fd = detail::open_file(path, O_RDWR);
+          if (::ftruncate(fd.get(), off_t(at)) != 0) throw detail::posix_error(errno, "ftruncate", path);
+          sync_fd(fd.get(), false, path);
+          buf.resize(at);
+          break;
+        }
+        const index_t idx{ff::get_u64(p + 16)};
+        const term_t term{ff::get_u64(p + 8)};
+        const auto kind = std::uint8_t(p[24]);
+        if (idx != seg.next())
+          throw file_storage_corruption(path, at, "record holds index " + std::to_string(idx.value) +
+                                                      ", expected " + std::to_string(seg.next().value));
+        if (kind > 2) throw file_storage_corruption(path, at + 24, "unknown entry kind " + std::to_string(kind));
+        seg.offsets.push_back(at);
+        if (idx > base) {
+          ps.entries.push_back(log_entry{
+              term, idx, static_cast<entry_kind>(kind),
+              buffer{std::span<const std::byte>(p + ff::record_min_bytes, len - ff::record_body_fixed)}});
+        }
+        last_term = term;
+        at += ff::record_header_bytes + len;
+      }
+      seg.size = buf.size();
+      w_.segments.push_back(std::move(seg));
+    }
+    // Segments holding nothing after the base (a compaction or reset interrupted by a crash).
+    while (!w_.segments.empty() && w_.segments.front().next() <= base.next()) {
+      remove_file(w_.segments.front().path);
+      w_.segments.pop_front();
+      removed = true;
+    }
+    if (removed) sync_dir();
+    if (!ps.entries.empty() && ps.entries.front().index != base.next())
+      throw file_storage_corruption(w_.segments.front().path, 0,
+                                    "the log does not continue from the compaction base " +
+                                        std::to_string(base.value));
+    if (!w_.segments.empty()) w_.tail_fd = detail::open_file(w_.segments.back().path, O_RDWR);
+    w_.tail_dirty = false;
+  }
+
+  static void remove_file(const std::filesystem::path& p) {
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw detail::posix_error(errno, "unlink", p);
+  }
+
+  // ---- writer thread -----------------------------------------------------------------------
+
+  void writer_loop() {
+    std::vector<job> jobs;
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, and every requested flush is done
+        std::swap(jobs, queue_);
+      }
+      std::exception_ptr error;
+      if (failed_.load(std::memory_order_acquire)) {
+        std::lock_guard lock(mutex_);
+        error = failure_;
+      } else {
+        try {
+          for (job& j : jobs) apply(j.work);
+          if (w_.tail_dirty) {
+            sync_fd(w_.tail_fd.get(), true, w_.segments.back().path);
+            w_.tail_dirty = false;
+            std::lock_guard lock(mutex_);
+            if (opts_.fsync) ++stats_.syncs;
+          }
+        } catch (...) {
+          error = std::current_exception();
+          record_failure(error);
+        }
+      }
+      {
+        std::lock_guard lock(mutex_);
+        ++stats_.write_rounds;
+        in_flight_ -= jobs.size();
+        for (job& j : jobs) {
+          j.work.clear();
+          if (spare_.size() < 2) spare_.push_back(std::move(j.work));
+        }
+      }
+      for (job& j : jobs) j.done(error);
+      jobs.clear();
+    }
+  }
+
+  void apply(batch& b) {
+    if (b.reset) apply_reset(*b.reset);
+    if (b.truncate) apply_truncate(*b.truncate);
+    if (!b.ends.empty()) apply_appends(b);
+    if (b.compact) apply_compact(*b.compact);
+  }
+
+  /// Compaction at or past the end: cuts whatever lies after the new base (entries a truncation
+  /// in this batch removed), records the new base, then drops every segment. After a crash in
+  /// between, load() finds either the old base with a prefix of the old log, or the new base
+  /// with segments it knows to skip and delete: never entries after the new base.
+  void apply_reset(base_point p) {
+    apply_truncate(p.index);
+    replace_small_file("base", detail::file_format::encode_small_file(detail::file_format::base_magic,
+                                                                      p.index.value, p.term.value));
+    w_.base = p.index;
+    remove_segments_from(0);
+  }
+
+  void remove_segments_from(std::size_t k) {
+    if (k >= w_.segments.size()) return;
+    w_.tail_fd.reset();
+    w_.tail_dirty = false;
+    while (w_.segments.size() > k) {
+      remove_file(w_.segments.back().path);
+      w_.segments.pop_back();
+    }
+    sync_dir();
+  }
+
+  /// Removes the entries after `index`: later segments first (last first), then the file that
+  /// holds `index + 1` is cut, and synced before anything new is written after it. A crash in
+  /// the middle leaves a prefix of the old log that still reaches past `index`.
+  void apply_truncate(index_t index) {
+    if (index.next() >= w_.next()) return;
+    auto& segs = w_.segments;
+    std::size_t k = segs.size() - 1;
+    while (k > 0 && segs[k].first > index.next()) --k;
+    if (segs[k].first > index.next())
+      throw std::logic_error("raft::file_storage: truncation below the first segment");
+    remove_segments_from(k + 1);
+    segment& s = segs[k];
+    const std::size_t keep = index.next() - s.first;
+    const std::uint64_t size = keep < s.offsets.size() ? s.offsets[keep] : s.size;
+    if (!w_.tail_fd) w_.tail_fd = detail::open_file(s.path, O_RDWR);
+    if (::ftruncate(w_.tail_fd.get(), off_t(size)) != 0) throw detail::posix_error(errno, "ftruncate", s.path);
+    sync_fd(w_.tail_fd.get(), false, s.path);
+    s.offsets.resize(keep);
+    s.size = size;
+    w_.tail_dirty = false;
+  }
+
+  /// Starts a new segment whose first record will be `first`: created under a temporary name,
+  /// header written and synced, renamed, directory synced. A segment file thus always has a
+  /// complete header. The previous tail is synced first, so a torn record can only ever be in
+  /// the last segment.
+  void start_segment(index_t first) {
+    if (w_.tail_fd && w_.tail_dirty) {
+      sync_fd(w_.tail_fd.get(), true, w_.segments.back().path);
+      std::lock_guard lock(mutex_);
+      if (opts_.fsync) ++stats_.syncs;
+    }
+    w_.tail_fd.reset();
+    w_.tail_dirty = false;
+    const auto path = dir_ / segment_name(first);
+    auto tmp = path;
+    tmp += ".tmp";
+    detail::unique_fd fd = detail::open_file(tmp, O_RDWR | O_CREAT | O_TRUNC);
+    const auto header = detail::file_format::encode_segment_header(first);
+    detail::write_all(fd.get(), header.data(), header.size(), 0, tmp);
+    sync_fd(fd.get(), false, tmp);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) throw detail::posix_error(errno, "rename", tmp);
+    sync_dir();
+    w_.segments.push_back(segment{first, path, header.size(), {}});
+    w_.tail_fd = std::move(fd);
+  }
+
+  void apply_appends(const batch& b) {
+    if (b.first != w_.next())
+      throw std::logic_error("raft::file_storage: appended entries start at " + std::to_string(b.first.value) +
+                             ", the log continues at " + std::to_string(w_.next().value));
+    const std::size_t n = b.ends.size();
+    const std::uint64_t limit = opts_.segment_bytes;
+    std::size_t p = 0;
+    std::uint64_t writes = 0;
+    while (p < n) {
+      if (w_.segments.empty()) start_segment(b.first + p);
+      if (!w_.tail_fd) w_.tail_fd = detail::open_file(w_.segments.back().path, O_RDWR);
+      segment& t = w_.segments.back();
+      const std::size_t start = p == 0 ? 0 : b.ends[p - 1];
+      std::size_t q = p;
+      while (q < n && (t.size + (b.ends[q] - start) <= limit || (q == p && t.offsets.empty()))) ++q;
+      if (q == p) {
+        start_segment(b.first + p);
+        continue;
+      }
+      detail::write_all(w_.tail_fd.get(), b.bytes.data() + start, b.ends[q - 1] - start, t.size, t.path);
+      ++writes;
+      for (std::size_t r = p; r < q; ++r) t.offsets.push_back(t.size + ((r == 0 ? 0 : b.ends[r - 1]) - start));
+      t.size += b.ends[q - 1] - start;
+      w_.tail_dirty = true;
+      p = q;
+    }
+    std::lock_guard lock(mutex_);
+    stats_.write_calls += writes;
+    stats_.entries_written += n;
+    stats_.bytes_written += b.bytes.size();
+  }
+
+  /// Records the new base first, then deletes the segments that hold nothing after it.
+  void apply_compact(base_point p) {
+    replace_small_file("base", detail::file_format::encode_small_file(detail::file_format::base_magic,
+                                                                      p.index.value, p.term.value));
+    w_.base = p.index;
+    bool removed = false;
+    while (!w_.segments.empty() && w_.segments.front().next() <= p.index.next()) {
+      if (w_.segments.size() == 1) {
+        w_.tail_fd.reset();
+        w_.tail_dirty = false;
+      }
+      remove_file(w_.segments.front().path);
+      w_.segments.pop_front();
+      removed = true;
+    }
+    if (removed) sync_dir();
+  }
+
+  const std::filesystem::path dir_;
+  const file_storage_options opts_;
+  detail::unique_fd lock_fd_;
+  detail::unique_fd dir_fd_;
+
+  // Caller side (the node's executor).
+  bool loaded_ = false;
+  index_t last_index_{0};
+  index_t base_index_{0};
+  term_t base_term_{0};
+  batch pending_;
+
+  // Shared with the writer thread, guarded by mutex_.
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<job> queue_;
+  std::vector<batch> spare_;
+  std::size_t in_flight_ = 0;
+  bool stop_ = false;
+  std::exception_ptr failure_;
+  std::atomic<bool> failed_{false};
+  file_storage_stats stats_;
+
+  writer_state w_;
+  std::thread writer_;  // last: starts after everything above is constructed
+};
+
+}  // namespace v1
+}  // namespace raft
