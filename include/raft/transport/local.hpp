@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -39,9 +40,12 @@ class local_network {
   friend class local_transport;
 
   struct mailbox {
-    explicit mailbox(const asio::any_io_executor& ex) : executor(ex), arrived(ex) {}
-    asio::any_io_executor executor;
-    detail::signal arrived;  // touched only on `executor`
+    explicit mailbox(const asio::any_io_executor& ex) : executor(ex), arrived(std::in_place, ex) {}
+    // Other transports may keep a mailbox (and its pending wake-ups) alive longer than the
+    // receiver's io_context, and no Asio object may outlive its io_context: the owning transport
+    // empties `executor` and `arrived` when it is destroyed.
+    asio::any_io_executor executor;          // guarded by mutex
+    std::optional<detail::signal> arrived;   // touched only on `executor`
     std::mutex mutex;
     std::vector<message> queue;  // guarded by mutex
     bool closed = false;         // guarded by mutex
@@ -56,6 +60,12 @@ class local_network {
                              " already has an open transport");
     slot = std::make_shared<mailbox>(ex);
     return slot;
+  }
+
+  void forget(node_id id, const std::shared_ptr<mailbox>& box) {
+    std::lock_guard lock(mutex_);
+    auto it = boxes_.find(id);
+    if (it != boxes_.end() && it->second == box) boxes_.erase(it);
   }
 
   std::shared_ptr<mailbox> find(node_id id) {
@@ -73,28 +83,33 @@ class local_transport {
  public:
   /// Registers node `self` on `network`; its messages are delivered on `ex` (the node's executor).
   local_transport(local_network& network, node_id self, const asio::any_io_executor& ex)
-      : network_(network), box_(network.open(self, ex)) {}
+      : network_(network), self_(self), box_(network.open(self, ex)) {}
 
   local_transport(const local_transport&) = delete;
   local_transport& operator=(const local_transport&) = delete;
-  ~local_transport() { close(); }
+  /// Destroy after the node stopped, on the node's executor or while it does not run.
+  ~local_transport() {
+    close();
+    network_.forget(self_, box_);
+    std::lock_guard lock(box_->mutex);
+    box_->arrived.reset();
+    box_->executor = asio::any_io_executor{};
+  }
 
   void send(message m) {
     auto box = lookup(m.to);
     if (!box) return;  // unknown or stopped node: the message is lost, as on a network
-    {
-      std::lock_guard lock(box->mutex);
-      if (box->closed) return;
-      box->queue.push_back(std::move(m));
-      if (box->wake_pending) return;
-      box->wake_pending = true;
-    }
+    std::lock_guard lock(box->mutex);
+    if (box->closed) return;
+    box->queue.push_back(std::move(m));
+    if (box->wake_pending) return;
+    box->wake_pending = true;
     asio::post(box->executor, [box] {
       {
         std::lock_guard lock(box->mutex);
         box->wake_pending = false;
       }
-      box->arrived.notify();
+      if (box->arrived) box->arrived->notify();
     });
   }
 
@@ -108,18 +123,18 @@ class local_transport {
           co_return true;
         }
       }
-      co_await box_->arrived.wait();
+      co_await box_->arrived->wait();
     }
   }
 
   void close() {
-    {
-      std::lock_guard lock(box_->mutex);
-      if (box_->closed) return;
-      box_->closed = true;
-      box_->queue.clear();
-    }
-    asio::post(box_->executor, [box = box_] { box->arrived.notify(); });
+    std::lock_guard lock(box_->mutex);
+    if (box_->closed) return;
+    box_->closed = true;
+    box_->queue.clear();
+    asio::post(box_->executor, [box = box_] {
+      if (box->arrived) box->arrived->notify();
+    });
   }
 
  private:
@@ -137,6 +152,7 @@ class local_transport {
   }
 
   local_network& network_;
+  node_id self_;
   std::shared_ptr<local_network::mailbox> box_;
   std::map<node_id, std::shared_ptr<local_network::mailbox>> peers_;
 };

@@ -1,0 +1,313 @@
+// examples/kv/kv_client.cpp - a command-line client for kv_server.
+//
+//   kv_client --servers 1=127.0.0.1:8001,2=127.0.0.1:8002,3=127.0.0.1:8003 [--timeout SECONDS]
+//             put KEY VALUE | get KEY | del KEY | append KEY VALUE
+//   kv_client --servers ... --node N  status | localget KEY
+//
+// put/get/del/append go to the leader: the client starts with the first server, follows
+// `ERR not_leader N` to N's client address, tries the next server when the leader is unknown or
+// a server cannot be reached, and keeps trying with a short backoff until the deadline
+// (--timeout, default 10 s). On success it prints the value of the reply (put/del: the previous
+// value; get: the value; append: the new value) and exits 0.
+//
+// A write is sent again only when it certainly was not applied (connection refused, or
+// `ERR not_leader` / `ERR busy`, which the server answers before appending anything). If the
+// outcome is unknown - the connection broke after the command was sent, or the server answered
+// `ERR leadership_lost` / `ERR stopped` - a write is NOT retried (an append applied twice would
+// be wrong): the client says so and exits 3. get is a read and is retried in every case.
+//
+// status and localget ask one server (--node N, or the first one) about itself: no redirects.
+//
+// Exit status: 0 success; 1 failed (not applied: deadline passed, or the server refused the
+// command); 2 usage; 3 outcome unknown.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/buffer.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/connect.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/address.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/read_until.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+namespace {
+
+using namespace std::chrono_literals;
+using asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+
+enum exit_status { ok = 0, failed = 1, bad_usage = 2, unknown_outcome = 3 };
+
+struct server_address {
+  std::string host;
+  std::string port;
+};
+
+struct request {
+  std::map<std::uint64_t, server_address> servers;
+  std::optional<std::uint64_t> only;  // --node
+  std::chrono::milliseconds timeout = 10s;
+  std::string verb;                   // lower case
+  std::string line;                   // what is sent, without the newline
+  bool idempotent = false;            // may be re-sent after an unknown outcome
+  bool redirect = true;               // follows not_leader
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "kv_client: %s\n"
+               "usage: kv_client --servers 1=HOST:PORT,2=HOST:PORT,... [--timeout SECONDS]\n"
+               "                 put KEY VALUE | get KEY | del KEY | append KEY VALUE\n"
+               "       kv_client --servers ... [--node N] status | localget KEY\n",
+               why.c_str());
+  std::exit(bad_usage);
+}
+
+std::uint64_t parse_number(std::string_view text, const char* what) {
+  const std::string s(text);
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+  if (s.empty() || s[0] == '-' || *end != '\0' || errno != 0) usage(std::string("bad ") + what + ": '" + s + "'");
+  return v;
+}
+
+request parse_args(int argc, char** argv) {
+  request r;
+  std::vector<std::string_view> words;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    auto value = [&]() -> std::string_view {
+      if (i + 1 >= argc) usage(std::string(arg) + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--servers") {
+      std::string_view list = value();
+      while (!list.empty()) {
+        const auto comma = list.find(',');
+        const std::string_view item = list.substr(0, comma);
+        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+        const auto eq = item.find('=');
+        const auto colon = item.rfind(':');
+        if (eq == std::string_view::npos || colon == std::string_view::npos || colon < eq)
+          usage("bad --servers item '" + std::string(item) + "' (want ID=HOST:PORT)");
+        r.servers[parse_number(item.substr(0, eq), "server id")] =
+            server_address{std::string(item.substr(eq + 1, colon - eq - 1)), std::string(item.substr(colon + 1))};
+      }
+    } else if (arg == "--node") {
+      r.only = parse_number(value(), "--node");
+    } else if (arg == "--timeout") {
+      r.timeout = std::chrono::milliseconds(parse_number(value(), "--timeout") * 1000);
+    } else if (arg == "-h" || arg == "--help") {
+      usage("help");
+    } else if (arg.starts_with("--")) {
+      usage("unknown option '" + std::string(arg) + "'");
+    } else {
+      words.push_back(arg);
+    }
+  }
+  if (r.servers.empty()) usage("--servers is required");
+  if (r.only && !r.servers.contains(*r.only)) usage("--node must be one of --servers");
+  if (words.empty()) usage("no command");
+  for (char c : words[0]) r.verb += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  const std::size_t want = r.verb == "put" || r.verb == "append" ? 3 : r.verb == "status" ? 1 : 2;
+  if (r.verb != "put" && r.verb != "append" && r.verb != "get" && r.verb != "del" &&
+      r.verb != "status" && r.verb != "localget")
+    usage("unknown command '" + std::string(words[0]) + "'");
+  if (words.size() != want) usage("wrong number of arguments for " + r.verb);
+  for (std::size_t i = 1; i < words.size(); ++i)
+    if (words[i].find('\n') != std::string_view::npos || words[i].find('\r') != std::string_view::npos ||
+        (i == 1 && (words[i].empty() || words[i].find(' ') != std::string_view::npos)))
+      usage("keys must be non-empty without spaces; keys and values must not contain newlines");
+  for (char c : r.verb) r.line += static_cast<char>(c - 'a' + 'A');
+  for (std::size_t i = 1; i < words.size(); ++i) (r.line += ' ') += words[i];
+  r.idempotent = r.verb == "get" || r.verb == "status" || r.verb == "localget";
+  r.redirect = r.verb != "status" && r.verb != "localget";
+  return r;
+}
+
+/// One exchange with one server: connect, send `line`, read one reply line. Each step is bounded
+/// by `limit`: a timer closes the socket when it expires.
+struct exchange_result {
+  bool connected = false;  // false: the command was certainly not delivered
+  bool sent = false;
+  std::optional<std::string> reply;
+  std::string failure;
+};
+
+asio::awaitable<exchange_result> exchange(const server_address& to, const std::string& line,
+                                          clock_type::time_point limit) {
+  auto ex = co_await asio::this_coro::executor;
+  exchange_result out;
+  // Shared with the guard's handler, which may run after this coroutine has returned.
+  struct connection {
+    explicit connection(const asio::any_io_executor& e) : socket(e) {}
+    tcp::socket socket;
+    bool expired = false;
+  };
+  auto conn = std::make_shared<connection>(ex);
+  tcp::socket& socket = conn->socket;
+  const bool& expired = conn->expired;
+  asio::steady_timer guard(ex, limit);
+  guard.async_wait([conn](std::error_code ec) {
+    if (ec) return;
+    conn->expired = true;
+    std::error_code ignored;
+    conn->socket.close(ignored);
+  });
+
+  std::error_code ec;
+  tcp::resolver resolver(ex);
+  auto endpoints = co_await resolver.async_resolve(to.host, to.port, asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec) co_await asio::async_connect(socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec || expired) {
+    out.failure = expired ? "timed out connecting" : ec.message();
+    guard.cancel();
+    co_return out;
+  }
+  out.connected = true;
+  const std::string wire = line + '\n';
+  co_await asio::async_write(socket, asio::buffer(wire), asio::redirect_error(asio::use_awaitable, ec));
+  out.sent = true;  // possibly partly: from here on the server may have received it
+  std::string in;
+  std::size_t n = 0;
+  if (!ec)
+    n = co_await asio::async_read_until(socket, asio::dynamic_buffer(in), '\n',
+                                        asio::redirect_error(asio::use_awaitable, ec));
+  guard.cancel();
+  if (ec || expired) {
+    out.failure = expired ? "timed out waiting for the reply" : ec.message();
+    co_return out;
+  }
+  std::string reply = in.substr(0, n - 1);
+  if (!reply.empty() && reply.back() == '\r') reply.pop_back();
+  out.reply = std::move(reply);
+  co_return out;
+}
+
+asio::awaitable<void> sleep_for(clock_type::duration d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  std::error_code ec;
+  co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+std::string name(std::uint64_t id, const server_address& a) {
+  return std::to_string(id) + " (" + a.host + ":" + a.port + ")";
+}
+
+asio::awaitable<int> run(const request& r) {
+  const auto deadline = clock_type::now() + r.timeout;
+  auto target = r.servers.find(r.only.value_or(r.servers.begin()->first));
+  auto next_server = [&] {
+    if (++target == r.servers.end()) target = r.servers.begin();
+  };
+  auto backoff = std::chrono::milliseconds(50);
+  std::string last_problem = "no server answered";
+
+  for (;;) {
+    const auto now = clock_type::now();
+    if (now >= deadline) {
+      std::fprintf(stderr, "kv_client: gave up after %lld s: %s\n",
+                   static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(r.timeout).count()),
+                   last_problem.c_str());
+      co_return failed;
+    }
+    auto pause = [&]() -> asio::awaitable<void> {
+      co_await sleep_for(std::min<clock_type::duration>(backoff, deadline - clock_type::now()));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
+    };
+    // Each attempt may take at most 5 s (an election takes well under a second), and no longer
+    // than the overall deadline.
+    const auto limit = std::min(deadline, now + 5s);
+    const exchange_result x = co_await exchange(target->second, r.line, limit);
+
+    if (!x.reply) {
+      last_problem = "server " + name(target->first, target->second) + ": " + x.failure;
+      if (x.sent && !r.idempotent) {
+        std::fprintf(stderr, "kv_client: outcome unknown: %s after the command was sent\n",
+                     last_problem.c_str());
+        co_return unknown_outcome;
+      }
+      if (!r.redirect) {
+        if (clock_type::now() < deadline) co_await pause();
+        continue;
+      }
+      next_server();
+      co_await pause();
+      continue;
+    }
+
+    const std::string& reply = *x.reply;
+    if (reply == "OK" || reply.starts_with("OK ")) {
+      const std::string value = reply.size() > 3 ? reply.substr(3) : std::string{};
+      std::printf("%s\n", value.c_str());
+      co_return ok;
+    }
+    last_problem = "server " + name(target->first, target->second) + ": " + reply;
+    if (reply.starts_with("ERR not_leader") && r.redirect) {
+      const std::string hint = reply.size() > 15 ? reply.substr(15) : "0";
+      char* end = nullptr;
+      const unsigned long long leader = std::strtoull(hint.c_str(), &end, 10);
+      auto hinted = r.servers.find(leader);
+      if (leader != 0 && hinted != r.servers.end() && hinted != target) {
+        target = hinted;  // straight there, no pause: it names the current leader
+      } else {
+        next_server();  // no leader known (an election is under way), or a stale self-hint
+        co_await pause();
+      }
+      continue;
+    }
+    if (reply.starts_with("ERR busy")) {
+      co_await pause();
+      continue;
+    }
+    if (reply.starts_with("ERR leadership_lost") || reply.starts_with("ERR stopped")) {
+      if (r.idempotent) {
+        next_server();
+        co_await pause();
+        continue;
+      }
+      std::fprintf(stderr, "kv_client: outcome unknown: %s\n", last_problem.c_str());
+      co_return unknown_outcome;
+    }
+    std::fprintf(stderr, "kv_client: %s\n", last_problem.c_str());
+    co_return failed;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const request r = parse_args(argc, argv);
+  int status = failed;
+  try {
+    asio::io_context io;
+    asio::co_spawn(io, run(r), [&](std::exception_ptr e, int s) {
+      if (e) std::rethrow_exception(e);
+      status = s;
+    });
+    io.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kv_client: %s\n", e.what());
+    return failed;
+  }
+  return status;
+}
