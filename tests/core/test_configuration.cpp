@@ -12,14 +12,9 @@
 #include "test_support.hpp"
 
 using namespace raft;
+using raft_test::ids;
 
 namespace {
-
-std::vector<node_id> ids(std::initializer_list<std::uint64_t> values) {
-  std::vector<node_id> out;
-  for (auto v : values) out.push_back(node_id{v});
-  return out;
-}
 
 configuration config(std::initializer_list<std::uint64_t> voters,
                      std::initializer_list<std::uint64_t> outgoing = {},

@@ -9,16 +9,12 @@
 #include <vector>
 
 #include "raft/core/quorum.hpp"
+#include "test_support.hpp"
 
 using namespace raft;
+using raft_test::ids;
 
 namespace {
-
-std::vector<node_id> ids(std::initializer_list<std::uint64_t> values) {
-  std::vector<node_id> out;
-  for (auto v : values) out.push_back(node_id{v});
-  return out;
-}
 
 /// match(id) from a table; asking about a node not in the table throws, which fails the test.
 auto match_from(const std::map<std::uint64_t, std::uint64_t>& table) {

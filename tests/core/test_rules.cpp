@@ -11,6 +11,7 @@
 #include "test_support.hpp"
 
 using namespace raft;
+using raft_test::ids;
 using raft_test::make_entry;
 using raft_test::make_log;
 
@@ -35,12 +36,6 @@ log_view apply(log_view log, const append_request& r, const append_decision& d) 
 std::vector<std::uint64_t> terms_of(const log_view& log) {
   std::vector<std::uint64_t> out;
   for (index_t i = log.first_index(); i <= log.last_index(); i = i.next()) out.push_back(log.at(i).term.value);
-  return out;
-}
-
-std::vector<node_id> ids(std::initializer_list<std::uint64_t> values) {
-  std::vector<node_id> out;
-  for (auto v : values) out.push_back(node_id{v});
   return out;
 }
 

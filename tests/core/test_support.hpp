@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -51,6 +52,13 @@ inline std::uint64_t test_seed() {
     return s;
   }();
   return seed;
+}
+
+/// Node ids from plain numbers: ids({1, 2, 3}).
+inline std::vector<raft::node_id> ids(std::initializer_list<std::uint64_t> values) {
+  std::vector<raft::node_id> out;
+  for (auto v : values) out.push_back(raft::node_id{v});
+  return out;
 }
 
 }  // namespace raft_test
