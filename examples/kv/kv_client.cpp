@@ -48,6 +48,8 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include "address_list.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -56,10 +58,7 @@ using clock_type = std::chrono::steady_clock;
 
 enum exit_status { ok = 0, failed = 1, bad_usage = 2, unknown_outcome = 3 };
 
-struct server_address {
-  std::string host;
-  std::string port;
-};
+using server_address = ::kv::listed_address;
 
 struct request {
   std::map<std::uint64_t, server_address> servers;
@@ -100,17 +99,10 @@ request parse_args(int argc, char** argv) {
       return argv[++i];
     };
     if (arg == "--servers") {
-      std::string_view list = value();
-      while (!list.empty()) {
-        const auto comma = list.find(',');
-        const std::string_view item = list.substr(0, comma);
-        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-        const auto eq = item.find('=');
-        const auto colon = item.rfind(':');
-        if (eq == std::string_view::npos || colon == std::string_view::npos || colon < eq)
-          usage("bad --servers item '" + std::string(item) + "' (want ID=HOST:PORT)");
-        r.servers[parse_number(item.substr(0, eq), "server id")] =
-            server_address{std::string(item.substr(eq + 1, colon - eq - 1)), std::string(item.substr(colon + 1))};
+      try {
+        r.servers = ::kv::parse_address_list(value());
+      } catch (const std::invalid_argument& e) {
+        usage(std::string("--servers: ") + e.what());
       }
     } else if (arg == "--node") {
       r.only = parse_number(value(), "--node");

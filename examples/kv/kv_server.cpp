@@ -62,6 +62,8 @@
 #include <raft/testing/kv_state_machine.hpp>
 #include <raft/transport/tcp.hpp>
 
+#include "address_list.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -105,19 +107,14 @@ std::uint64_t parse_number(std::string_view text, const char* what, std::uint64_
 /// "1=127.0.0.1:7001,2=host:7002" -> {1: (127.0.0.1, 7001), 2: (host, 7002)}
 std::map<raft::node_id, raft::tcp_address> parse_peers(std::string_view list) {
   std::map<raft::node_id, raft::tcp_address> out;
-  while (!list.empty()) {
-    const auto comma = list.find(',');
-    const std::string_view item = list.substr(0, comma);
-    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-    const auto eq = item.find('=');
-    const auto colon = item.rfind(':');
-    if (eq == std::string_view::npos || colon == std::string_view::npos || colon < eq)
-      usage("bad --peers item '" + std::string(item) + "' (want ID=HOST:PORT)");
-    const raft::node_id id{parse_number(item.substr(0, eq), "node id", UINT64_MAX)};
-    if (id == raft::no_node) usage("node id 0 is reserved");
-    raft::tcp_address a{std::string(item.substr(eq + 1, colon - eq - 1)),
-                        static_cast<std::uint16_t>(parse_number(item.substr(colon + 1), "port", 65535))};
-    if (!out.emplace(id, std::move(a)).second) usage("node id listed twice in --peers");
+  try {
+    for (auto& [id, a] : ::kv::parse_address_list(list)) {
+      if (id == 0) usage("node id 0 is reserved");
+      out.emplace(raft::node_id{id},
+                  raft::tcp_address{a.host, static_cast<std::uint16_t>(parse_number(a.port, "port", 65535))});
+    }
+  } catch (const std::invalid_argument& e) {
+    usage(std::string("--peers: ") + e.what());
   }
   return out;
 }
