@@ -8,6 +8,8 @@
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -23,6 +25,7 @@
 #include "raft/core/entry.hpp"
 #include "raft/core/messages.hpp"
 #include "raft/core/persistent_state.hpp"
+#include "raft/core/snapshot.hpp"
 #include "raft/core/types.hpp"
 
 namespace raft {
@@ -73,6 +76,80 @@ concept storage = requires(S& s, const hard_state& hs, std::span<const log_entry
   { s.append(entries) } -> std::same_as<void>;
   { s.truncate_after(index) } -> std::same_as<void>;
   { s.flush() } -> std::same_as<asio::awaitable<void>>;
+};
+
+// ---- Snapshots (optional) ------------------------------------------------------------------------
+// A node takes snapshots and compacts its log only when both its state machine and its storage
+// model the snapshot concepts below; otherwise it keeps the whole log (docs/snapshots.md).
+
+/// A point-in-time image of a state machine, read in order: `src.read(buf)` copies up to
+/// `buf.size()` next bytes into `buf` and returns how many; 0 means the end.
+template <class S>
+concept snapshot_source = std::movable<S> && requires(S& s, std::span<std::byte> buf) {
+  { s.read(buf) } -> std::same_as<std::size_t>;
+};
+
+/// Receives a snapshot's bytes in order (`sink.write(bytes)`); `sink.finish()` then replaces
+/// the state machine's state with the snapshot's. A sink destroyed before finish() changes
+/// nothing.
+template <class S>
+concept snapshot_sink = std::movable<S> && requires(S& s, std::span<const std::byte> bytes) {
+  s.write(bytes);
+  s.finish();
+};
+
+/// A state machine that can be snapshotted: `sm.snapshot()` returns a snapshot_source of the
+/// state after the last applied command; `sm.restore()` returns a snapshot_sink.
+///
+/// The node promises: it calls `snapshot()` right after an apply, on the node's executor, and
+/// reads the source later in chunks, interleaved with further applies; between `restore()` and
+/// the sink's `finish()` it applies nothing. The state machine promises: the source is
+/// unaffected by later applies (copy-on-write, a copy, or an immutable version); restoring
+/// what a source produced gives the same state and the same future results on every node.
+/// A sink may throw from write() or finish() on malformed bytes: the node then fail-stops.
+template <class SM>
+concept snapshot_state_machine = state_machine<SM> && requires(SM& sm) {
+  { sm.snapshot() } -> snapshot_source;
+  { sm.restore() } -> snapshot_sink;
+};
+
+/// A snapshot being written to storage: `w.write(bytes)` in order, then `co_await w.commit()`
+/// makes it durable and the storage's current snapshot. A writer destroyed before commit()
+/// leaves nothing behind.
+template <class W>
+concept snapshot_writer = std::movable<W> && requires(W& w, std::span<const std::byte> bytes) {
+  w.write(bytes);
+  { w.commit() } -> std::same_as<asio::awaitable<void>>;
+};
+
+/// A stored snapshot, read at any offset (so a transfer can resume where it stopped):
+/// `r.meta()`, `r.size()` in bytes, `r.read_at(offset, buf)` returns the bytes copied (fewer
+/// than `buf.size()` only at the end). A reader stays valid when a newer snapshot replaces its
+/// snapshot as the current one.
+template <class R>
+concept snapshot_reader = requires(const R& r, std::uint64_t offset, std::span<std::byte> buf) {
+  { r.meta() } -> std::convertible_to<snapshot_meta>;
+  { r.size() } -> std::same_as<std::uint64_t>;
+  { r.read_at(offset, buf) } -> std::same_as<std::size_t>;
+};
+
+/// A storage that keeps snapshots and compacts its log:
+/// - `s.create_snapshot(meta)` starts writing a snapshot (a snapshot_writer);
+/// - `s.open_snapshot()` returns the current durable snapshot (std::optional of a
+///   snapshot_reader), std::nullopt when there is none;
+/// - `s.compact_through(index, term)` removes the log's entries up to `index` (whose term is
+///   `term`), ordered with the other log changes and durable with the next flush; an `index` at
+///   or past the last entry empties the log, and the next append starts at `index + 1`.
+///
+/// The node promises: at most one writer exists at a time; it compacts only through an index
+/// covered by a committed (durable) snapshot, and calls compact_through under the same rules
+/// as append (never while a flush is in progress).
+template <class S>
+concept snapshot_storage = storage<S> && requires(S& s, const snapshot_meta& meta, index_t i, term_t t) {
+  { s.create_snapshot(meta) } -> snapshot_writer;
+  { s.open_snapshot().has_value() } -> std::same_as<bool>;
+  { *s.open_snapshot() } -> snapshot_reader;
+  { s.compact_through(i, t) } -> std::same_as<void>;
 };
 
 /// Given a type T and an object `t` of it, T is a transport if it carries messages between nodes:
