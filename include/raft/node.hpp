@@ -10,6 +10,9 @@
 //   heartbeat_loop      while leading: makes every replicator send at least a heartbeat
 //   persist_loop        hands new log entries to storage and flushes them, many per flush
 //   apply_loop          applies committed entries in order and completes proposals
+//   take_snapshot       writes a state-machine snapshot to storage in chunks, then compacts
+//   install_snapshot    makes a leader's snapshot durable and restores the state machine from it
+//   membership_change   one joint-consensus change (C_old,new then C_new), awaited by its caller
 //
 // Message handlers are plain functions that never suspend, so the protocol state cannot change
 // in the middle of handling one message. Every decision is one of the pure rules in
@@ -23,6 +26,7 @@
 #include <cstdlib>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -53,7 +57,9 @@
 #include "raft/core/rules.hpp"
 #include "raft/core/status.hpp"
 #include "raft/detail/signal.hpp"
+#include "raft/core/snapshot.hpp"
 #include "raft/detail/unique_function.hpp"
+#include "raft/events.hpp"
 #include "raft/options.hpp"
 
 namespace raft {
@@ -123,7 +129,7 @@ class node {
   /// Proposes `command` for the replicated log. Completes with the state machine's result for the
   /// command once it is applied on this node, or with an error: errc::not_leader (with the
   /// known leader in `leader_hint`), errc::leadership_lost (outcome unknown: the entry may
-  /// still commit under the next leader), errc::busy, errc::stopped.
+  /// still commit under the next leader), errc::transferring, errc::busy, errc::stopped.
   /// The command's bytes are copied before this returns. Any Asio completion token works;
   /// the default makes it awaitable: `auto r = co_await node.propose(bytes);`.
   template <class CompletionToken = asio::use_awaitable_t<>>
@@ -131,16 +137,111 @@ class node {
     return asio::async_initiate<CompletionToken, void(result<result_type>)>(
         [this](auto handler, buffer cmd) {
           asio::dispatch(ex_, [this, cmd = std::move(cmd), h = std::move(handler)]() mutable {
-            start_proposal(std::move(cmd), make_completion(std::move(h)));
+            start_proposal(std::move(cmd), make_completion<result_type>(std::move(h)));
           });
         },
         token, buffer{command});
   }
 
+  /// Linearizable reads (§6.4 ReadIndex). Completes with a read index once this node has
+  /// applied at least that far and the index is known to be at or past every write that
+  /// completed before the call: reading the local state machine then is linearizable. On the
+  /// leader, a heartbeat round confirms it still leads (or, with options::lease_reads, a valid
+  /// lease does); on a follower the leader is asked for the index (follower reads). Errors:
+  /// errc::not_leader (no leader known), errc::leadership_lost, errc::timeout (no answer within
+  /// an election timeout), errc::stopped. docs/reads.md has the details.
+  template <class CompletionToken = asio::use_awaitable_t<>>
+  auto read_barrier(CompletionToken&& token = {}) {
+    return initiate<index_t>(std::forward<CompletionToken>(token),
+                             [this](op_completion<index_t> done) { start_read(std::move(done)); });
+  }
+
+  /// Changes the membership to `target` (voters and learners; `outgoing` must be empty) by
+  /// joint consensus (§4.3): C_old,new, then C_new once that committed. Only on the leader, one
+  /// change at a time, and only after an entry of the leader's term committed. Completes with
+  /// the index of the final configuration entry once it is committed. A change that touches
+  /// only learners takes one step. A leader that is not a voter of `target` steps down once
+  /// C_new commits. Errors: errc::not_leader, errc::change_in_progress,
+  /// errc::invalid_argument, errc::transferring, errc::leadership_lost (the change may still
+  /// complete under the next leader), errc::stopped.
+  template <class CompletionToken = asio::use_awaitable_t<>>
+  auto change_membership(configuration target, CompletionToken&& token = {}) {
+    return change_config(std::forward<CompletionToken>(token),
+                         [target = std::move(target)](const configuration&) -> result<configuration> {
+                           return target;
+                         });
+  }
+
+  /// Adds `id` as a learner: it receives the log but does not vote (one configuration entry).
+  template <class CompletionToken = asio::use_awaitable_t<>>
+  auto add_learner(node_id id, CompletionToken&& token = {}) {
+    return change_config(std::forward<CompletionToken>(token), [id](const configuration& c) -> result<configuration> {
+      if (c.is_member(id)) return error{errc::invalid_argument};
+      configuration next = c;
+      next.learners.push_back(id);
+      return next;
+    });
+  }
+
+  /// Makes learner `id` a voter (joint consensus). Promote a learner once it has caught up
+  /// (see metrics of the leader, or wait for its applied index): a lagging new voter slows commits.
+  template <class CompletionToken = asio::use_awaitable_t<>>
+  auto promote(node_id id, CompletionToken&& token = {}) {
+    return change_config(std::forward<CompletionToken>(token), [id](const configuration& c) -> result<configuration> {
+      auto it = std::find(c.learners.begin(), c.learners.end(), id);
+      if (it == c.learners.end()) return error{errc::invalid_argument};
+      configuration next = c;
+      next.learners.erase(next.learners.begin() + (it - c.learners.begin()));
+      next.voters.push_back(id);
+      return next;
+    });
+  }
+
+  /// Removes `id` (voter or learner) from the cluster; removing the leader itself is allowed.
+  template <class CompletionToken = asio::use_awaitable_t<>>
+  auto remove(node_id id, CompletionToken&& token = {}) {
+    return change_config(std::forward<CompletionToken>(token), [id](const configuration& c) -> result<configuration> {
+      if (!c.is_member(id)) return error{errc::invalid_argument};
+      configuration next = c;
+      std::erase(next.voters, id);
+      std::erase(next.learners, id);
+      return next;
+    });
+  }
+
+  /// Hands leadership to voter `target` (§3.10): stops accepting proposals, brings the target's
+  /// log up to date, then tells it to start an election at once (TimeoutNow). Completes once
+  /// this node has stepped down for a newer term, with the new leader if already known (else
+  /// no_node); or with errc::timeout after an election timeout without that (proposals are
+  /// accepted again), errc::not_leader, errc::invalid_argument (not a voter),
+  /// errc::transferring (another transfer runs), errc::stopped.
+  template <class CompletionToken = asio::use_awaitable_t<>>
+  auto transfer_leadership(node_id target, CompletionToken&& token = {}) {
+    return initiate<node_id>(std::forward<CompletionToken>(token), [this, target](op_completion<node_id> done) {
+      start_transfer(target, std::move(done));
+    });
+  }
+
+  /// Counters and gauges (raft/events.hpp). Call on the node's executor.
+  [[nodiscard]] node_metrics metrics() const {
+    node_metrics m = metrics_;
+    m.term = term_;
+    m.role = role_;
+    m.leader = leader_;
+    m.commit_index = commit_;
+    m.applied_index = applied_;
+    m.last_log_index = log_.last_index();
+    m.snapshot_index = snapshot_index_;
+    m.log_entries = log_.last_index() - log_.base_index();
+    m.pending_proposals = pending_.size();
+    m.pending_reads = reads_.size() + forwarded_.size() + apply_waiters_.size();
+    return m;
+  }
+
   /// A snapshot of the node's state. Call on the node's executor.
   [[nodiscard]] node_status status() const {
-    return node_status{opts_.id, role_,   term_,     leader_,  commit_,
-                       applied_, log_.last_index(), durable_, config_};
+    return node_status{opts_.id, role_,    term_,   leader_,        commit_, applied_,
+                       log_.last_index(), durable_, config_, snapshot_index_};
   }
 
   [[nodiscard]] node_id id() const noexcept { return opts_.id; }
@@ -159,7 +260,42 @@ class node {
  private:
   using Clock = clock_type;
   using time_point = typename Clock::time_point;
-  using completion = detail::unique_function<void(result<result_type>)>;
+  template <class T>
+  using op_completion = detail::unique_function<void(result<T>)>;
+  using completion = op_completion<result_type>;
+
+  /// Snapshots are on when both the state machine and the storage support them.
+  static constexpr bool snapshots = snapshot_state_machine<StateMachine> && snapshot_storage<Storage>;
+  struct no_snapshot_io {};
+  template <class S>
+  struct snapshot_io {
+    using reader = no_snapshot_io;
+    using writer = no_snapshot_io;
+  };
+  template <snapshot_storage S>
+  struct snapshot_io<S> {
+    using reader = std::decay_t<decltype(*std::declval<S&>().open_snapshot())>;
+    using writer = decltype(std::declval<S&>().create_snapshot(std::declval<const snapshot_meta&>()));
+  };
+  using snapshot_reader_type = typename snapshot_io<Storage>::reader;
+  using snapshot_writer_type = typename snapshot_io<Storage>::writer;
+
+  /// A snapshot being sent to one follower, one chunk at a time from the acknowledged offset.
+  struct outgoing_snapshot {
+    snapshot_reader_type reader;
+    snapshot_meta meta;
+    std::uint64_t size = 0;
+    std::uint64_t acked = 0;   ///< bytes the follower holds in order
+    bool inflight = false;     ///< a chunk is unacknowledged
+  };
+
+  /// A snapshot being received from the leader.
+  struct incoming_snapshot {
+    snapshot_meta meta;
+    std::uint64_t size = 0;
+    std::uint64_t received = 0;
+    snapshot_writer_type writer;
+  };
 
   // ---------------------------------------------------------------------------------------------
   // State.
@@ -179,6 +315,9 @@ class node {
     bool heartbeat_due = false;
     int ticks_without_ack = 0;  ///< heartbeat ticks with sends outstanding and nothing acked
     bool active = false;        ///< heard from since the last CheckQuorum round
+    bool removed = false;       ///< no longer a member: its replicator ends
+    std::uint64_t acked_round = 0;               ///< highest heartbeat round it acknowledged
+    std::optional<outgoing_snapshot> snapshot;   ///< set while it catches up by snapshot
     detail::signal wake;        ///< wakes replicate_to(): new entries, an ack, a heartbeat tick
   };
 
@@ -194,6 +333,39 @@ class node {
     index_t index;
     term_t term;
     completion done;
+  };
+
+  /// A read waiting for a quorum to acknowledge heartbeat round `round` (0: not started yet,
+  /// because no entry of this term is committed). `confirmed` gets the read index.
+  struct pending_read {
+    index_t index;
+    std::uint64_t round;
+    time_point deadline;
+    op_completion<index_t> confirmed;
+  };
+  struct apply_waiter {
+    index_t index;
+    op_completion<index_t> done;
+  };
+  struct forwarded_read {
+    std::uint64_t id;
+    time_point deadline;
+    op_completion<index_t> done;
+  };
+
+  struct transfer_state {
+    node_id target;
+    term_t term;
+    time_point deadline;
+    op_completion<node_id> done;
+  };
+
+  /// A log reset the persist loop carries out in storage after a snapshot was installed:
+  /// drop everything after `old_base`, then compact through the snapshot.
+  struct log_reset {
+    index_t old_base;
+    index_t index;
+    term_t term;
   };
 
   executor_type ex_;
@@ -225,6 +397,7 @@ class node {
   // Follower side.
   index_t verified_{0};     ///< highest index known to match the current leader's log (this term)
   bool ack_owed_ = false;   ///< entries were accepted; acknowledge once they are durable
+  std::uint64_t leader_round_ = 0;  ///< highest heartbeat round heard from the current leader
   time_point election_deadline_{};
   time_point armed_deadline_{};   ///< the deadline election_timer_ currently sleeps until
   time_point last_leader_contact_{};
@@ -236,6 +409,30 @@ class node {
   // Leader side.
   std::map<node_id, std::shared_ptr<peer>> peers_;
   std::deque<pending_proposal> pending_;
+  bool changing_membership_ = false;
+  std::optional<transfer_state> transfer_;
+  std::uint64_t hb_round_ = 0;         ///< current heartbeat round, carried by AppendEntries
+  std::uint64_t confirmed_round_ = 0;  ///< highest round a quorum acknowledged
+  std::deque<std::pair<std::uint64_t, time_point>> round_starts_;  ///< unconfirmed rounds
+  time_point lease_until_{};
+  std::deque<pending_read> reads_;
+
+  // Reads, any role.
+  std::vector<apply_waiter> apply_waiters_;
+  std::deque<forwarded_read> forwarded_;
+  std::uint64_t next_read_id_ = 0;
+
+  // Snapshots.
+  index_t snapshot_index_{0};
+  term_t snapshot_term_{0};
+  configuration snapshot_config_;
+  bool snapshotting_ = false;  ///< take_snapshot() runs
+  bool installing_ = false;    ///< install_snapshot() runs
+  std::optional<incoming_snapshot> incoming_;
+  index_t compact_to_{0};      ///< the persist loop compacts the log through here
+  std::optional<log_reset> reset_;
+
+  node_metrics metrics_;
 
   // Coroutine plumbing.
   Timer election_timer_;
@@ -268,6 +465,26 @@ class node {
     }
     submitted_ = durable_ = log_.last_index();
     commit_ = applied_ = ps.base_index;
+    if constexpr (snapshots) {
+      if (auto r = storage_.open_snapshot()) {
+        snapshot_meta m = r->meta();
+        if (m.index < ps.base_index)
+          throw std::runtime_error("raft: the log is compacted through index " + std::to_string(ps.base_index.value) +
+                                   " but the newest snapshot ends at " + std::to_string(m.index.value));
+        restore_state_machine(*r);
+        if (log_.term_at(m.index) != m.term) {
+          // A crash came between installing a leader's snapshot and resetting the log.
+          reset_ = log_reset{log_.base_index(), m.index, m.term};
+          log_ = log_view(m.index, m.term);
+          submitted_ = durable_ = m.index;
+          flush_needed_ = true;
+        }
+        commit_ = applied_ = m.index;
+        snapshot_index_ = m.index;
+        snapshot_term_ = m.term;
+        snapshot_config_ = std::move(m.config);
+      }
+    }
     if (log_.last_index() == index_t{0} && opts_.bootstrap) {
       // A brand-new cluster: every founding member writes the same first entry.
       if (term_ < term_t{1}) {
@@ -309,6 +526,9 @@ class node {
     auto pending = std::move(pending_);
     pending_.clear();
     for (auto& p : pending) p.done(error{errc::stopped, leader_});
+    fail_reads(errc::stopped);
+    if (transfer_) std::exchange(transfer_, std::nullopt)->done(error{errc::stopped, leader_});
+    incoming_.reset();
     transport_.close();
     election_timer_.cancel();
     heartbeat_timer_.cancel();
@@ -342,14 +562,17 @@ class node {
   void step(message&& m) {
     if (m.to != opts_.id || m.from == opts_.id || m.from == no_node) return;
     const term_t t = term_of(m.body);
+    const bool from_leader = std::holds_alternative<append_request>(m.body) ||
+                             std::holds_alternative<install_snapshot_request>(m.body);
     if (t > term_) {
       // Figure 3.1 "Rules for all servers": a higher term makes us a follower in it, except for
       // a pre-vote request (asks about a future term, changes nothing, §9.6), a granted pre-vote
       // reply (echoes the term we asked about), and a vote request while we hear from a live
-      // leader (§4.2.3: ignored, so a disruptive server cannot depose it).
+      // leader (§4.2.3: ignored, so a disruptive server cannot depose it; a vote request sent on
+      // the leader's own TimeoutNow is the exception, §3.10).
       if (const auto* r = std::get_if<vote_request>(&m.body)) {
         if (!r->pre_vote) {
-          if (opts_.check_quorum && leader_is_alive()) {
+          if (opts_.check_quorum && !r->transfer && leader_is_alive()) {
             opts_.logger.log(log_level::debug, "node ", opts_.id, " ignores vote request from ",
                              m.from, " for term ", t, ": leader ", leader_, " is alive");
             return;
@@ -359,14 +582,18 @@ class node {
       } else if (const auto* v = std::get_if<vote_response>(&m.body); v && v->pre_vote && v->granted) {
         // a granted pre-vote echoes the future term we asked about: counted below
       } else {
-        become_follower(t, std::holds_alternative<append_request>(m.body) ? m.from : no_node);
+        become_follower(t, from_leader ? m.from : no_node);
       }
     } else if (t < term_) {
       // A stale sender learns our term from the reply and steps down; stale replies are dropped.
       if (const auto* r = std::get_if<append_request>(&m.body)) {
-        send(m.from, append_response{term_, false, index_t{0}, r->prev_log_index, index_t{0}, term_t{0}});
+        send(m.from, append_response{term_, false, index_t{0}, r->prev_log_index, index_t{0}, term_t{0}, r->round});
       } else if (const auto* v = std::get_if<vote_request>(&m.body)) {
         send(m.from, vote_response{term_, false, v->pre_vote});
+      } else if (const auto* i = std::get_if<install_snapshot_request>(&m.body)) {
+        send(m.from, install_snapshot_response{term_, i->meta.index, 0, false});
+      } else if (const auto* q = std::get_if<read_index_request>(&m.body)) {
+        send(m.from, read_index_response{term_, q->id, false, index_t{0}});
       }
       return;
     }
@@ -426,35 +653,39 @@ class node {
       return;
     }
     reset_election_deadline();
+    expire_forwarded_reads();
     if (!config_.is_voter(opts_.id)) return;  // learners and removed nodes never campaign
-    spawn(campaign(opts_.pre_vote));
+    spawn(campaign(opts_.pre_vote, false));
   }
 
   /// One election round. A pre-vote round asks whether we could win the next term without
   /// changing anyone's term; if it wins, the real round follows. Replies are counted as they
   /// arrive (on_vote_response) and the round ends as soon as the outcome is decided, or when a
   /// newer round, a leader or a higher term supersedes it.
-  asio::awaitable<void> campaign(bool pre_vote) {
+  asio::awaitable<void> campaign(bool pre_vote, bool transfer) {
     const term_t round_term = term_.next();
-    leader_ = no_node;  // we stopped hearing from it: stop naming it in hints
+    set_leader(no_node);  // we stopped hearing from it: stop naming it in hints
     if (pre_vote) {
-      role_ = role::pre_candidate;
+      set_role(role::pre_candidate);
+      ++metrics_.pre_votes_started;
     } else {
       // §3.4: increment the term, vote for self, persist both before asking anyone.
-      role_ = role::candidate;
+      set_role(role::candidate);
       term_ = round_term;
       voted_for_ = opts_.id;
       verified_ = index_t{0};
       persist_hard_state();
+      fail_forwarded_reads(errc::leadership_lost);
+      ++metrics_.elections_started;
     }
     const std::uint64_t id = ++round_seq_;
     round_ = election_round{id, pre_vote, round_term, {{opts_.id, true}}};
     round_signal_.notify();  // a round this one replaces ends now
     opts_.logger.log(log_level::info, "node ", opts_.id, " starts ", pre_vote ? "pre-vote" : "election",
-                     " for term ", round_term);
+                     " for term ", round_term, transfer ? " (leadership transfer)" : "");
     for (node_id v : config_.all_members())
       if (v != opts_.id && config_.is_voter(v))
-        send(v, vote_request{round_term, log_.last_index(), log_.last_term(), pre_vote});
+        send(v, vote_request{round_term, log_.last_index(), log_.last_term(), pre_vote, transfer});
 
     vote_result outcome = vote_result::pending;
     for (;;) {
@@ -469,17 +700,19 @@ class node {
     }
     round_.reset();
     if (outcome == vote_result::lost) {
-      if (pre_vote) role_ = role::follower;  // wait for the next timeout; nothing changed
+      if (pre_vote) set_role(role::follower);  // wait for the next timeout; nothing changed
       co_return;
     }
     if (pre_vote)
-      co_await campaign(false);
+      co_await campaign(false, false);
     else
       become_leader();
   }
 
   void on(node_id from, vote_request r) {
-    const voter_state me{term_, voted_for_, log_.last_term(), log_.last_index(), leader_is_alive()};
+    // A vote request sent on the leader's TimeoutNow may take over from a live leader (§3.10).
+    const voter_state me{term_, voted_for_, log_.last_term(), log_.last_index(),
+                         !r.transfer && leader_is_alive()};
     const bool granted = should_grant_vote(me, r, from);
     if (granted && !r.pre_vote) {
       voted_for_ = from;
@@ -508,13 +741,14 @@ class node {
       voted_for_ = no_node;
       verified_ = index_t{0};
       persist_hard_state();
+      fail_forwarded_reads(errc::leadership_lost);  // their answers would carry the old term
     }
     const bool was_leader = role_ == role::leader;
     if (role_ != role::follower || leader_ != leader)
       opts_.logger.log(log_level::info, "node ", opts_.id, " is follower in term ", term_,
                        leader != no_node ? " of leader " : "", leader != no_node ? std::to_string(leader.value) : "");
-    role_ = role::follower;
-    leader_ = leader;
+    set_role(role::follower);
+    set_leader(leader);
     if (round_) {
       round_.reset();
       round_signal_.notify();
@@ -526,21 +760,38 @@ class node {
   }
 
   void become_leader() {
-    role_ = role::leader;
-    leader_ = opts_.id;
+    set_role(role::leader);
+    set_leader(opts_.id);
+    ++metrics_.times_leader;
     opts_.logger.log(log_level::info, "node ", opts_.id, " is leader in term ", term_);
-    for (node_id m : config_.all_members()) {
-      if (m == opts_.id) continue;
-      auto p = std::make_shared<peer>(m, ex_, log_.last_index().next());
-      p->active = true;  // give every follower one full timeout before CheckQuorum counts it out
-      peers_.emplace(m, p);
-      spawn(replicate_to(std::move(p), term_));
-    }
+    hb_round_ = confirmed_round_ = 0;
+    round_starts_.clear();
+    lease_until_ = time_point{};
+    sync_peers();
     // §6.4: a no-op entry of the new term lets earlier entries commit (Figure 3.7) and tells the
     // leader which entries are committed.
     append_local(entry_kind::noop, buffer{});
     set_election_deadline(opts_.election_timeout_min);  // the first CheckQuorum round
     spawn(heartbeat_loop(term_));
+  }
+
+  /// While leading: one replicator per member of the latest configuration (§4.1), no more.
+  void sync_peers() {
+    if (role_ != role::leader) return;
+    const auto members = config_.all_members();
+    for (node_id m : members) {
+      if (m == opts_.id || peers_.contains(m)) continue;
+      auto p = std::make_shared<peer>(m, ex_, log_.last_index().next());
+      p->active = true;  // give every follower one full timeout before CheckQuorum counts it out
+      peers_.emplace(m, p);
+      spawn(replicate_to(std::move(p), term_));
+    }
+    std::erase_if(peers_, [&](auto& kv) {
+      if (std::binary_search(members.begin(), members.end(), kv.first)) return false;
+      kv.second->removed = true;
+      kv.second->wake.notify();
+      return true;
+    });
   }
 
   void stop_leading() {
@@ -554,6 +805,37 @@ class node {
       pending_.pop_back();
     }
     for (auto& p : lost) p.done(error{errc::leadership_lost, leader_});
+    auto reads = std::move(reads_);
+    reads_.clear();
+    for (auto& r : reads) r.confirmed(error{errc::leadership_lost, leader_});
+    if (transfer_) {
+      auto t = std::move(*transfer_);
+      transfer_.reset();
+      if (term_ > t.term)
+        t.done(leader_);
+      else
+        t.done(error{errc::leadership_lost, leader_});
+    }
+    commit_signal_.notify();  // membership changes in flight notice
+  }
+
+  void set_role(raft::role r) {
+    if (r == role_) return;
+    role_ = r;
+    emit(event_kind::role_changed);
+  }
+
+  void set_leader(node_id l) {
+    if (l == leader_) return;
+    leader_ = l;
+    if (l != no_node) ++metrics_.leader_changes;
+    emit(event_kind::leader_changed);
+  }
+
+  void emit(event_kind kind, index_t index = index_t{0}) {
+    if (!opts_.on_event) return;
+    opts_.on_event(node_event{kind, opts_.id, term_, role_, leader_, index,
+                              kind == event_kind::membership_changed ? config_ : configuration{}});
   }
 
   [[nodiscard]] bool still_leading(term_t term) const noexcept {
@@ -566,15 +848,24 @@ class node {
   void start_proposal(buffer command, completion done) {
     if (stopping_) return refuse(std::move(done), errc::stopped);
     if (role_ != role::leader) return refuse(std::move(done), errc::not_leader);
+    if (transfer_) return refuse(std::move(done), errc::transferring);
     if (pending_.size() >= opts_.max_pending_proposals) return refuse(std::move(done), errc::busy);
+    ++metrics_.proposals_accepted;
     const index_t index = append_local(entry_kind::command, std::move(command));
     pending_.push_back(pending_proposal{index, term_, std::move(done)});
   }
 
-  /// Completes a proposal refused on arrival. Posted, so the handler never runs inside the
-  /// propose() call that started it (a proposer retrying in a loop would otherwise recurse).
-  void refuse(completion done, errc why) {
-    asio::post(ex_, [done = std::move(done), e = error{why, leader_}]() mutable { done(e); });
+  /// Completes an operation refused on arrival. Posted, so the handler never runs inside the
+  /// call that started it (a caller retrying in a loop would otherwise recurse).
+  template <class T>
+  void refuse(op_completion<T> done, errc why) {
+    if constexpr (std::is_same_v<T, result_type>) ++metrics_.proposals_refused;
+    complete_later(std::move(done), result<T>(error{why, leader_}));
+  }
+
+  template <class T>
+  void complete_later(op_completion<T> done, result<T> r) {
+    asio::post(ex_, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
 
   /// Appends an entry of the current term to the leader's log. Storage and followers receive it
@@ -582,7 +873,10 @@ class node {
   index_t append_local(entry_kind kind, buffer data) {
     const index_t index = log_.last_index().next();
     log_.append(log_entry{term_, index, kind, std::move(data)});
-    if (kind == entry_kind::configuration) reload_configuration();
+    if (kind == entry_kind::configuration) {
+      ++metrics_.membership_changes;
+      reload_configuration();
+    }
     persist_signal_.notify();
     for (auto& [id, p] : peers_) p->wake.notify();
     return index;
@@ -591,14 +885,18 @@ class node {
   asio::awaitable<void> heartbeat_loop(term_t term) {
     std::error_code ec;
     while (still_leading(term)) {
+      start_round();
       for (auto& [id, p] : peers_) {
         p->heartbeat_due = true;
         // Sends outstanding and no progress for a whole interval: a message or its reply was
         // lost. Resend the probe, or everything after the last known match.
         if (!p->inflight.empty() && ++p->ticks_without_ack >= 2)
           restart_probe(*p, p->probing ? p->next : p->match.next());
+        if (p->snapshot) p->snapshot->inflight = false;  // resend the unacknowledged chunk
         p->wake.notify();
       }
+      expire_leader_work();
+      if (!still_leading(term)) break;
       heartbeat_timer_.expires_after(std::chrono::duration_cast<typename Clock::duration>(
           opts_.heartbeat_interval));
       co_await heartbeat_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -606,9 +904,18 @@ class node {
   }
 
   /// Keeps one follower's log in line with ours: sends what it lacks, up to the flow-control
-  /// window, then sleeps until there is news (new entries, an ack, a heartbeat tick).
+  /// window, then sleeps until there is news (new entries, an ack, a heartbeat tick). A
+  /// follower that needs entries we compacted gets the snapshot instead (§5.3).
   asio::awaitable<void> replicate_to(std::shared_ptr<peer> p, term_t term) {
-    while (still_leading(term)) {
+    while (still_leading(term) && !p->removed) {
+      if (p->next <= log_.base_index()) {
+        if constexpr (snapshots) {
+          if (!p->snapshot || !p->snapshot->inflight) send_snapshot_chunk(*p);
+        }
+        p->heartbeat_due = false;
+        co_await p->wake.wait();
+        continue;
+      }
       bool sent = false;
       while (p->next <= log_.last_index() && can_send(*p)) {
         send_append(*p);
@@ -630,7 +937,7 @@ class node {
 
   void send_append(peer& p) {
     const index_t prev = p.next.prev();
-    append_request r{term_, prev, *log_.term_at(prev), commit_, {}};
+    append_request r{term_, prev, *log_.term_at(prev), commit_, {}, hb_round_};
     log_.copy(p.next, opts_.max_entries_per_message, opts_.max_bytes_per_message, r.entries);
     std::size_t bytes = 0;
     for (const auto& e : r.entries) bytes += entry_size(e);
@@ -644,7 +951,7 @@ class node {
   /// A heartbeat is an AppendEntries with no entries whose prev is the follower's known match:
   /// it always passes the consistency check and carries the commit index (§3.5).
   void send_heartbeat(peer& p) {
-    send(p.id, append_request{term_, p.match, *log_.term_at(p.match), commit_, {}});
+    send(p.id, append_request{term_, p.match, *log_.term_at(p.match), commit_, {}, hb_round_});
   }
 
   void restart_probe(peer& p, index_t next) {
@@ -661,6 +968,7 @@ class node {
     if (it == peers_.end()) return;
     peer& p = *it->second;
     p.active = true;
+    acknowledge_round(p, r.round);
     if (r.success) {
       if (r.match_index > log_.last_index()) return;  // cannot be: ignore a corrupt reply
       if (r.match_index > p.match) {
@@ -671,6 +979,8 @@ class node {
           p.inflight.pop_front();
         }
         maybe_commit();
+        if (!still_leading(term_) || p.removed) return;
+        maybe_send_timeout_now(p);
       }
       if (p.probing && p.match.next() >= p.next) {
         p.probing = false;  // the probe landed: pipeline from here
@@ -699,33 +1009,503 @@ class node {
         },
         log_, term_, commit_);
     if (c > commit_) {
-      commit_ = c;
-      commit_signal_.notify();
+      advance_commit(c);
+      leader_after_commit();
     }
+  }
+
+  void advance_commit(index_t c) {
+    metrics_.entries_committed += c - commit_;
+    commit_ = c;
+    commit_signal_.notify();
+  }
+
+  /// What a leader does once its configuration entry commits (§4.3): C_old,new committed means
+  /// C_new comes next; C_new committed without this node as a voter means stepping down.
+  /// Deferred reads start once the leader's first entry of its term commits (§6.4).
+  void leader_after_commit() {
+    if (!reads_.empty() && reads_.front().round == 0 && committed_in_term()) {
+      for (auto& r : reads_) r.index = commit_;
+      start_round();
+    }
+    if (config_index_ > commit_) return;
+    if (config_.joint()) {
+      append_local(entry_kind::configuration, encode(configuration{config_.voters, {}, config_.learners}));
+    } else if (!config_.is_voter(opts_.id)) {
+      opts_.logger.log(log_level::info, "node ", opts_.id, " steps down in term ", term_,
+                       ": it is not a voter of the committed configuration");
+      become_follower(term_, no_node);
+    }
+  }
+
+  /// Whether an entry of the leader's own term is committed (§6.4: only then does the leader
+  /// know the commit index, and may change the membership, §4.1).
+  [[nodiscard]] bool committed_in_term() const noexcept {
+    return commit_ >= log_.first_index().prev() && log_.term_at(commit_) == term_;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Membership changes (§4.3 joint consensus, §4.2.1 learners).
+
+  template <class CompletionToken, class MakeTarget>
+  auto change_config(CompletionToken&& token, MakeTarget make_target) {
+    return initiate<index_t>(std::forward<CompletionToken>(token),
+                             [this, make_target = std::move(make_target)](op_completion<index_t> done) mutable {
+                               run_operation(membership_change(std::move(make_target)), std::move(done));
+                             });
+  }
+
+  template <class MakeTarget>
+  asio::awaitable<result<index_t>> membership_change(MakeTarget make_target) {
+    if (stopping_) co_return error{errc::stopped, leader_};
+    if (role_ != role::leader) co_return error{errc::not_leader, leader_};
+    if (transfer_) co_return error{errc::transferring, leader_};
+    if (changing_membership_) co_return error{errc::change_in_progress, leader_};
+    changing_membership_ = true;
+    struct release {
+      bool& flag;
+      ~release() { flag = false; }
+    } guard{changing_membership_};
+    const term_t term = term_;
+    while (still_leading(term) && !committed_in_term()) co_await commit_signal_.wait();
+    if (!still_leading(term)) co_return error{stopping_ ? errc::stopped : errc::leadership_lost, leader_};
+    if (config_.joint() || config_index_ > commit_) co_return error{errc::change_in_progress, leader_};
+    result<configuration> target = make_target(config_);
+    if (!target) co_return target.error();
+    configuration next = normalized(std::move(*target));
+    if (next.joint() || validate(next) != nullptr) co_return error{errc::invalid_argument, leader_};
+    if (next == normalized(config_)) co_return config_index_;
+    if (next.voters != normalized(config_).voters) next.outgoing = normalized(config_).voters;  // C_old,new
+    const index_t first = append_local(entry_kind::configuration, encode(next));
+    opts_.logger.log(log_level::info, "node ", opts_.id, " starts a membership change at index ", first);
+    // The leader appends C_new itself once C_old,new commits (leader_after_commit).
+    for (;;) {
+      if (!config_.joint() && config_index_ >= first && commit_ >= config_index_) co_return config_index_;
+      if (!still_leading(term)) co_return error{stopping_ ? errc::stopped : errc::leadership_lost, leader_};
+      co_await commit_signal_.wait();
+    }
+  }
+
+  [[nodiscard]] static configuration normalized(configuration c) {
+    for (auto* set : {&c.voters, &c.outgoing, &c.learners}) std::sort(set->begin(), set->end());
+    return c;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Leadership transfer (§3.10).
+
+  void start_transfer(node_id target, op_completion<node_id> done) {
+    if (stopping_) return refuse(std::move(done), errc::stopped);
+    if (role_ != role::leader) return refuse(std::move(done), errc::not_leader);
+    if (transfer_) return refuse(std::move(done), errc::transferring);
+    if (target == opts_.id) return complete_later(std::move(done), result<node_id>(opts_.id));
+    if (!config_.is_voter(target) || !peers_.contains(target)) return refuse(std::move(done), errc::invalid_argument);
+    opts_.logger.log(log_level::info, "node ", opts_.id, " transfers leadership to ", target);
+    transfer_ = transfer_state{target, term_, Clock::now() + std::chrono::duration_cast<typename Clock::duration>(
+                                                                   opts_.election_timeout_max),
+                               std::move(done)};
+    peer& p = *peers_.at(target);
+    maybe_send_timeout_now(p);
+    p.wake.notify();
+  }
+
+  /// The transfer target gets TimeoutNow once its log matches ours.
+  void maybe_send_timeout_now(peer& p) {
+    if (!transfer_ || transfer_->target != p.id || p.match != log_.last_index()) return;
+    ++metrics_.leadership_transfers;
+    send(p.id, timeout_now{term_});
+  }
+
+  void on(node_id from, timeout_now) {
+    if (role_ == role::leader || from != leader_ || !config_.is_voter(opts_.id)) return;
+    opts_.logger.log(log_level::info, "node ", opts_.id, " got TimeoutNow from ", from);
+    reset_election_deadline();
+    spawn(campaign(false, true));
+  }
+
+  /// Leader housekeeping on every heartbeat tick: abandon a transfer and reads that ran out of time.
+  void expire_leader_work() {
+    const auto now = Clock::now();
+    if (transfer_ && now >= transfer_->deadline) {
+      opts_.logger.log(log_level::info, "node ", opts_.id, " gives up transferring leadership to ",
+                       transfer_->target);
+      std::exchange(transfer_, std::nullopt)->done(error{errc::timeout, leader_});
+    } else if (transfer_) {
+      if (auto it = peers_.find(transfer_->target); it != peers_.end()) maybe_send_timeout_now(*it->second);
+    }
+    while (!reads_.empty() && now >= reads_.front().deadline) {
+      auto r = std::move(reads_.front());
+      reads_.pop_front();
+      r.confirmed(error{errc::timeout, leader_});
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Linearizable reads (§6.4 ReadIndex, §6.4.1 follower reads and leases).
+
+  void start_read(op_completion<index_t> done) {
+    if (stopping_) return refuse(std::move(done), errc::stopped);
+    if (role_ == role::leader) {
+      leader_read([this, done = std::move(done)](result<index_t> r) mutable {
+        if (!r) return complete_later(std::move(done), std::move(r));
+        wait_applied(*r, std::move(done));
+      });
+      return;
+    }
+    if (leader_ == no_node) return refuse(std::move(done), errc::not_leader);
+    const std::uint64_t id = ++next_read_id_;
+    forwarded_.push_back(forwarded_read{id, read_deadline(), std::move(done)});
+    send(leader_, read_index_request{term_, id});
+  }
+
+  [[nodiscard]] time_point read_deadline() const {
+    return Clock::now() + std::chrono::duration_cast<typename Clock::duration>(opts_.election_timeout_max);
+  }
+
+  /// The leader's half of a read: `confirmed` gets a read index once leadership is confirmed.
+  void leader_read(op_completion<index_t> confirmed) {
+    if (opts_.lease_reads && committed_in_term() && Clock::now() < lease_until_) {
+      ++metrics_.lease_reads;
+      return confirmed(commit_);
+    }
+    const bool ready = committed_in_term();
+    reads_.push_back(pending_read{ready ? commit_ : index_t{0}, 0, read_deadline(), std::move(confirmed)});
+    if (ready) start_round();
+  }
+
+  /// Starts a heartbeat round: every read without one joins it, every follower hears from us.
+  void start_round() {
+    ++hb_round_;
+    round_starts_.emplace_back(hb_round_, Clock::now());
+    if (round_starts_.size() > 4096) round_starts_.pop_front();
+    for (auto& r : reads_)
+      if (r.round == 0 && r.index != index_t{0}) r.round = hb_round_;
+    for (auto& [id, p] : peers_) {
+      p->heartbeat_due = true;
+      p->wake.notify();
+    }
+    confirm_rounds();  // a single voter confirms alone
+  }
+
+  void acknowledge_round(peer& p, std::uint64_t round) {
+    if (round <= p.acked_round || round > hb_round_) return;
+    p.acked_round = round;
+    confirm_rounds();
+  }
+
+  /// The highest round a quorum acknowledged (we acknowledge our own rounds) confirms every
+  /// read of that round or earlier, and renews the lease from that round's start.
+  void confirm_rounds() {
+    const index_t q = quorum_index(config_, [&](node_id v) {
+      if (v == opts_.id) return index_t{hb_round_};
+      auto it = peers_.find(v);
+      return index_t{it == peers_.end() ? 0 : it->second->acked_round};
+    });
+    if (q.value <= confirmed_round_) return;
+    confirmed_round_ = q.value;
+    while (!round_starts_.empty() && round_starts_.front().first <= confirmed_round_) {
+      if (round_starts_.front().first == confirmed_round_) {
+        const auto lease = std::chrono::duration_cast<typename Clock::duration>(
+            opts_.election_timeout_min * (1.0 - opts_.lease_clock_drift));
+        lease_until_ = std::max(lease_until_, round_starts_.front().second + lease);
+      }
+      round_starts_.pop_front();
+    }
+    while (!reads_.empty() && reads_.front().round != 0 && reads_.front().round <= confirmed_round_) {
+      auto r = std::move(reads_.front());
+      reads_.pop_front();
+      r.confirmed(r.index);
+    }
+  }
+
+  void wait_applied(index_t index, op_completion<index_t> done) {
+    if (applied_ >= index) {
+      ++metrics_.read_barriers;
+      return complete_later(std::move(done), result<index_t>(index));
+    }
+    apply_waiters_.push_back(apply_waiter{index, std::move(done)});
+  }
+
+  void wake_apply_waiters() {
+    std::erase_if(apply_waiters_, [&](apply_waiter& w) {
+      if (w.index > applied_) return false;
+      ++metrics_.read_barriers;
+      complete_later(std::move(w.done), result<index_t>(w.index));
+      return true;
+    });
+  }
+
+  void on(node_id from, read_index_request r) {
+    if (role_ != role::leader || transfer_) {
+      send(from, read_index_response{term_, r.id, false, index_t{0}});
+      return;
+    }
+    leader_read([this, from, id = r.id, term = term_](result<index_t> res) {
+      if (!still_leading(term)) return;
+      send(from, read_index_response{term_, id, res.has_value(), res ? *res : index_t{0}});
+    });
+  }
+
+  void on(node_id, read_index_response r) {
+    auto it = std::find_if(forwarded_.begin(), forwarded_.end(), [&](const auto& f) { return f.id == r.id; });
+    if (it == forwarded_.end()) return;
+    auto done = std::move(it->done);
+    forwarded_.erase(it);
+    if (!r.ok) return complete_later(std::move(done), result<index_t>(error{errc::not_leader, leader_}));
+    wait_applied(r.index, std::move(done));
+  }
+
+  void expire_forwarded_reads() {
+    const auto now = Clock::now();
+    while (!forwarded_.empty() && now >= forwarded_.front().deadline) {
+      auto f = std::move(forwarded_.front());
+      forwarded_.pop_front();
+      complete_later(std::move(f.done), result<index_t>(error{errc::timeout, leader_}));
+    }
+  }
+
+  void fail_forwarded_reads(errc why) {
+    auto all = std::move(forwarded_);
+    forwarded_.clear();
+    for (auto& f : all) complete_later(std::move(f.done), result<index_t>(error{why, leader_}));
+  }
+
+  void fail_reads(errc why) {
+    fail_forwarded_reads(why);
+    auto reads = std::move(reads_);
+    reads_.clear();
+    for (auto& r : reads) r.confirmed(error{why, leader_});
+    auto waiters = std::move(apply_waiters_);
+    apply_waiters_.clear();
+    for (auto& w : waiters) complete_later(std::move(w.done), result<index_t>(error{why, leader_}));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Snapshots (§5): taking one, sending it, installing one.
+
+  void maybe_take_snapshot() {
+    if constexpr (snapshots) {
+      if (opts_.snapshot_entries == 0 || snapshotting_ || installing_ || incoming_ || stopping_) return;
+      if (applied_ - snapshot_index_ < opts_.snapshot_entries) return;
+      snapshotting_ = true;
+      spawn(take_snapshot());
+    }
+  }
+
+  /// Streams the state machine's point-in-time image to storage in chunks, yielding between
+  /// them so heartbeats and replication go on; then compacts the log behind it.
+  asio::awaitable<void> take_snapshot() {
+    if constexpr (snapshots) {
+      struct release {
+        bool& flag;
+        ~release() { flag = false; }
+      } guard{snapshotting_};
+      const index_t index = applied_;
+      snapshot_meta meta{index, *log_.term_at(index), config_at(index).first};
+      auto source = sm_.snapshot();
+      auto writer = storage_.create_snapshot(meta);
+      std::vector<std::byte> chunk(opts_.snapshot_chunk_bytes);
+      for (;;) {
+        const std::size_t n = source.read(std::span<std::byte>(chunk));
+        if (n == 0) break;
+        writer.write(std::span<const std::byte>(chunk).first(n));
+        co_await asio::post(ex_, asio::use_awaitable);
+        if (stopping_) co_return;
+      }
+      co_await writer.commit();
+      if (stopping_ || index <= snapshot_index_) co_return;  // an installed snapshot overtook it
+      snapshot_index_ = index;
+      snapshot_term_ = meta.term;
+      snapshot_config_ = std::move(meta.config);
+      ++metrics_.snapshots_created;
+      opts_.logger.log(log_level::info, "node ", opts_.id, " took a snapshot through index ", index);
+      emit(event_kind::snapshot_created, index);
+      const std::uint64_t keep = opts_.snapshot_trailing_entries;
+      if (index.value > keep) {
+        compact_to_ = std::max(compact_to_, index - keep);
+        persist_signal_.notify();
+      }
+    }
+  }
+
+  void send_snapshot_chunk(peer& p) {
+    if constexpr (snapshots) {
+      if (!p.snapshot) {
+        auto r = storage_.open_snapshot();
+        if (!r) {
+          opts_.logger.log(log_level::error, "node ", opts_.id, " must send a snapshot to ", p.id,
+                           " but storage has none");
+          return;
+        }
+        snapshot_meta meta = r->meta();
+        const std::uint64_t size = r->size();
+        p.snapshot.emplace(outgoing_snapshot{std::move(*r), std::move(meta), size, 0, false});
+        p.inflight.clear();
+        p.inflight_bytes = 0;
+      }
+      auto& s = *p.snapshot;
+      std::vector<std::byte> chunk(std::min<std::uint64_t>(opts_.snapshot_chunk_bytes, s.size - s.acked));
+      const std::size_t n = s.reader.read_at(s.acked, std::span<std::byte>(chunk));
+      chunk.resize(n);
+      s.inflight = true;
+      ++metrics_.snapshot_chunks_sent;
+      send(p.id, install_snapshot_request{term_, s.meta, s.acked, s.size, buffer{chunk}});
+    }
+  }
+
+  void on(node_id from, install_snapshot_response r) {
+    if (role_ != role::leader) return;
+    auto it = peers_.find(from);
+    if (it == peers_.end()) return;
+    peer& p = *it->second;
+    p.active = true;
+    if (!p.snapshot || r.index != p.snapshot->meta.index) return;
+    if (r.installed) {
+      ++metrics_.snapshots_sent;
+      p.snapshot.reset();
+      p.match = std::max(p.match, r.index);
+      restart_probe(p, p.match.next());
+      maybe_commit();
+      if (!still_leading(term_) || p.removed) return;
+    } else {
+      p.snapshot->acked = std::min(r.next_offset, p.snapshot->size);
+      // Everything sent: the follower is installing it. Wait for its answer (or a tick).
+      p.snapshot->inflight = p.snapshot->acked == p.snapshot->size;
+    }
+    p.wake.notify();
+  }
+
+  void on(node_id from, install_snapshot_request r) {
+    if (!accept_leader_message(from)) return;
+    if constexpr (!snapshots) {
+      opts_.logger.log(log_level::warning, "node ", opts_.id, " cannot install a snapshot from ", from,
+                       ": its state machine or storage does not support snapshots");
+    } else {
+      auto reply = [&](std::uint64_t next, bool installed) {
+        send(from, install_snapshot_response{term_, r.meta.index, next, installed});
+      };
+      if (r.meta.index <= snapshot_index_ ||
+          (log_.term_at(r.meta.index) == r.meta.term && durable_ >= r.meta.index))
+        return reply(r.size, true);  // we already have all of it
+      if (installing_ || snapshotting_) return reply(incoming_ ? incoming_->received : 0, false);
+      if (!incoming_ || incoming_->meta != r.meta || incoming_->size != r.size) {
+        if (r.offset != 0) return reply(0, false);  // a new snapshot starts from its beginning
+        incoming_.reset();  // at most one writer at a time
+        incoming_.emplace(incoming_snapshot{r.meta, r.size, 0, storage_.create_snapshot(r.meta)});
+      }
+      auto& in = *incoming_;
+      if (r.offset != in.received) return reply(in.received, false);  // resume from here
+      if (r.data.size() > in.size - in.received) {
+        opts_.logger.log(log_level::warning, "node ", opts_.id, " drops a snapshot chunk past the snapshot's end");
+        incoming_.reset();
+        return reply(0, false);
+      }
+      in.writer.write(r.data.bytes());
+      in.received += r.data.size();
+      if (in.received == in.size) {
+        installing_ = true;
+        spawn(install_snapshot());
+      }
+      reply(in.received, false);
+    }
+  }
+
+  /// Makes the received snapshot durable, resets the log behind it and restores the state
+  /// machine from it (§5.3: a log that holds the snapshot's last entry keeps what follows).
+  asio::awaitable<void> install_snapshot() {
+    if constexpr (snapshots) {
+      struct release {
+        bool& flag;
+        ~release() { flag = false; }
+      } guard{installing_};
+      incoming_snapshot in = std::move(*incoming_);
+      incoming_.reset();
+      co_await in.writer.commit();
+      if (stopping_) co_return;
+      const snapshot_meta& m = in.meta;
+      if (m.index <= snapshot_index_) co_return;
+      if (log_.term_at(m.index) != m.term) {
+        reset_ = log_reset{log_.base_index(), m.index, m.term};
+        log_ = log_view(m.index, m.term);
+        submitted_ = durable_ = m.index;
+        flush_floor_ = std::min(flush_floor_, m.index);
+        verified_ = m.index;
+        flush_needed_ = true;
+        persist_signal_.notify();
+      } else {
+        compact_to_ = std::max(compact_to_, m.index);
+        persist_signal_.notify();
+      }
+      if (applied_ < m.index) {
+        auto reader = storage_.open_snapshot();
+        if (!reader || reader->meta().index != m.index)
+          throw std::runtime_error("raft: storage lost the snapshot it just committed");
+        restore_state_machine(*reader);
+        applied_ = m.index;
+      }
+      if (commit_ < m.index) advance_commit(m.index);
+      snapshot_index_ = m.index;
+      snapshot_term_ = m.term;
+      snapshot_config_ = m.config;
+      reload_configuration();
+      ++metrics_.snapshots_installed;
+      opts_.logger.log(log_level::info, "node ", opts_.id, " installed a snapshot through index ", m.index);
+      emit(event_kind::snapshot_installed, m.index);
+      wake_apply_waiters();
+      if (leader_ != no_node) send(leader_, install_snapshot_response{term_, m.index, in.size, true});
+    }
+  }
+
+  /// Replaces the state machine's state with a stored snapshot's.
+  template <class Reader>
+  void restore_state_machine(const Reader& reader) {
+    auto sink = sm_.restore();
+    std::vector<std::byte> chunk(opts_.snapshot_chunk_bytes);
+    for (std::uint64_t offset = 0; offset < reader.size();) {
+      const std::size_t n = reader.read_at(offset, std::span<std::byte>(chunk));
+      if (n == 0) throw std::runtime_error("raft: a stored snapshot is shorter than its size");
+      sink.write(std::span<const std::byte>(chunk).first(n));
+      offset += n;
+    }
+    sink.finish();
   }
 
   // ---------------------------------------------------------------------------------------------
   // Replication, follower side (Figure 3.1 AppendEntries receiver).
 
-  void on(node_id from, append_request r) {
+  /// Common to AppendEntries and InstallSnapshot from the leader of our term: follow it and
+  /// restart the election timeout. False if this node leads the same term (impossible).
+  bool accept_leader_message(node_id from) {
     if (role_ == role::leader) {
       // Election safety makes this impossible; refuse to act on it.
       opts_.logger.log(log_level::error, "node ", opts_.id, " is leader of term ", term_,
-                       " and got AppendEntries from ", from, " for the same term; ignored");
-      return;
+                       " and got a leader's message from ", from, " for the same term; ignored");
+      return false;
     }
+    if (role_ != role::follower || leader_ != from) {
+      become_follower(term_, from);
+      leader_round_ = 0;
+    }
+    last_leader_contact_ = Clock::now();
+    reset_election_deadline();
+    expire_forwarded_reads();
+    return true;
+  }
+
+  void on(node_id from, append_request r) {
     if (!well_formed(r)) {
       opts_.logger.log(log_level::warning, "node ", opts_.id, " drops malformed AppendEntries from ", from);
       return;
     }
-    if (role_ != role::follower || leader_ != from) become_follower(term_, from);
-    last_leader_contact_ = Clock::now();
-    reset_election_deadline();
+    if (!accept_leader_message(from)) return;
+    leader_round_ = std::max(leader_round_, r.round);
+    if (installing_) return;  // the log is about to be replaced; the leader retries
 
     const append_decision d = decide_append(log_, r, commit_);
     if (!d.accept) {
+      ++metrics_.append_rejections;
       send(from, append_response{term_, false, index_t{0}, r.prev_log_index, d.conflict_index,
-                                 d.conflict_term});
+                                 d.conflict_term, leader_round_});
       return;
     }
     if (d.truncate_after) {
@@ -743,10 +1523,7 @@ class node {
     if (appended) persist_signal_.notify();
     verified_ = std::max(verified_, d.last_new);
     const index_t commit = std::min(d.commit, log_.last_index());
-    if (commit > commit_) {
-      commit_ = commit;
-      commit_signal_.notify();
-    }
+    if (commit > commit_) advance_commit(commit);
     if (durable_ >= d.last_new)
       acknowledge();
     else
@@ -769,7 +1546,7 @@ class node {
     ack_owed_ = durable_ < verified_;  // acknowledge the rest once it is durable
     if (leader_ == no_node) return;
     send(leader_, append_response{term_, true, std::min(durable_, verified_), index_t{0},
-                                  index_t{0}, term_t{0}});
+                                  index_t{0}, term_t{0}, leader_round_});
   }
 
   void truncate_log(index_t after) {
@@ -788,18 +1565,27 @@ class node {
 
   /// The latest configuration entry in the log is the one in effect (§4.1).
   void reload_configuration() {
-    for (index_t i = log_.last_index(); i >= log_.first_index() && i > index_t{0}; i = i.prev()) {
+    auto [c, i] = config_at(log_.last_index());
+    config_index_ = i;
+    if (c == config_) return;
+    config_ = std::move(c);
+    emit(event_kind::membership_changed, i);
+    sync_peers();
+    commit_signal_.notify();
+  }
+
+  /// The configuration in effect at `index` and the index of its entry: the latest
+  /// configuration entry at or before `index`, else the snapshot's.
+  [[nodiscard]] std::pair<configuration, index_t> config_at(index_t index) const {
+    for (index_t i = std::min(index, log_.last_index()); i > log_.base_index(); i = i.prev()) {
       const log_entry& e = log_.at(i);
       if (e.kind != entry_kind::configuration) continue;
       auto c = decode_configuration(e.data.bytes());
       if (!c) throw std::runtime_error("raft: undecodable configuration entry at index " +
                                        std::to_string(i.value));
-      config_ = std::move(*c);
-      config_index_ = i;
-      return;
+      return {std::move(*c), i};
     }
-    config_ = configuration{};
-    config_index_ = index_t{0};
+    return {snapshot_config_, snapshot_index_};
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -809,19 +1595,41 @@ class node {
   /// becomes durable with one flush. While a flush runs, new entries queue up for the next one.
   asio::awaitable<void> persist_loop() {
     while (!stopping_) {
-      if (submitted_ == log_.last_index() && !flush_needed_) {
+      if (submitted_ == log_.last_index() && !flush_needed_ && !storage_work_pending()) {
         co_await persist_signal_.wait();
         continue;
+      }
+      if constexpr (snapshots) {
+        if (reset_) {
+          storage_.truncate_after(reset_->old_base);
+          storage_.compact_through(reset_->index, reset_->term);
+          reset_.reset();
+        }
       }
       append_batch_.clear();
       for (index_t i = submitted_.next(); i <= log_.last_index(); i = i.next())
         append_batch_.push_back(log_.at(i));
       if (!append_batch_.empty()) storage_.append(append_batch_);
       submitted_ = log_.last_index();
+      if constexpr (snapshots) {
+        // Only through what storage holds and a snapshot covers; never past what was applied.
+        if (compact_to_ > log_.base_index() && compact_to_ <= submitted_ && compact_to_ <= snapshot_index_) {
+          const term_t t = *log_.term_at(compact_to_);
+          storage_.compact_through(compact_to_, t);
+          log_.compact_through(compact_to_, t);
+        }
+        compact_to_ = index_t{0};
+      }
       flush_needed_ = false;
       const index_t target = submitted_;
       flush_floor_ = target;
+      const auto started = std::chrono::steady_clock::now();
       co_await storage_.flush();
+      const auto took = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
+      ++metrics_.storage_flushes;
+      metrics_.storage_flush_ns_total += took;
+      metrics_.storage_flush_ns_max = std::max(metrics_.storage_flush_ns_max, took);
       durable_ = std::min(target, flush_floor_);  // a truncation during the flush lowers it
       if (stopping_) break;
       if (role_ == role::leader)
@@ -829,6 +1637,10 @@ class node {
       else if (ack_owed_)
         acknowledge();
     }
+  }
+
+  [[nodiscard]] bool storage_work_pending() const noexcept {
+    return reset_.has_value() || (compact_to_ > log_.base_index() && compact_to_ <= snapshot_index_);
   }
 
   void persist_hard_state() { storage_.save_hard_state(hard_state{term_, voted_for_}); }
@@ -842,6 +1654,8 @@ class node {
       }
       const index_t until = std::min(commit_, applied_ + opts_.max_apply_batch);
       while (applied_ < until && !stopping_) apply(applied_.next());
+      if (!apply_waiters_.empty()) wake_apply_waiters();
+      maybe_take_snapshot();
       if (applied_ < commit_) co_await asio::post(ex_, asio::use_awaitable);  // let others run
     }
   }
@@ -849,6 +1663,7 @@ class node {
   void apply(index_t i) {
     const log_entry& e = log_.at(i);
     applied_ = i;
+    ++metrics_.entries_applied;
     if (e.kind != entry_kind::command) return;
     auto value = sm_.apply(i, e.data.bytes());
     // Proposals are queued in index order; one whose slot now holds another term's entry lost.
@@ -867,19 +1682,61 @@ class node {
 
   template <class Body>
   void send(node_id to, Body&& body) {
+    ++metrics_.messages_sent;
+    metrics_.bytes_sent += message_bytes(body);
     transport_.send(message{opts_.id, to, std::forward<Body>(body)});
+  }
+
+  /// An estimate of a message's size for the metrics: payloads plus a fixed header.
+  template <class Body>
+  static std::uint64_t message_bytes(const Body& body) noexcept {
+    std::uint64_t n = 48;
+    if constexpr (std::is_same_v<std::decay_t<Body>, append_request>)
+      for (const auto& e : body.entries) n += entry_size(e);
+    if constexpr (std::is_same_v<std::decay_t<Body>, install_snapshot_request>) n += body.data.size();
+    return n;
   }
 
   /// Wraps a completion handler so it runs on its own executor: inline when that is where the
   /// node is running (a coroutine on the node's executor resumes right away, no queueing),
   /// otherwise posted there. Completions are made only from the node's loops after it removed
   /// the proposal from its queues, so a handler that proposes again is safe.
-  template <class Handler>
-  completion make_completion(Handler h) {
+  template <class T, class Handler>
+  op_completion<T> make_completion(Handler h) {
     auto ex = asio::get_associated_executor(h, ex_);
-    return [h = std::move(h), ex](result<result_type> r) mutable {
+    return [h = std::move(h), ex](result<T> r) mutable {
       asio::dispatch(ex, [h = std::move(h), r = std::move(r)]() mutable { h(std::move(r)); });
     };
+  }
+
+  /// Starts an operation that completes with result<T>: `start(completion)` runs on the node's
+  /// executor.
+  template <class T, class CompletionToken, class Start>
+  auto initiate(CompletionToken&& token, Start start) {
+    return asio::async_initiate<CompletionToken, void(result<T>)>(
+        [this](auto handler, Start start) {
+          asio::dispatch(ex_, [this, start = std::move(start), h = std::move(handler)]() mutable {
+            start(make_completion<T>(std::move(h)));
+          });
+        },
+        token, std::move(start));
+  }
+
+  /// Runs an operation's coroutine as one of the node's (stop() waits for it).
+  template <class T>
+  void run_operation(asio::awaitable<result<T>> task, op_completion<T> done) {
+    ++running_;
+    asio::co_spawn(ex_, std::move(task),
+                   [this, done = std::move(done)](std::exception_ptr e, result<T> r) mutable {
+                     --running_;
+                     if (e) {
+                       done(error{errc::stopped, leader_});
+                       fail(e);
+                     } else {
+                       done(std::move(r));
+                     }
+                     joined_signal_.notify();
+                   });
   }
 };
 

@@ -4,10 +4,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 #include "raft/core/configuration.hpp"
 #include "raft/core/types.hpp"
+#include "raft/events.hpp"
 #include "raft/logger.hpp"
 
 namespace raft {
@@ -49,11 +51,31 @@ struct options {
   /// Entries applied to the state machine before the apply loop yields to other work.
   std::size_t max_apply_batch = 4096;
 
+  /// Snapshots (only when the state machine and the storage model the snapshot concepts; see
+  /// docs/snapshots.md). A snapshot is taken once `snapshot_entries` entries were applied since
+  /// the last one (0: never automatically). The log keeps `snapshot_trailing_entries` entries
+  /// before the snapshot's index, so a follower a little behind catches up from the log instead
+  /// of a whole snapshot. Snapshots travel in chunks of `snapshot_chunk_bytes`.
+  std::uint64_t snapshot_entries = 0;
+  std::uint64_t snapshot_trailing_entries = 1024;
+  std::size_t snapshot_chunk_bytes = std::size_t{1} << 20;
+
+  /// Lease reads (§6.4.1, opt-in): a leader that a quorum acknowledged within the last
+  /// election_timeout_min * (1 - lease_clock_drift) serves read_barrier() without a heartbeat
+  /// round. Safe only if no clock runs faster than another by more than that fraction, and
+  /// needs check_quorum. docs/reads.md explains the risk.
+  bool lease_reads = false;
+  double lease_clock_drift = 0.1;
+
   /// Seed of the election-timeout jitter. 0 derives one from the node id.
   std::uint64_t seed = 0;
 
   /// Where the node reports what it does (silent by default).
   raft::logger logger;
+
+  /// Called on the node's executor for role, leader, membership and snapshot events (see
+  /// raft/events.hpp). Keep it short; it must not call into the node.
+  std::function<void(const node_event&)> on_event;
 };
 
 /// Why `o` cannot be used, or nullptr if it can.
@@ -69,6 +91,10 @@ struct options {
   if (o.max_entries_per_message == 0 || o.max_bytes_per_message == 0 ||
       o.max_inflight_messages == 0 || o.max_inflight_bytes == 0 || o.max_apply_batch == 0)
     return "options: batch and in-flight limits must be positive";
+  if (o.snapshot_chunk_bytes == 0) return "options.snapshot_chunk_bytes must be positive";
+  if (o.lease_reads && !o.check_quorum) return "options.lease_reads needs options.check_quorum";
+  if (!(o.lease_clock_drift >= 0.0 && o.lease_clock_drift < 1.0))
+    return "options.lease_clock_drift must be in [0, 1)";
   if (o.bootstrap) {
     if (const char* why = validate(*o.bootstrap)) return why;
     if (!o.bootstrap->is_member(o.id)) return "options.bootstrap must include options.id";

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "node_support.hpp"
+#include "raft/transport/codec.hpp"
 
 using namespace node_test;
 
@@ -32,27 +33,13 @@ struct trace_hash {
   void add(const log_entry& e) {
     add(e.term.value), add(e.index.value), add(std::uint64_t(e.kind)), add(e.data);
   }
+  /// Every field of a message, through its wire encoding.
   void add(const message& m) {
-    add(m.from.value), add(m.to.value), add(m.body.index());
-    std::visit(
-        [&](const auto& b) {
-          using T = std::decay_t<decltype(b)>;
-          add(b.term.value);
-          if constexpr (std::is_same_v<T, vote_request>) {
-            add(b.last_log_index.value), add(b.last_log_term.value), add(b.pre_vote);
-          } else if constexpr (std::is_same_v<T, vote_response>) {
-            add(b.granted), add(b.pre_vote);
-          } else if constexpr (std::is_same_v<T, append_request>) {
-            add(b.prev_log_index.value), add(b.prev_log_term.value), add(b.leader_commit.value);
-            add(b.entries.size());
-            for (const auto& e : b.entries) add(e);
-          } else {
-            add(b.success), add(b.match_index.value), add(b.rejected_index.value);
-            add(b.conflict_index.value), add(b.conflict_term.value);
-          }
-        },
-        m.body);
+    bytes.clear();
+    codec::encode_body(m, bytes);
+    for (std::byte x : bytes) h = (h ^ std::uint64_t(x)) * 0x100000001B3ull;
   }
+  std::vector<std::byte> bytes;
 };
 
 struct outcome {

@@ -19,6 +19,11 @@ enum class errc {
   stopped,          ///< the node is stopping or stopped; for a proposal, its outcome is unknown
                     ///< (it may have committed without being applied here yet)
   busy,             ///< a limit was reached (for example too many pending proposals)
+  change_in_progress,  ///< another membership change has not finished yet (one at a time)
+  invalid_argument,    ///< the request makes no sense here (say, promoting a node that is not
+                       ///< a learner, or a configuration without voters)
+  timeout,             ///< gave up after an election timeout (leadership transfer, forwarded read)
+  transferring,        ///< a leadership transfer is in progress: no new proposals or changes
 };
 
 class error_category_impl final : public std::error_category {
@@ -30,6 +35,10 @@ class error_category_impl final : public std::error_category {
       case errc::leadership_lost: return "leadership lost before the entry committed";
       case errc::stopped: return "node stopped";
       case errc::busy: return "too many pending operations";
+      case errc::change_in_progress: return "another membership change is in progress";
+      case errc::invalid_argument: return "invalid argument";
+      case errc::timeout: return "timed out";
+      case errc::transferring: return "leadership transfer in progress";
     }
     return "unknown raft error";
   }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cassert>
+#include <cstddef>
 #include <deque>
 #include <optional>
 #include <span>
@@ -56,6 +57,22 @@ class log_view {
     assert(i >= base_index_);
     if (i < last_index()) entries_.resize(i - base_index_);
   }
+
+  /// Drops every entry up to and including `i` (whose term is `term`): `i` becomes the base.
+  /// An `i` at or past the last entry empties the log. An `i` at or below the base does nothing.
+  void compact_through(index_t i, term_t term) {
+    if (i <= base_index_) return;
+    if (i >= last_index()) {
+      entries_.clear();
+    } else {
+      assert(entries_[i - first_index()].term == term);
+      entries_.erase(entries_.begin(), entries_.begin() + std::ptrdiff_t(i - base_index_));
+    }
+    base_index_ = i;
+    base_term_ = term;
+  }
+
+  [[nodiscard]] index_t base_index() const noexcept { return base_index_; }
 
   /// Up to `max_count` entries starting at `from`, stopping before `max_bytes` is exceeded
   /// (at least one entry is returned when any exists).

@@ -4,10 +4,13 @@
 // forge or corrupt them (the TCP codec checks framing, the node checks every field it uses).
 #pragma once
 
+#include <cstdint>
 #include <variant>
 #include <vector>
 
+#include "raft/core/buffer.hpp"
 #include "raft/core/entry.hpp"
+#include "raft/core/snapshot.hpp"
 #include "raft/core/types.hpp"
 
 namespace raft {
@@ -20,6 +23,8 @@ struct vote_request {
   index_t last_log_index;   ///< index of candidate's last log entry (§3.6.1)
   term_t last_log_term;     ///< term of candidate's last log entry (§3.6.1)
   bool pre_vote = false;
+  bool transfer = false;    ///< sent on the leader's TimeoutNow (§3.10): voters that hear from
+                            ///< that leader grant it anyway
   friend bool operator==(const vote_request&, const vote_request&) = default;
 };
 
@@ -37,6 +42,8 @@ struct append_request {
   term_t prev_log_term;     ///< term of that entry
   index_t leader_commit;    ///< leader's commit index
   std::vector<log_entry> entries;
+  std::uint64_t round = 0;  ///< the leader's heartbeat round when sent, echoed in the reply; a
+                            ///< quorum of echoes confirms leadership for ReadIndex (§6.4)
   friend bool operator==(const append_request&, const append_request&) = default;
 };
 
@@ -50,10 +57,58 @@ struct append_response {
   index_t rejected_index;   ///< rejection: the request's prev_log_index
   index_t conflict_index;   ///< rejection: first index of `conflict_term`, or last index + 1
   term_t conflict_term;     ///< rejection: follower's term at prev_log_index (0: it has no entry)
+  std::uint64_t round = 0;  ///< the request's round
   friend bool operator==(const append_response&, const append_response&) = default;
 };
 
-using message_body = std::variant<vote_request, vote_response, append_request, append_response>;
+/// InstallSnapshot (§5.3), one chunk. Every chunk names the whole snapshot, so a follower can
+/// tell a resumed transfer from a new one; chunks are sent in order from the follower's
+/// acknowledged offset, and a lost chunk is resent from there (never from zero).
+struct install_snapshot_request {
+  term_t term;              ///< leader's term
+  snapshot_meta meta;       ///< which snapshot
+  std::uint64_t offset = 0; ///< where `data` starts in the snapshot's bytes
+  std::uint64_t size = 0;   ///< the snapshot's total size in bytes
+  buffer data;              ///< the chunk
+  friend bool operator==(const install_snapshot_request&, const install_snapshot_request&) = default;
+};
+
+/// Reply to a chunk: how many bytes of snapshot `index` the follower holds in order (the offset
+/// of the next chunk it wants), and whether it has installed the whole snapshot.
+struct install_snapshot_response {
+  term_t term;
+  index_t index;                ///< the snapshot's index
+  std::uint64_t next_offset = 0;
+  bool installed = false;
+  friend bool operator==(const install_snapshot_response&, const install_snapshot_response&) = default;
+};
+
+/// Leadership transfer (§3.10): the leader tells an up-to-date target to start an election now.
+struct timeout_now {
+  term_t term;
+  friend bool operator==(const timeout_now&, const timeout_now&) = default;
+};
+
+/// A follower asks the leader for a read index (§6.4.1 follower reads); `id` matches the reply.
+struct read_index_request {
+  term_t term;
+  std::uint64_t id = 0;
+  friend bool operator==(const read_index_request&, const read_index_request&) = default;
+};
+
+/// The leader's answer: on success, `index` is a commit index confirmed by a quorum after the
+/// request arrived; the follower may read once it has applied that far.
+struct read_index_response {
+  term_t term;
+  std::uint64_t id = 0;
+  bool ok = false;
+  index_t index;
+  friend bool operator==(const read_index_response&, const read_index_response&) = default;
+};
+
+using message_body =
+    std::variant<vote_request, vote_response, append_request, append_response, install_snapshot_request,
+                 install_snapshot_response, timeout_now, read_index_request, read_index_response>;
 
 /// A message with its addresses.
 struct message {

@@ -17,6 +17,7 @@ struct node_status {
   index_t last_log_index;
   index_t durable_index;   ///< highest entry this node's storage reported durable
   configuration config;    ///< latest configuration in the log
+  index_t snapshot_index;  ///< last entry covered by the newest snapshot (0: none)
 };
 
 }  // namespace v1

@@ -14,6 +14,8 @@
 // decodes re-encodes to the same bytes.
 #pragma once
 
+#include <array>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -27,8 +29,10 @@
 #include <vector>
 
 #include "raft/core/buffer.hpp"
+#include "raft/core/configuration.hpp"
 #include "raft/core/entry.hpp"
 #include "raft/core/messages.hpp"
+#include "raft/core/snapshot.hpp"
 #include "raft/core/types.hpp"
 
 namespace raft {
@@ -83,15 +87,23 @@ inline namespace v1 {
 namespace codec {
 
 /// The version this codec writes and the only one it reads. Bump it for any change of layout.
-inline constexpr std::uint8_t version = 1;
+/// Version 2 added snapshots, leadership transfer and read-index messages and the round fields.
+inline constexpr std::uint8_t version = 2;
 
-/// The type tags (byte 1 of a body).
+/// The type tags (byte 1 of a body), in the order of raft::message_body's alternatives.
 enum class message_type : std::uint8_t {
   vote_request = 1,
   vote_response = 2,
   append_request = 3,
   append_response = 4,
+  install_snapshot_request = 5,
+  install_snapshot_response = 6,
+  timeout_now = 7,
+  read_index_request = 8,
+  read_index_response = 9,
 };
+inline constexpr std::uint8_t max_message_type = 9;
+static_assert(std::variant_size_v<message_body> == max_message_type);
 
 /// Bytes of the frame's length prefix.
 inline constexpr std::size_t frame_header_bytes = 4;
@@ -103,23 +115,6 @@ inline constexpr std::size_t entry_header_bytes = 8 + 8 + 1 + 4;
 inline constexpr std::size_t default_max_frame_bytes = std::size_t{16} << 20;
 
 namespace detail {
-
-inline constexpr std::size_t fixed_bytes(message_type t) noexcept {
-  switch (t) {
-    case message_type::vote_request: return 8 + 8 + 8 + 1;
-    case message_type::vote_response: return 8 + 1;
-    case message_type::append_request: return 8 + 8 + 8 + 8 + 4;
-    case message_type::append_response: return 8 + 1 + 8 + 8 + 8 + 8;
-  }
-  return 0;
-}
-
-template <class T>
-inline constexpr message_type type_of = std::is_same_v<T, vote_request>    ? message_type::vote_request
-                                        : std::is_same_v<T, vote_response> ? message_type::vote_response
-                                        : std::is_same_v<T, append_request>
-                                            ? message_type::append_request
-                                            : message_type::append_response;
 
 inline void put_u8(std::byte*& p, std::uint8_t v) noexcept { *p++ = std::byte{v}; }
 inline void put_u32(std::byte*& p, std::uint32_t v) noexcept {
@@ -168,20 +163,218 @@ class reader {
   std::size_t left_;
 };
 
+/// Up to eight booleans sent as one flag byte (bit k = flag k; other bits must be zero).
+template <class Bool, std::size_t N>
+struct flag_bits {
+  std::array<Bool*, N> flags;
+};
+template <class B, class... Rest>
+flag_bits(B*, Rest*...) -> flag_bits<B, 1 + sizeof...(Rest)>;
+
+// Each message type lists its fields once, in wire order; the sizer, the writer and the reader
+// below walk that list. Field kinds: u64 numbers (term, index, id, plain u64), flag bytes,
+// byte strings (u32 length + bytes), configurations (three u32-counted id lists), snapshot
+// metadata (index, term, configuration) and entry lists (u32 count + entries).
+template <class M, class F>
+  requires std::same_as<std::remove_const_t<M>, vote_request>
+void fields(M& m, F&& f) {
+  f(m.term), f(m.last_log_index), f(m.last_log_term), f(flag_bits{&m.pre_vote, &m.transfer});
+}
+template <class M, class F>
+  requires std::same_as<std::remove_const_t<M>, vote_response>
+void fields(M& m, F&& f) {
+  f(m.term), f(flag_bits{&m.granted, &m.pre_vote});
+}
+template <class M, class F>
+  requires std::same_as<std::remove_const_t<M>, append_request>
+void fields(M& m, F&& f) {
+  f(m.term), f(m.prev_log_index), f(m.prev_log_term), f(m.leader_commit), f(m.round), f(m.entries);
+}
+template <class M, class F>
+  requires std::same_as<std::remove_const_t<M>, append_response>
+void fields(M& m, F&& f) {
+  f(m.term), f(flag_bits{&m.success}), f(m.match_index), f(m.rejected_index), f(m.conflict_index),
+      f(m.conflict_term), f(m.round);
+}
+template <class M, class F>
+  requires std::same_as<std::remove_const_t<M>, install_snapshot_request>
+void fields(M& m, F&& f) {
+  f(m.term), f(m.meta), f(m.offset), f(m.size), f(m.data);
+}
+template <class M, class F>
+  requires std::same_as<std::remove_const_t<M>, install_snapshot_response>
+void fields(M& m, F&& f) {
+  f(m.term), f(m.index), f(m.next_offset), f(flag_bits{&m.installed});
+}
+template <class M, class F>
+  requires std::same_as<std::remove_const_t<M>, timeout_now>
+void fields(M& m, F&& f) {
+  f(m.term);
+}
+template <class M, class F>
+  requires std::same_as<std::remove_const_t<M>, read_index_request>
+void fields(M& m, F&& f) {
+  f(m.term), f(m.id);
+}
+template <class M, class F>
+  requires std::same_as<std::remove_const_t<M>, read_index_response>
+void fields(M& m, F&& f) {
+  f(m.term), f(m.id), f(flag_bits{&m.ok}), f(m.index);
+}
+
+template <class T>
+concept u64_field = std::same_as<T, std::uint64_t> || requires(T t) {
+  { t.value } -> std::same_as<std::uint64_t&>;
+};
+inline std::uint64_t& u64_of(std::uint64_t& v) noexcept { return v; }
+inline std::uint64_t u64_of(const std::uint64_t& v) noexcept { return v; }
+template <class Tag>
+std::uint64_t& u64_of(strong_number<Tag>& n) noexcept { return n.value; }
+template <class Tag>
+std::uint64_t u64_of(const strong_number<Tag>& n) noexcept { return n.value; }
+
+/// Adds up the bytes of the fields it is shown.
+struct sizer {
+  std::size_t n = 0;
+  /// False when a count or length does not fit its u32 (the message cannot be encoded).
+  bool fits = true;
+  void count(std::size_t c) noexcept {
+    n += 4;
+    if (c > std::numeric_limits<std::uint32_t>::max()) fits = false;
+  }
+  template <class T>
+    requires u64_field<T>
+  void operator()(const T&) noexcept { n += 8; }
+  template <class B, std::size_t N>
+  void operator()(const flag_bits<B, N>&) noexcept { n += 1; }
+  void operator()(const buffer& b) noexcept { count(b.size()), n += b.size(); }
+  void operator()(const configuration& c) noexcept {
+    for (const auto* set : {&c.voters, &c.outgoing, &c.learners}) count(set->size()), n += 8 * set->size();
+  }
+  void operator()(const snapshot_meta& m) noexcept { n += 16, (*this)(m.config); }
+  void operator()(const std::vector<log_entry>& es) noexcept {
+    count(es.size());
+    for (const auto& e : es) {
+      n += entry_header_bytes + e.data.size();
+      if (e.data.size() > std::numeric_limits<std::uint32_t>::max()) fits = false;
+    }
+  }
+};
+
+/// Writes the fields it is shown; the caller sized the output with `sizer` first.
+struct writer {
+  std::byte* p;
+  template <class T>
+    requires u64_field<T>
+  void operator()(const T& v) noexcept { put_u64(p, u64_of(v)); }
+  template <class B, std::size_t N>
+  void operator()(const flag_bits<B, N>& f) noexcept {
+    std::uint8_t v = 0;
+    for (std::size_t k = 0; k < N; ++k) v |= std::uint8_t((*f.flags[k] ? 1u : 0u) << k);
+    put_u8(p, v);
+  }
+  void bytes(std::span<const std::byte> b) noexcept {
+    if (!b.empty()) std::memcpy(p, b.data(), b.size());
+    p += b.size();
+  }
+  void operator()(const buffer& b) noexcept {
+    put_u32(p, static_cast<std::uint32_t>(b.size()));
+    bytes(b.bytes());
+  }
+  void operator()(const configuration& c) noexcept {
+    for (const auto* set : {&c.voters, &c.outgoing, &c.learners}) {
+      put_u32(p, static_cast<std::uint32_t>(set->size()));
+      for (node_id id : *set) put_u64(p, id.value);
+    }
+  }
+  void operator()(const snapshot_meta& m) noexcept {
+    put_u64(p, m.index.value), put_u64(p, m.term.value), (*this)(m.config);
+  }
+  void operator()(const std::vector<log_entry>& es) noexcept {
+    put_u32(p, static_cast<std::uint32_t>(es.size()));
+    for (const auto& e : es) {
+      put_u64(p, e.term.value);
+      put_u64(p, e.index.value);
+      put_u8(p, static_cast<std::uint8_t>(e.kind));
+      (*this)(e.data);
+    }
+  }
+};
+
+/// Reads the fields it is shown, stopping at the first error (later fields are skipped).
+struct field_reader {
+  reader& r;
+  std::error_code ec{};
+  bool fail(codec_errc e) noexcept {
+    if (!ec) ec = e;
+    return false;
+  }
+  template <class T>
+    requires u64_field<T>
+  void operator()(T& v) noexcept {
+    if (!ec && !r.u64(u64_of(v))) fail(codec_errc::truncated);
+  }
+  template <std::size_t N>
+  void operator()(const flag_bits<bool, N>& f) noexcept {
+    std::uint8_t v = 0;
+    if (ec) return;
+    if (!r.u8(v)) return void(fail(codec_errc::truncated));
+    if (v >> N) return void(fail(codec_errc::invalid_value));
+    for (std::size_t k = 0; k < N; ++k) *f.flags[k] = (v >> k) & 1u;
+  }
+  void operator()(buffer& b) {
+    std::uint32_t size = 0;
+    std::span<const std::byte> bytes;
+    if (ec) return;
+    if (!r.u32(size) || !r.bytes(size, bytes)) return void(fail(codec_errc::truncated));
+    b = size == 0 ? buffer{} : buffer{bytes};
+  }
+  void operator()(configuration& c) {
+    for (auto* set : {&c.voters, &c.outgoing, &c.learners}) {
+      std::uint32_t count = 0;
+      if (ec) return;
+      if (!r.u32(count) || count > r.left() / 8) return void(fail(codec_errc::truncated));
+      set->resize(count);
+      for (node_id& id : *set) r.num(id);
+    }
+    if (!ec && validate(c) != nullptr) fail(codec_errc::invalid_value);
+  }
+  void operator()(snapshot_meta& m) {
+    (*this)(m.index), (*this)(m.term), (*this)(m.config);
+  }
+  void operator()(std::vector<log_entry>& es) {
+    std::uint32_t count = 0;
+    if (ec) return;
+    if (!r.u32(count)) return void(fail(codec_errc::truncated));
+    // Every entry takes at least its header: a count the remaining bytes cannot hold is
+    // rejected before the vector reserves anything.
+    if (count > r.left() / entry_header_bytes) return void(fail(codec_errc::truncated));
+    es.reserve(count);
+    for (std::uint32_t i = 0; i < count; ++i) {
+      log_entry e;
+      std::uint8_t kind = 0;
+      if (!r.num(e.term) || !r.num(e.index) || !r.u8(kind)) return void(fail(codec_errc::truncated));
+      if (kind > static_cast<std::uint8_t>(entry_kind::configuration))
+        return void(fail(codec_errc::invalid_value));
+      e.kind = static_cast<entry_kind>(kind);
+      (*this)(e.data);
+      if (ec) return;
+      es.push_back(std::move(e));
+    }
+  }
+};
+
+inline sizer measure(const message& m) noexcept {
+  sizer s;
+  s.n = body_header_bytes;
+  std::visit([&](const auto& b) { fields(b, s); }, m.body);
+  return s;
+}
+
 }  // namespace detail
 
 /// Bytes `m` takes as a body (without the frame's length prefix).
-[[nodiscard]] inline std::size_t body_size(const message& m) noexcept {
-  return std::visit(
-      [](const auto& b) {
-        using T = std::decay_t<decltype(b)>;
-        std::size_t n = body_header_bytes + detail::fixed_bytes(detail::type_of<T>);
-        if constexpr (std::is_same_v<T, append_request>)
-          for (const auto& e : b.entries) n += entry_header_bytes + e.data.size();
-        return n;
-      },
-      m.body);
-}
+[[nodiscard]] inline std::size_t body_size(const message& m) noexcept { return detail::measure(m).n; }
 
 /// Bytes `m` takes as a frame (length prefix and body).
 [[nodiscard]] inline std::size_t frame_size(const message& m) noexcept {
@@ -191,64 +384,21 @@ class reader {
 /// Whether `m` can be encoded as a frame whose body is at most `max_frame_bytes` long (and fits
 /// the u32 length prefix and the u32 counts).
 [[nodiscard]] inline bool fits(const message& m, std::size_t max_frame_bytes) noexcept {
-  if (const auto* a = std::get_if<append_request>(&m.body)) {
-    if (a->entries.size() > std::numeric_limits<std::uint32_t>::max()) return false;
-    for (const auto& e : a->entries)
-      if (e.data.size() > std::numeric_limits<std::uint32_t>::max()) return false;
-  }
-  const std::size_t n = body_size(m);
-  return n <= max_frame_bytes && n <= std::numeric_limits<std::uint32_t>::max();
+  const detail::sizer s = detail::measure(m);
+  return s.fits && s.n <= max_frame_bytes && s.n <= std::numeric_limits<std::uint32_t>::max();
 }
 
 /// Appends the body of `m` to `out` (which keeps its contents and capacity: reuse one vector to
-/// encode without allocating). Entry counts and payload sizes must fit in u32 (see fits()).
+/// encode without allocating). Counts and lengths must fit in u32 (see fits()).
 inline void encode_body(const message& m, std::vector<std::byte>& out) {
   const std::size_t start = out.size();
   out.resize(start + body_size(m));
-  std::byte* p = out.data() + start;
-  std::visit(
-      [&](const auto& b) {
-        using T = std::decay_t<decltype(b)>;
-        using namespace detail;
-        put_u8(p, version);
-        put_u8(p, static_cast<std::uint8_t>(type_of<T>));
-        put_u64(p, m.from.value);
-        put_u64(p, m.to.value);
-        if constexpr (std::is_same_v<T, vote_request>) {
-          put_u64(p, b.term.value);
-          put_u64(p, b.last_log_index.value);
-          put_u64(p, b.last_log_term.value);
-          put_u8(p, b.pre_vote ? 1 : 0);
-        } else if constexpr (std::is_same_v<T, vote_response>) {
-          put_u64(p, b.term.value);
-          put_u8(p, std::uint8_t((b.granted ? 1 : 0) | (b.pre_vote ? 2 : 0)));
-        } else if constexpr (std::is_same_v<T, append_request>) {
-          put_u64(p, b.term.value);
-          put_u64(p, b.prev_log_index.value);
-          put_u64(p, b.prev_log_term.value);
-          put_u64(p, b.leader_commit.value);
-          put_u32(p, static_cast<std::uint32_t>(b.entries.size()));
-          for (const auto& e : b.entries) {
-            put_u64(p, e.term.value);
-            put_u64(p, e.index.value);
-            put_u8(p, static_cast<std::uint8_t>(e.kind));
-            put_u32(p, static_cast<std::uint32_t>(e.data.size()));
-            if (!e.data.empty()) {
-              const auto bytes = e.data.bytes();
-              std::memcpy(p, bytes.data(), bytes.size());
-              p += bytes.size();
-            }
-          }
-        } else {
-          put_u64(p, b.term.value);
-          put_u8(p, b.success ? 1 : 0);
-          put_u64(p, b.match_index.value);
-          put_u64(p, b.rejected_index.value);
-          put_u64(p, b.conflict_index.value);
-          put_u64(p, b.conflict_term.value);
-        }
-      },
-      m.body);
+  detail::writer w{out.data() + start};
+  detail::put_u8(w.p, version);
+  detail::put_u8(w.p, static_cast<std::uint8_t>(m.body.index() + 1));
+  detail::put_u64(w.p, m.from.value);
+  detail::put_u64(w.p, m.to.value);
+  std::visit([&](const auto& b) { detail::fields(b, w); }, m.body);
 }
 
 /// Appends the frame of `m` (u32 length prefix, then the body) to `out`. See encode_body.
@@ -275,8 +425,20 @@ inline void encode_frame(const message& m, std::vector<std::byte>& out) {
   return {};
 }
 
+namespace detail {
+template <std::size_t... K>
+void emplace_alternative(message_body& body, std::size_t k, std::index_sequence<K...>) {
+  ((k == K ? void(body.emplace<K>()) : void()), ...);
+}
+}  // namespace detail
+
+/// Makes `body` hold a default-constructed alternative number `k` (k < the variant's size).
+inline void emplace_alternative(message_body& body, std::size_t k) {
+  detail::emplace_alternative(body, k, std::make_index_sequence<std::variant_size_v<message_body>>{});
+}
+
 /// Decodes exactly one body from `in` into `out`. On error `out` holds an unspecified but valid
-/// message. Each entry payload becomes a raft::buffer of its own (one allocation per non-empty
+/// message. Each payload becomes a raft::buffer of its own (one allocation per non-empty
 /// payload); nothing is allocated before the bytes it describes are known to be there.
 [[nodiscard]] inline std::error_code decode_body(std::span<const std::byte> in, message& out) {
   detail::reader r(in);
@@ -284,67 +446,12 @@ inline void encode_frame(const message& m, std::vector<std::byte>& out) {
   if (!r.u8(ver)) return codec_errc::truncated;
   if (ver != version) return codec_errc::wrong_version;
   if (!r.u8(type)) return codec_errc::truncated;
-  if (!r.num(out.from) || !r.num(out.to)) {
-    // An unknown type is reported as such even when the rest is short.
-    if (type < 1 || type > 4) return codec_errc::unknown_type;
-    return codec_errc::truncated;
-  }
-  std::uint8_t flags = 0;
-  switch (static_cast<message_type>(type)) {
-    case message_type::vote_request: {
-      auto& b = out.body.emplace<vote_request>();
-      if (!r.num(b.term) || !r.num(b.last_log_index) || !r.num(b.last_log_term) || !r.u8(flags))
-        return codec_errc::truncated;
-      if (flags > 1) return codec_errc::invalid_value;
-      b.pre_vote = flags & 1;
-      break;
-    }
-    case message_type::vote_response: {
-      auto& b = out.body.emplace<vote_response>();
-      if (!r.num(b.term) || !r.u8(flags)) return codec_errc::truncated;
-      if (flags > 3) return codec_errc::invalid_value;
-      b.granted = flags & 1;
-      b.pre_vote = flags & 2;
-      break;
-    }
-    case message_type::append_request: {
-      auto& b = out.body.emplace<append_request>();
-      std::uint32_t count = 0;
-      if (!r.num(b.term) || !r.num(b.prev_log_index) || !r.num(b.prev_log_term) ||
-          !r.num(b.leader_commit) || !r.u32(count))
-        return codec_errc::truncated;
-      // Every entry takes at least its header: a count the remaining bytes cannot hold is
-      // rejected before the vector reserves anything.
-      if (count > r.left() / entry_header_bytes) return codec_errc::truncated;
-      b.entries.reserve(count);
-      for (std::uint32_t i = 0; i < count; ++i) {
-        log_entry e;
-        std::uint8_t kind = 0;
-        std::uint32_t size = 0;
-        std::span<const std::byte> payload;
-        if (!r.num(e.term) || !r.num(e.index) || !r.u8(kind) || !r.u32(size))
-          return codec_errc::truncated;
-        if (kind > static_cast<std::uint8_t>(entry_kind::configuration))
-          return codec_errc::invalid_value;
-        if (!r.bytes(size, payload)) return codec_errc::truncated;
-        e.kind = static_cast<entry_kind>(kind);
-        if (size != 0) e.data = buffer{payload};
-        b.entries.push_back(std::move(e));
-      }
-      break;
-    }
-    case message_type::append_response: {
-      auto& b = out.body.emplace<append_response>();
-      if (!r.num(b.term) || !r.u8(flags) || !r.num(b.match_index) || !r.num(b.rejected_index) ||
-          !r.num(b.conflict_index) || !r.num(b.conflict_term))
-        return codec_errc::truncated;
-      if (flags > 1) return codec_errc::invalid_value;
-      b.success = flags & 1;
-      break;
-    }
-    default:
-      return codec_errc::unknown_type;
-  }
+  if (type < 1 || type > max_message_type) return codec_errc::unknown_type;
+  if (!r.num(out.from) || !r.num(out.to)) return codec_errc::truncated;
+  detail::field_reader f{r};
+  emplace_alternative(out.body, type - 1u);
+  std::visit([&](auto& b) { detail::fields(b, f); }, out.body);
+  if (f.ec) return f.ec;
   if (r.left() != 0) return codec_errc::trailing_bytes;
   return {};
 }
