@@ -781,7 +781,8 @@ class node {
     const auto members = config_.all_members();
     for (node_id m : members) {
       if (m == opts_.id || peers_.contains(m)) continue;
-      auto p = std::make_shared<peer>(m, ex_, log_.last_index().next());
+      // Probe from our last entry: the first send tells whether the follower has it (§3.5).
+      auto p = std::make_shared<peer>(m, ex_, std::max(log_.last_index(), log_.base_index().next()));
       p->active = true;  // give every follower one full timeout before CheckQuorum counts it out
       peers_.emplace(m, p);
       spawn(replicate_to(std::move(p), term_));

@@ -144,6 +144,21 @@ class cluster {
     boot(m);
   }
 
+  /// Adds node `id` with empty storage and no bootstrap configuration: it starts as a follower
+  /// that belongs to no configuration, and joins once a leader adds it (node::add_learner).
+  void add_node(node_id id) {
+    if (members_.contains(id)) throw std::logic_error("cluster::add_node: node " + std::to_string(id.value) + " exists");
+    auto m = std::make_unique<member>();
+    m->id = id;
+    m->storage = make_storage(persistent_state{});
+    m->opts = base_;
+    m->opts.id = id;
+    m->opts.bootstrap.reset();
+    m->opts.seed = seed_ * 1000003 + id.value;
+    boot(*m);
+    members_.emplace(id, std::move(m));
+  }
+
   /// Runs the simulation for `d` of virtual time.
   void run_for(duration d) {
     const auto end = now() + d;

@@ -62,6 +62,9 @@ class sim_network {
   /// traffic).
   std::function<void(const message&)> on_send;
 
+  /// Drops every message it returns true for (a targeted fault: "lose every snapshot chunk").
+  std::function<bool(const message&)> drop_if;
+
   /// Sends `m` as if node `m.from` had: tests use it to play a peer by hand.
   void inject(message m) { submit(std::move(m)); }
 
@@ -120,7 +123,7 @@ class sim_network {
     ++counters_.sent;
     if (std::holds_alternative<vote_request>(m.body)) ++counters_.vote_requests;
     if (std::holds_alternative<append_request>(m.body)) ++counters_.append_requests;
-    if (is_cut(m.from, m.to) || chance(faults.drop)) {
+    if (is_cut(m.from, m.to) || chance(faults.drop) || (drop_if && drop_if(m))) {
       ++counters_.dropped;
       return;
     }
