@@ -527,7 +527,7 @@ class node {
     pending_.clear();
     for (auto& p : pending) p.done(error{errc::stopped, leader_});
     fail_reads(errc::stopped);
-    if (transfer_) std::exchange(transfer_, std::nullopt)->done(error{errc::stopped, leader_});
+    if (transfer_) finish_transfer(error{errc::stopped, leader_});
     incoming_.reset();
     transport_.close();
     election_timer_.cancel();
@@ -654,6 +654,7 @@ class node {
     }
     reset_election_deadline();
     expire_forwarded_reads();
+    if (transfer_) finish_transfer(no_node);  // stepped down; no leader yet
     if (!config_.is_voter(opts_.id)) return;  // learners and removed nodes never campaign
     spawn(campaign(opts_.pre_vote, false));
   }
@@ -810,12 +811,12 @@ class node {
     reads_.clear();
     for (auto& r : reads) r.confirmed(error{errc::leadership_lost, leader_});
     if (transfer_) {
-      auto t = std::move(*transfer_);
-      transfer_.reset();
-      if (term_ > t.term)
-        t.done(leader_);
-      else
-        t.done(error{errc::leadership_lost, leader_});
+      // Stepping down for a newer term is the transfer's success; it completes once the new
+      // leader is known (set_leader), or at the next election timeout without it.
+      if (term_ <= transfer_->term)
+        finish_transfer(error{errc::leadership_lost, leader_});
+      else if (leader_ != no_node)
+        finish_transfer(leader_);
     }
     commit_signal_.notify();  // membership changes in flight notice
   }
@@ -831,6 +832,7 @@ class node {
     leader_ = l;
     if (l != no_node) ++metrics_.leader_changes;
     emit(event_kind::leader_changed);
+    if (transfer_ && role_ != role::leader && l != no_node) finish_transfer(l);
   }
 
   void emit(event_kind kind, index_t index = index_t{0}) {
@@ -1110,6 +1112,11 @@ class node {
     p.wake.notify();
   }
 
+  /// Completes the transfer in progress (posted: never inside the node's own handlers).
+  void finish_transfer(result<node_id> r) {
+    complete_later(std::move(std::exchange(transfer_, std::nullopt)->done), std::move(r));
+  }
+
   /// The transfer target gets TimeoutNow once its log matches ours.
   void maybe_send_timeout_now(peer& p) {
     if (!transfer_ || transfer_->target != p.id || p.match != log_.last_index()) return;
@@ -1130,7 +1137,7 @@ class node {
     if (transfer_ && now >= transfer_->deadline) {
       opts_.logger.log(log_level::info, "node ", opts_.id, " gives up transferring leadership to ",
                        transfer_->target);
-      std::exchange(transfer_, std::nullopt)->done(error{errc::timeout, leader_});
+      finish_transfer(error{errc::timeout, leader_});
     } else if (transfer_) {
       if (auto it = peers_.find(transfer_->target); it != peers_.end()) maybe_send_timeout_now(*it->second);
     }

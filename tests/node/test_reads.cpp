@@ -1,0 +1,154 @@
+// Linearizable reads (thesis §6.4): ReadIndex on the leader, follower reads, lease reads, and
+// what a deposed leader must not do.
+#include <doctest/doctest.h>
+
+#include "ops_support.hpp"
+
+using namespace node_test;
+
+namespace {
+
+std::optional<result<index_t>> read(cluster<>& c, node_id via,
+                                    std::chrono::nanoseconds limit = std::chrono::seconds(5)) {
+  return await_op<index_t>(c, [&](auto h) { c.node(via).read_barrier(std::move(h)); }, limit);
+}
+
+node_id another(const cluster<>& c, node_id not_this, std::size_t nth = 0) {
+  for (node_id id : c.ids())
+    if (id != not_this && nth-- == 0) return id;
+  throw std::logic_error("no other node");
+}
+
+}  // namespace
+
+TEST_CASE("a read barrier on the leader covers every write acknowledged before it") {
+  cluster<> c(3, 31);
+  const node_id leader = c.wait_for_leader();
+  auto w = c.propose_and_wait(kv_state_machine::put("x", "1"));
+  REQUIRE(w->succeeded());
+  const index_t written = c.node(leader).commit_index();
+  const auto rounds_before = c.network().counters().append_requests;
+  auto r = read(c, leader);
+  REQUIRE((r && r->has_value()));
+  CHECK(**r >= written);
+  CHECK(c.node(leader).applied_index() >= **r);
+  CHECK(c.state_machine(leader).find("x") == "1");
+  // Confirming leadership took a heartbeat round, not a log entry.
+  CHECK(c.network().counters().append_requests > rounds_before);
+  CHECK(c.node(leader).log().last_index() == written);
+  CHECK(c.node(leader).metrics().read_barriers == 1);
+}
+
+TEST_CASE("a read barrier on a deposed leader fails instead of returning stale data") {
+  for (bool check_quorum : {true, false}) {
+    CAPTURE(check_quorum);
+    options o;
+    o.check_quorum = check_quorum;
+    cluster<> c(3, 32, o);
+    const node_id old = c.wait_for_leader();
+    REQUIRE(c.propose_and_wait(kv_state_machine::put("x", "old"))->succeeded());
+    c.network().isolate(old, c.ids());
+    // The majority elects a new leader and overwrites x; the old leader does not know.
+    REQUIRE(c.run_until([&] { auto l = c.leader(); return l && *l != old && c.node(*l).term() > c.node(old).term(); },
+                        std::chrono::seconds(5)));
+    const node_id fresh = *c.leader();
+    auto w = c.propose(fresh, kv_state_machine::put("x", "new"));
+    c.run_until([&] { return w->done(); }, std::chrono::seconds(5));
+    REQUIRE(w->succeeded());
+    auto r = read(c, old);
+    REQUIRE(r);
+    CHECK_FALSE(r->has_value());
+    CHECK((r->error().code == errc::leadership_lost || r->error().code == errc::timeout ||
+           r->error().code == errc::not_leader));
+    CHECK(c.state_machine(old).find("x") == "old");  // the stale value it must not vouch for
+  }
+}
+
+TEST_CASE("a follower read sees every write acknowledged before it started, under a lossy network") {
+  const std::uint64_t first = env_u64("RAFT_TEST_SEED", 7200);
+  const std::uint64_t count = env_u64("RAFT_SEEDS", 500) / 20 + 1;
+  MESSAGE("follower reads: seeds " << first << ".." << first + count - 1
+                                   << " (replay with RAFT_TEST_SEED=<seed> RAFT_SEEDS=1)");
+  for (std::uint64_t seed = first; seed < first + count; ++seed) {
+    CAPTURE(seed);
+    cluster<> c(3, seed);
+    c.network().faults.drop = 0.1;
+    c.network().faults.duplicate = 0.05;
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < 10; ++i) {
+      const std::string value = std::to_string(i);
+      auto w = c.propose_and_wait(kv_state_machine::put("k", value));
+      if (!w->succeeded()) continue;  // not acknowledged: nothing to check
+      const auto l = c.leader();
+      if (!l) continue;
+      const node_id via = another(c, *l, rng() % 2);
+      auto r = read(c, via);
+      REQUIRE(r);
+      if (!r->has_value()) continue;  // a read may fail (lost messages); it must not be stale
+      CHECK(c.node(via).applied_index() >= **r);
+      CHECK(c.state_machine(via).find("k") == value);
+    }
+  }
+}
+
+TEST_CASE("lease reads skip the heartbeat round while the lease holds, and stop when it lapses") {
+  options o;
+  o.lease_reads = true;
+  cluster<> c(3, 33, o);
+  const node_id leader = c.wait_for_leader();
+  REQUIRE(c.propose_and_wait(kv_state_machine::put("x", "1"))->succeeded());
+  c.run_for(std::chrono::milliseconds(60));  // a heartbeat round is acknowledged: lease on
+  auto r = read(c, leader);
+  REQUIRE((r && r->has_value()));
+  CHECK(c.node(leader).metrics().lease_reads == 1);
+
+  // Cut off, the leader's lease runs out before anyone else can be elected; then reads fail.
+  c.network().isolate(leader, c.ids());
+  c.run_for(std::chrono::milliseconds(150));
+  r = read(c, leader);
+  REQUIRE(r);
+  CHECK_FALSE(r->has_value());
+  CHECK(c.node(leader).metrics().lease_reads == 1);
+}
+
+TEST_CASE("a follower read with no known leader fails at once") {
+  cluster<> c(3, 34);
+  const node_id leader = c.wait_for_leader();
+  const node_id f = another(c, leader);
+  c.crash(leader);
+  c.network().isolate(f, c.ids());
+  c.run_for(std::chrono::seconds(1));  // f campaigns and forgets the leader
+  auto r = read(c, f, std::chrono::milliseconds(10));
+  REQUIRE(r);
+  CHECK(error_of(r) == errc::not_leader);
+}
+
+TEST_CASE("metrics and events report what the node did") {
+  std::vector<node_event> events;
+  options o;
+  o.on_event = [&](const node_event& e) { events.push_back(e); };
+  cluster<> c(3, 35, o);
+  const node_id leader = c.wait_for_leader();
+  REQUIRE(write_some(c, "m", 10) == 10);
+  const auto m = c.node(leader).metrics();
+  CHECK(m.times_leader == 1);
+  CHECK(m.elections_started >= 1);
+  CHECK(m.proposals_accepted == 10);
+  CHECK(m.entries_committed >= 12);  // bootstrap configuration, no-op, ten commands
+  CHECK(m.entries_applied == m.applied_index.value);
+  CHECK(m.messages_sent > 0);
+  CHECK(m.bytes_sent > m.messages_sent);
+  CHECK(m.storage_flushes > 0);
+  CHECK(m.role == role::leader);
+  auto count = [&](event_kind k, node_id n) {
+    return std::count_if(events.begin(), events.end(), [&](const node_event& e) { return e.kind == k && e.node == n; });
+  };
+  CHECK(count(event_kind::role_changed, leader) >= 2);  // candidate, leader (and pre-candidate)
+  for (node_id id : c.ids()) CHECK(count(event_kind::leader_changed, id) >= 1);
+  CHECK(count(event_kind::membership_changed, leader) == 1);  // the bootstrap configuration
+  const auto last_role = std::find_if(events.rbegin(), events.rend(), [&](const node_event& e) {
+    return e.kind == event_kind::role_changed && e.node == leader;
+  });
+  REQUIRE(last_role != events.rend());
+  CHECK(last_role->role == role::leader);
+}
