@@ -141,7 +141,8 @@ concept snapshot_reader = requires(const R& r, std::uint64_t offset, std::span<s
 ///   `term`), ordered with the other log changes and durable with the next flush; an `index` at
 ///   or past the last entry empties the log, and the next append starts at `index + 1`.
 ///
-/// The node promises: at most one writer exists at a time; it compacts only through an index
+/// The node promises: at most one writer exists at a time; a snapshot's index is never below the
+/// current snapshot's (one at the same index replaces it); it compacts only through an index
 /// covered by a committed (durable) snapshot, and calls compact_through under the same rules
 /// as append (never while a flush is in progress).
 template <class S>

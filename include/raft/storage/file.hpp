@@ -5,6 +5,14 @@
 //   hard_state                term and vote; replaced atomically (temp file, fsync, rename, fsync dir)
 //   base                      compaction base index and term; replaced the same way
 //   log-<first index>.seg     log segments: a header, then records (length, CRC-32C, entry)
+//   snapshot-<index>.snap     the current snapshot: header, metadata, bytes, size, CRC-32C
+//
+// Snapshots (raft::snapshot_storage): create_snapshot() returns a file_snapshot_writer that
+// writes `snapshot-<index>.snap.tmp`; its commit() syncs that file, renames it into place and
+// syncs the directory on the storage's snapshot thread (never blocking the caller's executor),
+// then deletes older snapshots. open_snapshot() returns a file_snapshot_reader holding the file
+// open (pread), valid after a newer snapshot replaced it. load() checks the newest snapshot's
+// CRC and refuses a damaged one with file_storage_corruption.
 //
 // save_hard_state() is synchronous and durable on return. append(), truncate_after() and
 // compact_through() queue work in memory (appends are encoded straight into a reusable buffer);
@@ -21,6 +29,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -32,6 +41,7 @@
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -58,6 +68,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include "raft/core/persistent_state.hpp"
+#include "raft/core/snapshot.hpp"
 #include "raft/detail/unique_function.hpp"
 #include "raft/storage/detail/crc32c.hpp"
 
@@ -75,7 +86,8 @@ struct file_storage_options {
   std::size_t segment_bytes = std::size_t{64} << 20;
   /// Test hook: when set (and `fsync` is on), called instead of every fdatasync/fsync with the
   /// file descriptor to sync. Return 0 for success, or -1 with errno set to simulate a failure.
-  /// Runs on the writer thread for log syncs and on the caller's thread for hard-state syncs.
+  /// Runs on the writer thread for log syncs, on the snapshot thread for snapshot syncs, and on
+  /// the caller's thread for hard-state syncs (and load()'s repairs).
   std::function<int(int fd)> sync_hook;
 };
 
@@ -119,6 +131,10 @@ inline constexpr char segment_magic[9] = "RAFTSEGM";
 inline constexpr char hard_state_magic[9] = "RAFTHARD";
 inline constexpr char base_magic[9] = "RAFTBASE";
 inline constexpr std::uint64_t max_payload = 0xFFFFFFFFull - record_body_fixed;
+inline constexpr char snapshot_magic[9] = "RAFTSNAP";
+inline constexpr std::size_t snapshot_header_bytes = 32;   // magic, version, meta length, crc
+inline constexpr std::size_t snapshot_trailer_bytes = 12;  // u64 data size, u32 crc32c of all before
+inline constexpr std::size_t snapshot_write_chunk = std::size_t{1} << 20;  // writer's buffer
 
 inline void put_u32(std::byte* p, std::uint32_t v) noexcept {
   for (int i = 0; i < 4; ++i) p[i] = std::byte(v >> (8 * i));
@@ -176,6 +192,16 @@ inline std::array<std::byte, small_file_bytes> encode_small_file(const char* mag
   put_u64(f.data() + 24, b);
   put_u32(f.data() + 32, crc32c(f.data(), 32));
   return f;
+}
+
+/// The 32-byte header of a snapshot file whose encoded metadata is `meta_len` bytes.
+inline std::array<std::byte, snapshot_header_bytes> encode_snapshot_header(std::uint32_t meta_len) {
+  std::array<std::byte, snapshot_header_bytes> h{};
+  std::memcpy(h.data(), snapshot_magic, 8);
+  put_u32(h.data() + 8, version);
+  put_u32(h.data() + 12, meta_len);
+  put_u32(h.data() + 16, crc32c(h.data(), 16));
+  return h;
 }
 
 }  // namespace file_format
@@ -251,7 +277,214 @@ inline std::vector<std::byte> read_whole_file(const std::filesystem::path& p) {
   return out;
 }
 
+/// Reads up to `size` bytes at `offset`; fewer only at the end of the file.
+inline std::size_t read_at(int fd, std::byte* data, std::size_t size, std::uint64_t offset,
+                           const std::filesystem::path& file) {
+  std::size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pread(fd, data + done, size - done, off_t(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw posix_error(errno, "read", file);
+    }
+    if (n == 0) break;
+    done += std::size_t(n);
+  }
+  return done;
+}
+
+/// A committed snapshot file, open for reading. Immutable; shared by the storage and readers.
+struct snapshot_file {
+  std::filesystem::path path;
+  unique_fd fd;
+  snapshot_meta meta;
+  std::uint64_t data_offset = 0;  ///< where the snapshot's bytes start in the file
+  std::uint64_t data_size = 0;
+};
+
+/// A thread that runs posted tasks in order; started by the first post(). stop() runs every task
+/// already posted, then joins.
+class task_thread {
+ public:
+  task_thread() = default;
+  task_thread(const task_thread&) = delete;
+  task_thread& operator=(const task_thread&) = delete;
+  ~task_thread() { stop(); }
+
+  void post(unique_function<void()> task) {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(std::move(task));
+      if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+    }
+    wake_.notify_one();
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void loop() {
+    std::deque<unique_function<void()>> tasks;
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        std::swap(tasks, queue_);
+      }
+      for (auto& t : tasks) t();
+      tasks.clear();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<unique_function<void()>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 }  // namespace detail
+
+class file_storage;
+
+/// A committed file_storage snapshot (raft::snapshot_reader): holds the snapshot file open, so
+/// it stays valid after a newer snapshot replaced (and deleted) that file, and after the storage
+/// is destroyed. Cheap to copy; read_at() may be called from any thread, concurrently.
+class file_snapshot_reader {
+ public:
+  [[nodiscard]] const snapshot_meta& meta() const noexcept { return f_->meta; }
+  [[nodiscard]] std::uint64_t size() const noexcept { return f_->data_size; }
+  /// Copies up to `buf.size()` bytes of the snapshot from `offset`; returns how many (fewer only
+  /// at the end, 0 at or past it). Throws std::system_error on a read error, and
+  /// file_storage_corruption if the file has become shorter than its snapshot.
+  std::size_t read_at(std::uint64_t offset, std::span<std::byte> buf) const {
+    if (offset >= f_->data_size) return 0;
+    const std::size_t want = std::min<std::uint64_t>(buf.size(), f_->data_size - offset);
+    const std::size_t got = detail::read_at(f_->fd.get(), buf.data(), want, f_->data_offset + offset, f_->path);
+    if (got != want)
+      throw file_storage_corruption(f_->path, f_->data_offset + offset + got, "snapshot file ends early");
+    return got;
+  }
+  /// The file it reads (it may have been deleted since).
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return f_->path; }
+
+ private:
+  friend class file_storage;
+  explicit file_snapshot_reader(std::shared_ptr<const detail::snapshot_file> f) : f_(std::move(f)) {}
+  std::shared_ptr<const detail::snapshot_file> f_;
+};
+
+/// A snapshot being written by a file_storage (raft::snapshot_writer). write() checksums the
+/// bytes and writes them to `snapshot-N.snap.tmp` in 1 MiB pieces (page-cache writes on the
+/// caller's thread, no sync); co_await commit() syncs the file, renames it into place and syncs
+/// the directory on the storage's snapshot thread, then deletes older snapshots. Destroyed
+/// without commit(), it removes its temporary file. Its storage must outlive it.
+class file_snapshot_writer {
+ public:
+  file_snapshot_writer(file_snapshot_writer&& o) noexcept
+      : storage_(std::exchange(o.storage_, nullptr)),
+        token_(std::move(o.token_)),
+        tmp_(std::move(o.tmp_)),
+        final_(std::move(o.final_)),
+        fd_(std::move(o.fd_)),
+        meta_(std::move(o.meta_)),
+        data_offset_(o.data_offset_),
+        data_size_(o.data_size_),
+        file_size_(o.file_size_),
+        crc_(o.crc_),
+        buf_(std::move(o.buf_)) {
+    o.tmp_.clear();
+  }
+  file_snapshot_writer& operator=(file_snapshot_writer&& o) noexcept {
+    if (this != &o) {
+      abandon();
+      storage_ = std::exchange(o.storage_, nullptr);
+      token_ = std::move(o.token_);
+      tmp_ = std::move(o.tmp_);
+      o.tmp_.clear();
+      final_ = std::move(o.final_);
+      fd_ = std::move(o.fd_);
+      meta_ = std::move(o.meta_);
+      data_offset_ = o.data_offset_;
+      data_size_ = o.data_size_;
+      file_size_ = o.file_size_;
+      crc_ = o.crc_;
+      buf_ = std::move(o.buf_);
+    }
+    return *this;
+  }
+  file_snapshot_writer(const file_snapshot_writer&) = delete;
+  file_snapshot_writer& operator=(const file_snapshot_writer&) = delete;
+  ~file_snapshot_writer() { abandon(); }
+
+  /// Appends `bytes` to the snapshot. I/O errors are fatal for the storage (as in flush()).
+  void write(std::span<const std::byte> bytes);
+
+  /// Makes the snapshot durable and the storage's current one; completes on the awaiting
+  /// coroutine's executor. Throws std::system_error if a write, sync or rename failed (then the
+  /// storage has failed: every later call throws too).
+  asio::awaitable<void> commit();
+
+  /// Snapshot bytes written so far.
+  [[nodiscard]] std::uint64_t size() const noexcept { return data_size_; }
+
+ private:
+  friend class file_storage;
+  file_snapshot_writer(file_storage* s, std::shared_ptr<int> token, std::filesystem::path tmp,
+                       std::filesystem::path final_path, detail::unique_fd fd, snapshot_meta meta,
+                       std::span<const std::byte> encoded_meta)
+      : storage_(s),
+        token_(std::move(token)),
+        tmp_(std::move(tmp)),
+        final_(std::move(final_path)),
+        fd_(std::move(fd)),
+        meta_(std::move(meta)) {
+    const auto header = detail::file_format::encode_snapshot_header(std::uint32_t(encoded_meta.size()));
+    buf_.reserve(detail::file_format::snapshot_write_chunk);
+    buf_.insert(buf_.end(), header.begin(), header.end());
+    buf_.insert(buf_.end(), encoded_meta.begin(), encoded_meta.end());
+    crc_ = detail::crc32c(buf_.data(), buf_.size());
+    data_offset_ = buf_.size();
+  }
+
+  void require_open(const char* what) const {
+    if (!fd_ || storage_ == nullptr)
+      throw std::logic_error(std::string("raft::file_snapshot_writer::") + what +
+                             " after commit (or on a moved-from writer)");
+  }
+  void write_out(const std::byte* data, std::size_t size);
+  void flush_buffer() {
+    if (buf_.empty()) return;
+    write_out(buf_.data(), buf_.size());
+    buf_.clear();
+  }
+  /// Not committed: close and remove the temporary file (best effort).
+  void abandon() noexcept {
+    fd_.reset();
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
+    tmp_.clear();
+  }
+
+  file_storage* storage_ = nullptr;
+  std::shared_ptr<int> token_;  ///< tells the storage a writer is open
+  std::filesystem::path tmp_;   ///< empty once committed (or moved from)
+  std::filesystem::path final_;
+  detail::unique_fd fd_;
+  snapshot_meta meta_;
+  std::uint64_t data_offset_ = 0;  ///< header + metadata bytes
+  std::uint64_t data_size_ = 0;    ///< snapshot bytes so far
+  std::uint64_t file_size_ = 0;    ///< bytes written to the file so far
+  std::uint32_t crc_ = 0;          ///< CRC-32C of every byte of the file so far (buffered too)
+  std::vector<std::byte> buf_;     ///< bytes not yet written
+};
 
 /// A durable raft::storage in a directory. See the top of this file and docs/storage.md.
 ///
@@ -261,6 +494,8 @@ inline std::vector<std::byte> read_whole_file(const std::filesystem::path& p) {
 /// first; appends and truncations not yet flushed are lost, exactly as in a crash.
 /// Do not destroy it while a flush() is awaited.
 class file_storage {
+  friend class file_snapshot_writer;
+
  public:
   /// Opens (creating it if missing) the directory `dir` and locks it: a second file_storage on
   /// the same directory, in this process or another, throws std::system_error until this one is
@@ -293,20 +528,27 @@ class file_storage {
     }
     wake_.notify_one();
     writer_.join();
+    snapshot_thread_.stop();  // finishes a commit in progress
   }
 
   // ---- raft::storage ---------------------------------------------------------------------------
 
-  /// Reads everything durable: hard state, compaction base and the log. Cuts a torn record at the
-  /// end of the last segment (truncating that file); throws file_storage_corruption for a bad
-  /// record with valid data after it, and std::system_error for I/O errors. Call before any other
-  /// log call; it may be called again while no flush is pending (it rereads the directory).
+  /// Reads everything durable: hard state, compaction base and the log, and finds the current
+  /// snapshot (for open_snapshot()). Cuts a torn record at the end of the last segment
+  /// (truncating that file) and removes temporary files; throws file_storage_corruption for a bad
+  /// record with valid data after it or a damaged newest snapshot, and std::system_error for I/O
+  /// errors. Call before any other log call; it may be called again while no flush, snapshot
+  /// commit or snapshot writer is pending (it rereads the directory).
   persistent_state load() {
     throw_if_failed();
     {
       std::lock_guard lock(mutex_);
       if (in_flight_ != 0) throw std::logic_error("raft::file_storage::load called during a flush");
+      if (snapshot_jobs_ != 0)
+        throw std::logic_error("raft::file_storage::load called during a snapshot commit");
     }
+    if (writers_.use_count() > 1)
+      throw std::logic_error("raft::file_storage::load called while a snapshot writer is open");
     pending_.clear();
     persistent_state ps{};
     ps.state = read_hard_state();
@@ -317,6 +559,7 @@ class file_storage {
     w_.tail_fd.reset();
     w_.base = base_index;
     scan_segments(ps);
+    load_snapshot(base_index);
     base_index_ = base_index;
     base_term_ = base_term;
     last_index_ = ps.entries.empty() ? base_index : ps.entries.back().index;
@@ -425,6 +668,45 @@ class file_storage {
     }
     base_index_ = index;
     base_term_ = term;
+  }
+
+  // ---- raft::snapshot_storage ------------------------------------------------------------------
+
+  /// Starts writing a snapshot described by `meta` into `snapshot-<index>.snap.tmp`. One writer
+  /// at a time (std::logic_error otherwise); `meta.index` may not be below the current
+  /// snapshot's, and `meta` must be valid (nonzero index and term, a valid configuration): both
+  /// std::invalid_argument. A snapshot at the same index as the current one replaces it.
+  [[nodiscard]] file_snapshot_writer create_snapshot(const snapshot_meta& meta) {
+    throw_if_failed();
+    require_loaded();
+    if (writers_.use_count() > 1)
+      throw std::logic_error("raft::file_storage::create_snapshot: another snapshot writer is open");
+    if (snapshot_ && meta.index < snapshot_->meta.index)
+      throw std::invalid_argument("raft::file_storage::create_snapshot: index " + std::to_string(meta.index.value) +
+                                  " is below the current snapshot's " + std::to_string(snapshot_->meta.index.value));
+    const buffer encoded = encode(meta);
+    if (decode_snapshot_meta(encoded.bytes()) != meta)
+      throw std::invalid_argument("raft::file_storage::create_snapshot: invalid snapshot metadata (index and term "
+                                  "must be nonzero, the configuration valid)");
+    const auto final_path = dir_ / snapshot_name(meta.index);
+    auto tmp = final_path;
+    tmp += ".tmp";
+    detail::unique_fd fd;
+    try {
+      fd = detail::open_file(tmp, O_RDWR | O_CREAT | O_TRUNC);
+    } catch (...) {
+      record_failure(std::current_exception());
+      throw;
+    }
+    return file_snapshot_writer(this, writers_, std::move(tmp), final_path, std::move(fd), meta, encoded.bytes());
+  }
+
+  /// The current snapshot: the last one committed, or the one load() found; std::nullopt if
+  /// there is none.
+  [[nodiscard]] std::optional<file_snapshot_reader> open_snapshot() const {
+    require_loaded();
+    if (!snapshot_) return std::nullopt;
+    return file_snapshot_reader(snapshot_);
   }
 
   /// The last entry held, counting changes not yet flushed (base index when empty).
@@ -599,6 +881,171 @@ class file_storage {
       v = v * 10 + std::uint64_t(name[i] - '0');
     }
     return index_t{v};
+  }
+
+  static std::filesystem::path snapshot_name(index_t index) {
+    char name[48];
+    std::snprintf(name, sizeof name, "snapshot-%020llu.snap", static_cast<unsigned long long>(index.value));
+    return name;
+  }
+
+  static std::optional<index_t> parse_snapshot_name(const std::string& name) {
+    if (name.size() != 34 || name.compare(0, 9, "snapshot-") != 0 || name.compare(29, 5, ".snap") != 0)
+      return std::nullopt;
+    std::uint64_t v = 0;
+    for (std::size_t i = 9; i < 29; ++i) {
+      if (name[i] < '0' || name[i] > '9') return std::nullopt;
+      v = v * 10 + std::uint64_t(name[i] - '0');
+    }
+    return index_t{v};
+  }
+
+  /// Opens and checks a snapshot file: header, length fields, metadata, the CRC-32C over the
+  /// whole file, and the index its name gives. Any mismatch is corruption: a committed snapshot
+  /// was synced before it got its name, so a crash cannot leave it torn.
+  static std::shared_ptr<const detail::snapshot_file> read_snapshot_file(const std::filesystem::path& path,
+                                                                        index_t name_index) {
+    namespace ff = detail::file_format;
+    auto f = std::make_shared<detail::snapshot_file>();
+    f->path = path;
+    f->fd = detail::open_file(path, O_RDONLY);
+    struct stat st {};
+    if (::fstat(f->fd.get(), &st) != 0) throw detail::posix_error(errno, "fstat", path);
+    const auto size = std::uint64_t(st.st_size);
+    constexpr std::uint64_t fixed = ff::snapshot_header_bytes + ff::snapshot_trailer_bytes;
+    if (size < fixed)
+      throw file_storage_corruption(path, size, "snapshot file is too short (" + std::to_string(size) +
+                                                    " bytes; header and trailer alone take " +
+                                                    std::to_string(fixed) + ")");
+    std::array<std::byte, ff::snapshot_header_bytes> h{};
+    if (detail::read_at(f->fd.get(), h.data(), h.size(), 0, path) != h.size())
+      throw file_storage_corruption(path, 0, "snapshot header is incomplete");
+    if (std::memcmp(h.data(), ff::snapshot_magic, 8) != 0)
+      throw file_storage_corruption(path, 0, "bad magic number (not a raft snapshot)");
+    if (const auto v = ff::get_u32(h.data() + 8); v != ff::version)
+      throw file_storage_corruption(path, 8, "unsupported format version " + std::to_string(v) +
+                                                 " (this build reads version " + std::to_string(ff::version) + ")");
+    if (ff::get_u32(h.data() + 16) != detail::crc32c(h.data(), 16))
+      throw file_storage_corruption(path, 16, "snapshot header checksum mismatch");
+    const std::uint64_t meta_len = ff::get_u32(h.data() + 12);
+    if (meta_len > size - fixed)
+      throw file_storage_corruption(path, 12, "metadata length " + std::to_string(meta_len) +
+                                                  " runs past the end of the file");
+    std::array<std::byte, ff::snapshot_trailer_bytes> t{};
+    if (detail::read_at(f->fd.get(), t.data(), t.size(), size - t.size(), path) != t.size())
+      throw file_storage_corruption(path, size - t.size(), "snapshot trailer is incomplete");
+    const std::uint64_t data_size = size - fixed - meta_len;
+    if (const auto d = ff::get_u64(t.data()); d != data_size)
+      throw file_storage_corruption(path, size - t.size(),
+                                    "the trailer gives a snapshot of " + std::to_string(d) +
+                                        " bytes, the file size leaves " + std::to_string(data_size) +
+                                        " (truncated or extended)");
+    // The checksum of everything before the trailer's CRC field, read in pieces.
+    std::vector<std::byte> chunk(std::size_t(std::min<std::uint64_t>(size - 4, ff::snapshot_write_chunk)));
+    std::uint32_t crc = 0;
+    std::vector<std::byte> meta_bytes;
+    for (std::uint64_t at = 0; at < size - 4;) {
+      const std::size_t n = std::size_t(std::min<std::uint64_t>(chunk.size(), size - 4 - at));
+      if (detail::read_at(f->fd.get(), chunk.data(), n, at, path) != n)
+        throw file_storage_corruption(path, at, "snapshot file ends early");
+      crc = detail::crc32c_update(crc, chunk.data(), n);
+      // Keep the metadata bytes (they follow the header) on the way.
+      const std::uint64_t meta_end = ff::snapshot_header_bytes + meta_len;
+      if (at < meta_end && at + n > ff::snapshot_header_bytes) {
+        const std::uint64_t from = std::max<std::uint64_t>(at, ff::snapshot_header_bytes);
+        const std::uint64_t to = std::min<std::uint64_t>(at + n, meta_end);
+        meta_bytes.insert(meta_bytes.end(), chunk.begin() + std::ptrdiff_t(from - at),
+                          chunk.begin() + std::ptrdiff_t(to - at));
+      }
+      at += n;
+    }
+    if (ff::get_u32(t.data() + 8) != crc)
+      throw file_storage_corruption(path, size - 4, "snapshot checksum mismatch");
+    auto meta = decode_snapshot_meta(meta_bytes);
+    if (!meta) throw file_storage_corruption(path, ff::snapshot_header_bytes, "undecodable snapshot metadata");
+    if (meta->index != name_index)
+      throw file_storage_corruption(path, ff::snapshot_header_bytes,
+                                    "the metadata gives index " + std::to_string(meta->index.value) +
+                                        ", the file name " + std::to_string(name_index.value));
+    f->meta = std::move(*meta);
+    f->data_offset = ff::snapshot_header_bytes + meta_len;
+    f->data_size = data_size;
+    return f;
+  }
+
+  /// load(): finds the newest snapshot file (highest index), checks it, and deletes the older
+  /// ones (left by a crash between a commit's rename and its cleanup). Temporary files were
+  /// removed by scan_segments. A damaged newest snapshot is refused, never skipped.
+  void load_snapshot(index_t base) {
+    snapshot_.reset();
+    std::vector<std::pair<index_t, std::filesystem::path>> files;
+    for (const auto& de : std::filesystem::directory_iterator(dir_))
+      if (auto i = parse_snapshot_name(de.path().filename().string())) files.emplace_back(*i, de.path());
+    if (files.empty()) return;
+    std::sort(files.begin(), files.end());
+    auto newest = read_snapshot_file(files.back().second, files.back().first);
+    if (newest->meta.index < base)
+      throw file_storage_corruption(dir_ / "base", 16,
+                                    "the log is compacted through index " + std::to_string(base.value) +
+                                        ", but the newest snapshot (" + newest->path.filename().string() +
+                                        ") covers only " + std::to_string(newest->meta.index.value) +
+                                        ": a newer snapshot is missing");
+    snapshot_ = std::move(newest);
+    files.pop_back();
+    for (const auto& f : files) remove_file(f.second);
+    if (!files.empty()) sync_dir();
+  }
+
+  /// commit() of a snapshot writer: on the snapshot thread, sync the temporary file, rename it
+  /// into place, sync the directory, delete every other snapshot file, sync the directory.
+  /// Completes on the handler's associated executor with an exception_ptr (null on success).
+  template <class CompletionToken>
+  auto async_commit_snapshot(std::shared_ptr<const detail::snapshot_file> file, const std::filesystem::path& tmp,
+                             CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
+        [this, file = std::move(file), &tmp](auto handler) mutable {
+          auto ex = asio::get_associated_executor(handler);
+          auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+          detail::unique_function<void(std::exception_ptr)> done =
+              [h = std::move(handler), work = std::move(work)](std::exception_ptr e) mutable {
+                asio::post(work, [h = std::move(h), e = std::move(e)]() mutable { h(std::move(e)); });
+              };
+          {
+            std::lock_guard lock(mutex_);
+            ++snapshot_jobs_;
+          }
+          // The task owns the file (and its descriptor) for as long as it runs.
+          snapshot_thread_.post([this, file = std::move(file), tmp, done = std::move(done)]() mutable {
+            const std::filesystem::path& final_path = file->path;
+            std::exception_ptr error;
+            if (failed_.load(std::memory_order_acquire)) {
+              std::lock_guard lock(mutex_);
+              error = failure_;
+            } else {
+              try {
+                sync_fd(file->fd.get(), false, tmp);
+                if (::rename(tmp.c_str(), final_path.c_str()) != 0) throw detail::posix_error(errno, "rename", tmp);
+                sync_dir();
+                bool removed = false;
+                for (const auto& de : std::filesystem::directory_iterator(dir_)) {
+                  if (de.path() == final_path || !parse_snapshot_name(de.path().filename().string())) continue;
+                  remove_file(de.path());
+                  removed = true;
+                }
+                if (removed) sync_dir();
+              } catch (...) {
+                error = std::current_exception();
+                record_failure(error);
+              }
+            }
+            {
+              std::lock_guard lock(mutex_);
+              --snapshot_jobs_;
+            }
+            done(std::move(error));
+          });
+        },
+        token);
   }
 
   /// Is there a record that passes its checksum anywhere in `buf` after `from`? Used to tell a
@@ -936,9 +1383,66 @@ class file_storage {
   std::atomic<bool> failed_{false};
   file_storage_stats stats_;
 
+  // Snapshots (caller side, except the snapshot thread's commit work).
+  std::shared_ptr<const detail::snapshot_file> snapshot_;  ///< the current snapshot, if any
+  std::shared_ptr<int> writers_ = std::make_shared<int>(0);  ///< copied into each open writer
+  std::size_t snapshot_jobs_ = 0;                           ///< commits in progress (mutex_)
+  detail::task_thread snapshot_thread_;                     ///< syncs and renames snapshot files
+
   writer_state w_;
   std::thread writer_;  // last: starts after everything above is constructed
 };
+
+inline void file_snapshot_writer::write_out(const std::byte* data, std::size_t size) {
+  try {
+    detail::write_all(fd_.get(), data, size, file_size_, tmp_);
+  } catch (...) {
+    storage_->record_failure(std::current_exception());
+    throw;
+  }
+  file_size_ += size;
+}
+
+inline void file_snapshot_writer::write(std::span<const std::byte> bytes) {
+  require_open("write");
+  storage_->throw_if_failed();
+  crc_ = detail::crc32c_update(crc_, bytes.data(), bytes.size());
+  data_size_ += bytes.size();
+  constexpr std::size_t chunk = detail::file_format::snapshot_write_chunk;
+  if (buf_.size() + bytes.size() <= chunk) {
+    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+    return;
+  }
+  flush_buffer();
+  if (bytes.size() >= chunk)
+    write_out(bytes.data(), bytes.size());
+  else
+    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+}
+
+inline asio::awaitable<void> file_snapshot_writer::commit() {
+  require_open("commit");
+  storage_->throw_if_failed();
+  std::array<std::byte, detail::file_format::snapshot_trailer_bytes> trailer{};
+  detail::file_format::put_u64(trailer.data(), data_size_);
+  crc_ = detail::crc32c_update(crc_, trailer.data(), 8);
+  detail::file_format::put_u32(trailer.data() + 8, crc_);
+  buf_.insert(buf_.end(), trailer.begin(), trailer.end());
+  flush_buffer();
+  auto f = std::make_shared<detail::snapshot_file>();
+  f->path = final_;
+  f->fd = std::move(fd_);
+  f->meta = meta_;
+  f->data_offset = data_offset_;
+  f->data_size = data_size_;
+  std::shared_ptr<const detail::snapshot_file> file = std::move(f);
+  co_await storage_->async_commit_snapshot(file, tmp_, asio::use_awaitable);
+  // Durable and in place: it is the current snapshot now.
+  storage_->snapshot_ = std::move(file);
+  tmp_.clear();
+  token_.reset();
+  storage_ = nullptr;
+}
 
 }  // namespace v1
 }  // namespace raft
