@@ -483,6 +483,9 @@ class node {
         snapshot_index_ = m.index;
         snapshot_term_ = m.term;
         snapshot_config_ = std::move(m.config);
+      } else if (ps.base_index > index_t{0}) {
+        throw std::runtime_error("raft: the log is compacted through index " + std::to_string(ps.base_index.value) +
+                                 " but storage holds no snapshot: the state before it is lost");
       }
     }
     if (log_.last_index() == index_t{0} && opts_.bootstrap) {
@@ -677,6 +680,7 @@ class node {
       verified_ = index_t{0};
       persist_hard_state();
       fail_forwarded_reads(errc::leadership_lost);
+      leader_round_ = 0;
       ++metrics_.elections_started;
     }
     const std::uint64_t id = ++round_seq_;
@@ -743,6 +747,7 @@ class node {
       verified_ = index_t{0};
       persist_hard_state();
       fail_forwarded_reads(errc::leadership_lost);  // their answers would carry the old term
+      leader_round_ = 0;  // rounds are numbered per leader and term
     }
     const bool was_leader = role_ == role::leader;
     if (role_ != role::follower || leader_ != leader)
@@ -1395,7 +1400,9 @@ class node {
       if (r.meta.index <= snapshot_index_ ||
           (log_.term_at(r.meta.index) == r.meta.term && durable_ >= r.meta.index))
         return reply(r.size, true);  // we already have all of it
-      if (installing_ || snapshotting_) return reply(incoming_ ? incoming_->received : 0, false);
+      // Busy with a snapshot of its own making, or installing this one: no answer; the leader
+      // resends on its next heartbeat tick (or hears "installed" when the install is done).
+      if (installing_ || snapshotting_) return;
       if (!incoming_ || incoming_->meta != r.meta || incoming_->size != r.size) {
         if (r.offset != 0) return reply(0, false);  // a new snapshot starts from its beginning
         incoming_.reset();  // at most one writer at a time
