@@ -13,6 +13,7 @@ raft_missing_packages() {
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
   [[ -f /usr/include/asio.hpp ]] || missing+=(libasio-dev)
   [[ -f /usr/include/doctest/doctest.h ]] || missing+=(doctest-dev)
+  [[ -f /usr/include/openssl/ssl.h ]] || missing+=(libssl-dev)
   echo "${missing[@]}"
 }
 

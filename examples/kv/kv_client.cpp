@@ -3,6 +3,7 @@
 //   kv_client --servers 1=127.0.0.1:8001,2=127.0.0.1:8002,3=127.0.0.1:8003 [--timeout SECONDS]
 //             put KEY VALUE | get KEY | del KEY | append KEY VALUE
 //   kv_client --servers ... --node N  status | localget KEY
+//   [--tls-cert FILE --tls-key FILE --tls-ca FILE]   when the servers run with --tls-*
 //
 // put/get/del/append go to the leader: the client starts with the first server, follows
 // `ERR not_leader N` to N's client address, tries the next server when the leader is unknown or
@@ -17,6 +18,11 @@
 // be wrong): the client says so and exits 3. get is a read and is retried in every case.
 //
 // status and localget ask one server (--node N, or the first one) about itself: no redirects.
+//
+// With --tls-*, every connection is TLS: the client presents its certificate (signed by the CA of
+// --tls-ca) and checks that server N's certificate is signed by that CA and names
+// "raft-node-N". A server that refuses the client's certificate has not read the command: that
+// counts as "not applied", not as "outcome unknown".
 //
 // Exit status: 0 success; 1 failed (not applied: deadline passed, or the server refused the
 // command); 2 usage; 3 outcome unknown.
@@ -48,6 +54,15 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#if RAFT_KV_TLS
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/error.hpp>
+#include <asio/ssl/stream.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <raft/transport/tls.hpp>
+#endif
+
 #include "address_list.hpp"
 
 namespace {
@@ -68,6 +83,7 @@ struct request {
   std::string line;                   // what is sent, without the newline
   bool idempotent = false;            // may be re-sent after an unknown outcome
   bool redirect = true;               // follows not_leader
+  std::string tls_cert, tls_key, tls_ca;  // all three, or none (no TLS)
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -75,7 +91,8 @@ struct request {
                "kv_client: %s\n"
                "usage: kv_client --servers 1=HOST:PORT,2=HOST:PORT,... [--timeout SECONDS]\n"
                "                 put KEY VALUE | get KEY | del KEY | append KEY VALUE\n"
-               "       kv_client --servers ... [--node N] status | localget KEY\n",
+               "       kv_client --servers ... [--node N] status | localget KEY\n"
+               "       [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n",
                why.c_str());
   std::exit(bad_usage);
 }
@@ -108,6 +125,12 @@ request parse_args(int argc, char** argv) {
       r.only = parse_number(value(), "--node");
     } else if (arg == "--timeout") {
       r.timeout = std::chrono::milliseconds(parse_number(value(), "--timeout") * 1000);
+    } else if (arg == "--tls-cert") {
+      r.tls_cert = std::string(value());
+    } else if (arg == "--tls-key") {
+      r.tls_key = std::string(value());
+    } else if (arg == "--tls-ca") {
+      r.tls_ca = std::string(value());
     } else if (arg == "-h" || arg == "--help") {
       usage("help");
     } else if (arg.starts_with("--")) {
@@ -117,6 +140,11 @@ request parse_args(int argc, char** argv) {
     }
   }
   if (r.servers.empty()) usage("--servers is required");
+  const int tls_given = int(!r.tls_cert.empty()) + int(!r.tls_key.empty()) + int(!r.tls_ca.empty());
+  if (tls_given != 0 && tls_given != 3) usage("--tls-cert, --tls-key and --tls-ca go together");
+#if !RAFT_KV_TLS
+  if (tls_given != 0) usage("built without TLS support (OpenSSL was not found when it was configured)");
+#endif
   if (r.only && !r.servers.contains(*r.only)) usage("--node must be one of --servers");
   if (words.empty()) usage("no command");
   for (char c : words[0]) r.verb += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
@@ -145,8 +173,46 @@ struct exchange_result {
   std::string failure;
 };
 
-asio::awaitable<exchange_result> exchange(const server_address& to, const std::string& line,
-                                          clock_type::time_point limit) {
+/// Sends `line` and reads one reply line over `stream` (a TCP socket or a TLS stream over one).
+template <class Stream>
+asio::awaitable<void> talk(Stream& stream, const std::string& line, const bool& expired, exchange_result& out) {
+  std::error_code ec;
+  const std::string wire = line + '\n';
+  co_await asio::async_write(stream, asio::buffer(wire), asio::redirect_error(asio::use_awaitable, ec));
+  out.sent = true;  // possibly partly: from here on the server may have received it
+  std::string in;
+  std::size_t n = 0;
+  if (!ec)
+    n = co_await asio::async_read_until(stream, asio::dynamic_buffer(in), '\n',
+                                        asio::redirect_error(asio::use_awaitable, ec));
+  if (ec || expired) {
+    out.failure = expired ? "timed out waiting for the reply" : ec.message();
+#if RAFT_KV_TLS
+    // A TLS alert from the server right after the handshake: with TLS 1.3 the server checks the
+    // client's certificate after the client has finished its part of the handshake, so its
+    // refusal arrives here. It refused before reading anything: the command was not delivered.
+    if (!expired && ec.category() == asio::error::get_ssl_category() &&
+        ERR_GET_REASON(static_cast<unsigned long>(ec.value())) >= SSL_AD_REASON_OFFSET) {
+      out.sent = false;
+      out.failure = "the server refused the TLS connection: " + ec.message();
+    }
+#endif
+    co_return;
+  }
+  std::string reply = in.substr(0, n - 1);
+  if (!reply.empty() && reply.back() == '\r') reply.pop_back();
+  out.reply = std::move(reply);
+}
+
+/// The TLS context of --tls-*, or null without TLS.
+#if RAFT_KV_TLS
+using tls_context = std::shared_ptr<asio::ssl::context>;
+#else
+using tls_context = std::shared_ptr<void>;
+#endif
+
+asio::awaitable<exchange_result> exchange(std::uint64_t id, const server_address& to, const std::string& line,
+                                          clock_type::time_point limit, const tls_context& tls) {
   auto ex = co_await asio::this_coro::executor;
   exchange_result out;
   // Shared with the guard's handler, which may run after this coroutine has returned.
@@ -175,23 +241,33 @@ asio::awaitable<exchange_result> exchange(const server_address& to, const std::s
     guard.cancel();
     co_return out;
   }
-  out.connected = true;
-  const std::string wire = line + '\n';
-  co_await asio::async_write(socket, asio::buffer(wire), asio::redirect_error(asio::use_awaitable, ec));
-  out.sent = true;  // possibly partly: from here on the server may have received it
-  std::string in;
-  std::size_t n = 0;
-  if (!ec)
-    n = co_await asio::async_read_until(socket, asio::dynamic_buffer(in), '\n',
-                                        asio::redirect_error(asio::use_awaitable, ec));
-  guard.cancel();
-  if (ec || expired) {
-    out.failure = expired ? "timed out waiting for the reply" : ec.message();
+#if RAFT_KV_TLS
+  if (tls) {
+    // A TLS stream over the socket (by reference: the guard closes the socket underneath).
+    asio::ssl::stream<tcp::socket&> stream(socket, *tls);
+    co_await stream.async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+    std::string refused;
+    if (ec || expired)
+      refused = expired ? "timed out in the TLS handshake" : "TLS handshake failed: " + ec.message();
+    else
+      refused = raft::tls_check_peer_name(stream.native_handle(), raft::tls_node_name(raft::node_id{id}));
+    if (!refused.empty()) {
+      out.failure = refused;
+      guard.cancel();
+      co_return out;
+    }
+    out.connected = true;
+    co_await talk(stream, line, expired, out);
+    guard.cancel();
     co_return out;
   }
-  std::string reply = in.substr(0, n - 1);
-  if (!reply.empty() && reply.back() == '\r') reply.pop_back();
-  out.reply = std::move(reply);
+#else
+  (void)id;
+  (void)tls;
+#endif
+  out.connected = true;
+  co_await talk(socket, line, expired, out);
+  guard.cancel();
   co_return out;
 }
 
@@ -206,6 +282,16 @@ std::string name(std::uint64_t id, const server_address& a) {
 }
 
 asio::awaitable<int> run(const request& r) {
+  tls_context tls;
+#if RAFT_KV_TLS
+  if (!r.tls_cert.empty()) {
+    raft::tls_options o;
+    o.cert_file = r.tls_cert;
+    o.key_file = r.tls_key;
+    o.ca_file = r.tls_ca;
+    tls = raft::make_tls_context(o);  // throws, naming the file it cannot use
+  }
+#endif
   const auto deadline = clock_type::now() + r.timeout;
   auto target = r.servers.find(r.only.value_or(r.servers.begin()->first));
   auto next_server = [&] {
@@ -229,7 +315,7 @@ asio::awaitable<int> run(const request& r) {
     // Each attempt may take at most 5 s (an election takes well under a second), and no longer
     // than the overall deadline.
     const auto limit = std::min(deadline, now + 5s);
-    const exchange_result x = co_await exchange(target->second, r.line, limit);
+    const exchange_result x = co_await exchange(target->first, target->second, r.line, limit, tls);
 
     if (!x.reply) {
       last_problem = "server " + name(target->first, target->second) + ": " + x.failure;

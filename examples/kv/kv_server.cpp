@@ -2,6 +2,7 @@
 //
 //   kv_server --id N --data DIR --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
 //             --client-port P [--client-host 127.0.0.1] [--cluster-id X] [--no-fsync]
+//             [--tls-cert FILE --tls-key FILE --tls-ca FILE]
 //
 // The process runs a raft::node<kv_state_machine, file_storage, tcp_transport> on one
 // asio::io_context on one thread:
@@ -9,7 +10,11 @@
 //   - the log, term and vote live in raft::file_storage in --data (fsync on unless --no-fsync);
 //   - the key-value map (raft::testing::kv_state_machine) lives in memory and is rebuilt at start
 //     by re-applying the log (there are no snapshots yet);
-//   - a brand-new cluster (empty --data) bootstraps with every id listed in --peers as a voter.
+//   - a brand-new cluster (empty --data) bootstraps with every id listed in --peers as a voter;
+//   - with --tls-cert/--tls-key/--tls-ca (all three), Raft traffic uses raft::tls_transport:
+//     mutual TLS, each server's certificate signed by the --tls-ca CA and naming
+//     "raft-node-<id>"; the client port speaks TLS too and takes any client certificate signed
+//     by that CA. (Built in only when meson found OpenSSL: RAFT_KV_TLS.)
 //
 // Clients talk to --client-host:--client-port (default host 127.0.0.1), one command per line,
 // one reply line per command (see README.md in this directory):
@@ -42,6 +47,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include <asio/buffer.hpp>
@@ -61,6 +67,10 @@
 #include <raft/storage/file.hpp>
 #include <raft/testing/kv_state_machine.hpp>
 #include <raft/transport/tcp.hpp>
+#if RAFT_KV_TLS
+#include <asio/ssl/stream.hpp>
+#include <raft/transport/tls.hpp>
+#endif
 
 #include "address_list.hpp"
 
@@ -68,7 +78,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using kv = raft::testing::kv_state_machine;
-using node_type = raft::node<kv, raft::file_storage, raft::tcp_transport>;
 using asio::ip::tcp;
 
 constexpr std::size_t max_line_bytes = std::size_t{1} << 20;
@@ -83,13 +92,16 @@ struct config {
   std::uint16_t client_port = 0;
   std::uint64_t cluster_id = 0x4B56;  // "KV"
   bool fsync = true;
+  std::string tls_cert, tls_key, tls_ca;  // all three, or none (no TLS)
+  [[nodiscard]] bool tls() const { return !tls_cert.empty(); }
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr,
                "kv_server: %s\n"
                "usage: kv_server --id N --data DIR --peers 1=HOST:PORT,2=HOST:PORT,...\n"
-               "                 --client-port P [--client-host H] [--cluster-id X] [--no-fsync]\n",
+               "                 --client-port P [--client-host H] [--cluster-id X] [--no-fsync]\n"
+               "                 [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n",
                why.c_str());
   std::exit(2);
 }
@@ -144,6 +156,12 @@ config parse_args(int argc, char** argv) {
       c.cluster_id = parse_number(value(), "--cluster-id", UINT64_MAX);
     } else if (arg == "--no-fsync") {
       c.fsync = false;
+    } else if (arg == "--tls-cert") {
+      c.tls_cert = std::string(value());
+    } else if (arg == "--tls-key") {
+      c.tls_key = std::string(value());
+    } else if (arg == "--tls-ca") {
+      c.tls_ca = std::string(value());
     } else if (arg == "-h" || arg == "--help") {
       usage("help");
     } else {
@@ -155,6 +173,11 @@ config parse_args(int argc, char** argv) {
   if (c.peers.empty()) usage("--peers is required");
   if (!c.peers.contains(c.id)) usage("--peers must list this node's own id and address");
   if (!have_port) usage("--client-port is required");
+  const int tls_given = int(!c.tls_cert.empty()) + int(!c.tls_key.empty()) + int(!c.tls_ca.empty());
+  if (tls_given != 0 && tls_given != 3) usage("--tls-cert, --tls-key and --tls-ca go together");
+#if !RAFT_KV_TLS
+  if (tls_given != 0) usage("built without TLS support (OpenSSL was not found when it was configured)");
+#endif
   return c;
 }
 
@@ -170,15 +193,20 @@ tcp::endpoint resolve(asio::io_context& io, const std::string& host, std::uint16
 
 // ---- the server ---------------------------------------------------------------------------------
 
+/// `Transport`: raft::tcp_transport, or raft::tls_transport (then clients speak TLS too).
+template <class Transport>
 class server {
+  using node_type = raft::node<kv, raft::file_storage, Transport>;
+  static constexpr bool tls = !std::is_same_v<Transport, raft::tcp_transport>;
+
  public:
-  server(asio::io_context& io, const config& cfg)
+  server(asio::io_context& io, const config& cfg, typename Transport::security_type security = {})
       : io_(io),
         cfg_(cfg),
         prefix_("[kv_server " + std::to_string(cfg.id.value) + "] "),
         storage_(cfg.data, make_storage_options(cfg)),
         transport_(io.get_executor(), cfg.id, resolve(io, cfg.peers.at(cfg.id).host, cfg.peers.at(cfg.id).port),
-                   other_peers(cfg), make_transport_options(cfg)),
+                   other_peers(cfg), make_transport_options(cfg), std::move(security)),
         node_(io.get_executor(), make_node_options(cfg), sm_, storage_, transport_),
         acceptor_(io, resolve(io, cfg.client_host, cfg.client_port)),
         signals_(io, SIGINT, SIGTERM),
@@ -192,8 +220,8 @@ class server {
         st.last_log_index == raft::index_t{1} && st.durable_index == raft::index_t{0}
             ? " (a new cluster: bootstrap entry written)"
             : "");
-    log("listening for clients on ", acceptor_.local_endpoint(), ", data in ", cfg_.data.string(),
-        cfg_.fsync ? " (fsync on)" : " (fsync OFF)");
+    log("listening for clients on ", acceptor_.local_endpoint(), tls ? " (TLS)" : "", ", data in ",
+        cfg_.data.string(), cfg_.fsync ? " (fsync on)" : " (fsync OFF)");
     asio::co_spawn(io_, accept_loop(), asio::detached);
     asio::co_spawn(io_, failure_watch(), asio::detached);
     signals_.async_wait([this](std::error_code ec, int signo) {
@@ -303,20 +331,63 @@ class server {
     }
   }
 
-  /// One client connection: reads a line, answers a line, until the client closes.
+  /// One client connection: over TLS when the Raft traffic is (then first a TLS handshake that
+  /// must finish within 10 s and in which the client presents a certificate signed by the CA).
   asio::awaitable<void> session(tcp::socket socket) {
-    sessions_.insert(&socket);
-    struct unregister {
-      std::set<tcp::socket*>& set;
-      tcp::socket* s;
-      ~unregister() { set.erase(s); }
-    } guard{sessions_, &socket};
+#if RAFT_KV_TLS
+    if constexpr (tls) {
+      // Shared with the time limit's handler, which may run after this coroutine has ended.
+      auto stream = std::make_shared<asio::ssl::stream<tcp::socket>>(std::move(socket),
+                                                                     *transport_.security().context());
+      auto handshaking = std::make_shared<bool>(true);
+      session_guard guard{sessions_, &stream->next_layer()};
+      const std::string who = describe(stream->next_layer());
+      asio::steady_timer limit(io_, 10s);
+      limit.async_wait([stream, handshaking](std::error_code ec) {
+        std::error_code ignored;
+        if (!ec && *handshaking) stream->next_layer().close(ignored);
+      });
+      std::error_code ec;
+      co_await stream->async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
+      *handshaking = false;
+      limit.cancel();
+      if (ec) {
+        log("client ", who, ": TLS handshake failed: ", ec.message());
+        co_return;
+      }
+      co_await serve(*stream, stream->next_layer());
+      co_return;
+    }
+#endif
+    session_guard guard{sessions_, &socket};
+    co_await serve(socket, socket);
+  }
 
+  /// Keeps a client socket in sessions_ (closed at shutdown) while the session runs.
+  struct session_guard {
+    std::set<tcp::socket*>& set;
+    tcp::socket* s;
+    session_guard(std::set<tcp::socket*>& st, tcp::socket* sock) : set(st), s(sock) { set.insert(s); }
+    ~session_guard() { set.erase(s); }
+    session_guard(const session_guard&) = delete;
+    session_guard& operator=(const session_guard&) = delete;
+  };
+
+  static std::string describe(const tcp::socket& s) {
+    std::error_code ec;
+    std::ostringstream os;
+    os << s.remote_endpoint(ec);
+    return os.str();
+  }
+
+  /// Reads a line, answers a line, until the client closes. `raw` is the TCP socket under `stream`.
+  template <class Stream>
+  asio::awaitable<void> serve(Stream& stream, tcp::socket& raw) {
     std::string in;
     for (;;) {
       std::error_code ec;
       const std::size_t n = co_await asio::async_read_until(
-          socket, asio::dynamic_buffer(in, max_line_bytes), '\n',
+          stream, asio::dynamic_buffer(in, max_line_bytes), '\n',
           asio::redirect_error(asio::use_awaitable, ec));
       std::string reply;
       bool close_after = false;
@@ -332,8 +403,8 @@ class server {
         reply = co_await handle(line);
         reply += '\n';
       }
-      if (!socket.is_open()) co_return;
-      co_await asio::async_write(socket, asio::buffer(reply), asio::redirect_error(asio::use_awaitable, ec));
+      if (!raw.is_open()) co_return;
+      co_await asio::async_write(stream, asio::buffer(reply), asio::redirect_error(asio::use_awaitable, ec));
       if (ec || close_after) co_return;
     }
   }
@@ -403,7 +474,7 @@ class server {
   std::string prefix_;
   kv sm_;
   raft::file_storage storage_;
-  raft::tcp_transport transport_;
+  Transport transport_;
   node_type node_;  // after what it refers to: destroyed first
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
@@ -413,16 +484,44 @@ class server {
   int exit_code_ = 0;
 };
 
+/// Runs a server over `Transport` until it stops; returns the exit status.
+template <class Transport>
+int run(const config& cfg, typename Transport::security_type security = {}) {
+  asio::io_context io;
+  server<Transport> srv(io, cfg, std::move(security));
+  srv.start();
+  io.run();  // returns once the node has stopped and every session has ended
+  return srv.exit_code();
+}
+
+#if RAFT_KV_TLS
+/// The TLS set-up of --tls-*: the CA, this server's certificate and key; the certificate must
+/// name "raft-node-<id>", or the peers would refuse it.
+raft::mutual_tls make_tls(const config& cfg) {
+  raft::tls_options o;
+  o.cert_file = cfg.tls_cert;
+  o.key_file = cfg.tls_key;
+  o.ca_file = cfg.tls_ca;
+  raft::mutual_tls tls(o);
+  X509* own = SSL_CTX_get0_certificate(tls.context()->native_handle());
+  const std::string name = tls.name_of(cfg.id);
+  if (!own || X509_check_host(own, name.data(), name.size(), X509_CHECK_FLAG_NO_WILDCARDS, nullptr) != 1)
+    throw std::runtime_error("--tls-cert " + cfg.tls_cert + " names " +
+                             (own ? raft::tls_certificate_names(own) : std::string("nothing")) + ", not " + name +
+                             ": the other servers would refuse it");
+  return tls;
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const config cfg = parse_args(argc, argv);
   try {
-    asio::io_context io;
-    server srv(io, cfg);
-    srv.start();
-    io.run();  // returns once the node has stopped and every session has ended
-    return srv.exit_code();
+#if RAFT_KV_TLS
+    if (cfg.tls()) return run<raft::tls_transport>(cfg, make_tls(cfg));
+#endif
+    return run<raft::tcp_transport>(cfg);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "[kv_server %llu] error: %s\n", static_cast<unsigned long long>(cfg.id.value),
                  e.what());

@@ -1,106 +1,25 @@
-// raft::tcp_transport over loopback: transports on their own, a 3-node cluster, restarts, and
-// clients that speak garbage. Verdicts are about what arrives and what the replicas hold; time
-// appears only as generous deadlines that fail a test instead of hanging it.
-#include <doctest/doctest.h>
+// raft::tcp_transport over loopback: transports on their own, a 3-node cluster, restarts, clients
+// that speak garbage, peers added and removed at run time, a peer that stops reading. Verdicts are
+// about what arrives and what the replicas hold; time appears only as generous deadlines that
+// fail a test instead of hanging it. The shared fixture is tcp_fixture.hpp.
+#include "tcp_fixture.hpp"
 
-#include <cstddef>  // a standard header before the first Asio header (raft/detail/asio_check.hpp)
-
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/io_context.hpp>
-#include <asio/ip/tcp.hpp>
-#include <asio/read.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/write.hpp>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <functional>
-#include <memory>
 #include <random>
-#include <string>
-#include <vector>
 
-#include "raft/raft.hpp"
-#include "raft/testing/kv_state_machine.hpp"
-#include "raft/transport/tcp.hpp"
-
-using namespace raft;
-using namespace std::chrono_literals;
-using tcp = asio::ip::tcp;
-using kv = raft::testing::kv_state_machine;
-using tcp_node = node<kv, memory_storage, tcp_transport>;
+using namespace tcp_test;
+using tcp_cluster = cluster<tcp_transport>;
 
 static_assert(raft::transport<tcp_transport>);
 
 namespace {
 
-const auto loopback = asio::ip::make_address("127.0.0.1");
-
-/// Runs `ctx` until `done()` holds or `timeout` passes; returns done().
-bool run_until(asio::io_context& ctx, const std::function<bool()>& done,
-               std::chrono::steady_clock::duration timeout = 60s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  ctx.restart();
-  while (!done() && std::chrono::steady_clock::now() < deadline) ctx.run_one_for(20ms);
-  return done();
+std::unique_ptr<tcp_transport> make_plain(asio::io_context& ctx, node_id id, tcp::endpoint listen,
+                                          std::map<node_id, tcp_address> peers, tcp_transport_options o) {
+  return std::make_unique<tcp_transport>(ctx.get_executor(), id, listen, std::move(peers), std::move(o));
 }
 
-/// After everything was closed, the io_context must run out of work: every coroutine finished.
-bool drains(asio::io_context& ctx) {
-  ctx.restart();
-  ctx.run_for(10s);
-  return ctx.stopped();
-}
-
-/// A port nobody listens on right now (bound to 0, read, released).
-std::uint16_t free_port(asio::io_context& ctx) {
-  tcp::acceptor a(ctx, tcp::endpoint(loopback, 0));
-  return a.local_endpoint().port();
-}
-
-struct log_capture {
-  std::shared_ptr<std::vector<std::string>> lines = std::make_shared<std::vector<std::string>>();
-  raft::logger logger() const {
-    raft::logger l;
-    l.min_level = log_level::debug;
-    l.sink = [lines = lines](log_level lv, std::string_view text) {
-      lines->emplace_back(text);
-      if (std::getenv("RAFT_TEST_VERBOSE")) std::fprintf(stderr, "[%s] %.*s\n", to_string(lv), int(text.size()), text.data());
-    };
-    return l;
-  }
-  bool contains(std::string_view needle) const {
-    for (auto& l : *lines)
-      if (l.find(needle) != std::string::npos) return true;
-    return false;
-  }
-};
-
-tcp_transport_options fast_options(const log_capture& logs, std::uint64_t cluster = 77) {
-  tcp_transport_options o;
-  o.cluster_id = cluster;
-  o.reconnect_backoff_min = 10ms;
-  o.reconnect_backoff_max = 200ms;
-  o.connect_timeout = 1000ms;
-  o.logger = logs.logger();
-  return o;
-}
-
-message vote(node_id from, node_id to, std::uint64_t term) {
-  return message{from, to, vote_request{term_t{term}, index_t{0}, term_t{0}, false}};
-}
-
-/// Receives into `out` until the transport closes; sets `*finished` then.
-asio::awaitable<void> collect(tcp_transport& t, std::shared_ptr<std::vector<message>> out,
-                              std::shared_ptr<bool> finished) {
-  std::vector<message> batch;
-  for (;;) {
-    batch.clear();
-    if (!co_await t.receive(batch)) break;
-    for (auto& m : batch) out->push_back(std::move(m));
-  }
-  *finished = true;
+void run_scenario(std::function<asio::awaitable<void>(tcp_cluster&)> body) {
+  tcp_test::run_scenario<tcp_transport>(make_plain, std::move(body));
 }
 
 }  // namespace
@@ -217,187 +136,6 @@ TEST_CASE("tcp: transports of different clusters never connect") {
 
 // ---- a 3-node cluster -----------------------------------------------------------------------
 
-namespace {
-
-struct member {
-  node_id id;
-  memory_storage storage;  // survives restarts, like a disk
-  std::uint16_t port = 0;
-  std::unique_ptr<kv> sm;
-  std::unique_ptr<tcp_transport> transport;
-  std::unique_ptr<tcp_node> n;
-};
-
-struct tcp_cluster {
-  explicit tcp_cluster(asio::io_context& c) : ctx(c) {
-    for (std::uint64_t i = 1; i <= 3; ++i) {
-      members.push_back(std::make_unique<member>());
-      members.back()->id = node_id{i};
-    }
-  }
-
-  asio::io_context& ctx;
-  log_capture logs;
-  configuration founders{{node_id{1}, node_id{2}, node_id{3}}, {}, {}};
-  std::vector<std::unique_ptr<member>> members;
-
-  member& at(node_id id) { return *members[id.value - 1]; }
-
-  std::map<node_id, tcp_address> book(node_id self) {
-    std::map<node_id, tcp_address> out;
-    for (auto& m : members)
-      if (m->id != self && m->port != 0) out[m->id] = {"127.0.0.1", m->port};
-    return out;
-  }
-
-  void start(member& m) {
-    m.sm = std::make_unique<kv>();
-    // Restart on the same port if it can be bound again; else on a new one, told to the peers.
-    try {
-      m.transport = std::make_unique<tcp_transport>(ctx.get_executor(), m.id, tcp::endpoint(loopback, m.port),
-                                                    book(m.id), fast_options(logs));
-    } catch (const std::system_error&) {
-      m.transport = std::make_unique<tcp_transport>(ctx.get_executor(), m.id, tcp::endpoint(loopback, 0),
-                                                    book(m.id), fast_options(logs));
-    }
-    const auto port = m.transport->local_endpoint().port();
-    if (port != m.port) {
-      m.port = port;
-      for (auto& other : members)
-        if (other->transport && other.get() != &m) other->transport->set_peer_address(m.id, {"127.0.0.1", port});
-    }
-    options o;
-    o.id = m.id;
-    o.bootstrap = founders;
-    o.election_timeout_min = 300ms;
-    o.election_timeout_max = 600ms;
-    o.heartbeat_interval = 50ms;
-    o.logger = logs.logger();
-    o.logger.min_level = log_level::warning;
-    m.n = std::make_unique<tcp_node>(ctx.get_executor(), o, *m.sm, m.storage, *m.transport);
-    m.n->start();
-  }
-
-  void start_all() {
-    // Highest id first: each node then knows the ports of the higher ids it dials.
-    for (auto it = members.rbegin(); it != members.rend(); ++it) start(**it);
-  }
-
-  asio::awaitable<void> stop(member& m) {
-    if (!m.n) co_return;
-    co_await m.n->stop();
-    m.n.reset();
-    m.transport.reset();  // closed by stop(); its coroutines keep their state until they finish
-    m.sm.reset();
-  }
-
-  asio::awaitable<void> stop_all() {
-    for (auto& m : members) co_await stop(*m);
-  }
-
-  asio::awaitable<void> sleep(std::chrono::milliseconds d) {
-    asio::steady_timer t(ctx, d);
-    co_await t.async_wait(asio::use_awaitable);
-  }
-
-  /// Proposes `cmd` until some leader applies it, following not-leader hints.
-  asio::awaitable<bool> propose(buffer cmd, std::chrono::steady_clock::time_point deadline) {
-    std::size_t target = 0;
-    while (std::chrono::steady_clock::now() < deadline) {
-      auto& m = *members[target];
-      if (!m.n) {
-        target = (target + 1) % members.size();
-        continue;
-      }
-      auto r = co_await m.n->propose(cmd.bytes());
-      if (r) co_return true;
-      if (r.error().code == errc::not_leader && r.error().leader_hint != no_node &&
-          at(r.error().leader_hint).n) {
-        target = r.error().leader_hint.value - 1;
-      } else {
-        target = (target + 1) % members.size();
-        co_await sleep(20ms);
-      }
-    }
-    co_return false;
-  }
-
-  /// Proposes puts k<first>..k<last-1> from `parallel` concurrent clients.
-  asio::awaitable<bool> put_range(int first, int last, int parallel, std::chrono::seconds timeout = 60s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    int next = first, failed = 0, running = parallel;
-    asio::steady_timer all_done(ctx, asio::steady_timer::time_point::max());
-    for (int c = 0; c < parallel; ++c) {
-      asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-        while (next < last && failed == 0) {
-          const int k = next++;
-          if (!co_await propose(kv::put("k" + std::to_string(k), "v" + std::to_string(k)), deadline)) ++failed;
-        }
-        if (--running == 0) all_done.cancel();
-      }, asio::detached);
-    }
-    std::error_code ec;
-    if (running > 0) co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    co_return failed == 0;
-  }
-
-  /// Waits until every running replica applied the same history holding `keys` keys.
-  asio::awaitable<bool> converged(std::size_t keys, std::chrono::seconds timeout = 60s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      bool same = true;
-      const member* first = nullptr;
-      for (auto& m : members) {
-        if (!m->n) continue;
-        if (!first) first = m.get();
-        same = same && m->sm->data().size() == keys && m->sm->hash() == first->sm->hash() &&
-               m->sm->applied_count() == first->sm->applied_count();
-      }
-      if (same) co_return true;
-      if (std::chrono::steady_clock::now() > deadline) co_return false;
-      co_await sleep(20ms);
-    }
-  }
-
-  node_id leader() const {
-    for (auto& m : members)
-      if (m->n && m->n->role() == role::leader) return m->id;
-    return no_node;
-  }
-};
-
-/// Runs `body` on the cluster, then stops every node (also when `body` failed), then checks that
-/// the io_context runs out of work. Ends the process if the scenario hangs past its deadline.
-void run_scenario(std::function<asio::awaitable<void>(tcp_cluster&)> body) {
-  asio::io_context ctx;
-  tcp_cluster c(ctx);
-  bool done = false;
-  std::exception_ptr failure;
-  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
-    c.start_all();
-    std::exception_ptr e;
-    try {
-      co_await body(c);
-    } catch (...) {
-      e = std::current_exception();
-    }
-    co_await c.stop_all();
-    if (e) std::rethrow_exception(e);
-  }, [&](std::exception_ptr e) {
-    done = true;
-    failure = e;
-  });
-  if (!run_until(ctx, [&] { return done; }, 180s)) {
-    FAIL_CHECK("scenario did not finish within its deadline");
-    std::fflush(stdout);
-    std::_Exit(1);
-  }
-  if (failure) std::rethrow_exception(failure);
-  CHECK(drains(ctx));
-}
-
-}  // namespace
-
 TEST_CASE("tcp: a 3-node cluster elects a leader and replicates 200 commands to every replica") {
   run_scenario([](tcp_cluster& c) -> asio::awaitable<void> {
     REQUIRE(co_await c.put_range(0, 200, 8));
@@ -435,52 +173,6 @@ TEST_CASE("tcp: a restarted peer (same storage, new transport) catches up, on ei
     CHECK(co_await c.converged(std::size_t(keys)));
   });
 }
-
-namespace {
-
-/// Connects a raw socket to `port`, writes `bytes`, and reads until the server closes it.
-/// Returns what the server sent before closing, or nothing if it did not close in time.
-asio::awaitable<std::optional<std::vector<std::byte>>> speak(asio::io_context& ctx, std::uint16_t port,
-                                                             std::vector<std::byte> bytes) {
-  tcp::socket s(ctx);
-  std::error_code ec;
-  co_await s.async_connect(tcp::endpoint(loopback, port), asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return std::nullopt;
-  co_await asio::async_write(s, asio::buffer(bytes), asio::redirect_error(asio::use_awaitable, ec));
-  // A generous deadline: a server that keeps the connection open fails the check.
-  bool timed_out = false;
-  asio::steady_timer deadline(ctx, 20s);
-  deadline.async_wait([&](std::error_code e) {
-    if (!e) {
-      timed_out = true;
-      s.close();
-    }
-  });
-  std::vector<std::byte> received;
-  std::array<std::byte, 256> chunk{};
-  for (;;) {
-    const auto n = co_await s.async_read_some(asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
-    received.insert(received.end(), chunk.begin(), chunk.begin() + std::ptrdiff_t(n));
-    if (ec) break;
-  }
-  deadline.cancel();
-  if (timed_out) co_return std::nullopt;
-  co_return received;
-}
-
-std::vector<std::byte> le32(std::uint32_t v) {
-  std::vector<std::byte> out;
-  for (int i = 0; i < 4; ++i) out.push_back(std::byte(static_cast<std::uint8_t>(v >> (8 * i))));
-  return out;
-}
-
-std::vector<std::byte> hello_bytes(std::uint64_t cluster, std::uint64_t id) {
-  std::array<std::byte, codec::hello_bytes> h{};
-  codec::encode_hello({cluster, node_id{id}}, h);
-  return {h.begin(), h.end()};
-}
-
-}  // namespace
 
 TEST_CASE("tcp: clients that speak garbage are dropped and the cluster keeps working") {
   run_scenario([](tcp_cluster& c) -> asio::awaitable<void> {
@@ -554,4 +246,112 @@ TEST_CASE("tcp: clients that speak garbage are dropped and the cluster keeps wor
     CHECK(co_await c.converged(80));
     CHECK(stats.handshake_failures >= 4);
   });
+}
+
+// ---- membership at run time, and peers that stop reading --------------------------------------
+
+TEST_CASE("tcp: add_peer connects a peer at run time; remove_peer disconnects it, stops dialling and refuses it") {
+  asio::io_context ctx;
+  log_capture logs;
+  endpoint_under_test<tcp_transport> a, b;
+  b.t = std::make_unique<tcp_transport>(ctx.get_executor(), node_id{2}, tcp::endpoint(loopback, 0),
+                                        std::map<node_id, tcp_address>{}, fast_options(logs));
+  a.t = std::make_unique<tcp_transport>(ctx.get_executor(), node_id{1}, tcp::endpoint(loopback, 0),
+                                        std::map<node_id, tcp_address>{}, fast_options(logs));
+  a.listen(ctx);
+  b.listen(ctx);
+  const tcp_address address_b{"127.0.0.1", b.t->local_endpoint().port()};
+  const tcp_address address_a{"127.0.0.1", a.t->local_endpoint().port()};
+
+  // Not a peer yet: the message waits in the queue until add_peer says where node 2 is.
+  a.t->send(vote(node_id{1}, node_id{2}, 1));
+  run_until(ctx, [] { return false; }, 100ms);
+  CHECK(b.received->empty());
+  a.t->add_peer(node_id{2}, address_b);
+  REQUIRE(run_until(ctx, [&] { return b.received->size() == 1; }));
+  b.t->send(vote(node_id{2}, node_id{1}, 1));
+  REQUIRE(run_until(ctx, [&] { return a.received->size() == 1; }));
+
+  // Removed on the dialling side: disconnected, not dialled again, later sends dropped.
+  a.t->remove_peer(node_id{2});
+  REQUIRE(run_until(ctx, [&] { return !a.t->connected(node_id{2}) && !b.t->connected(node_id{1}); }));
+  const auto established = b.t->stats().connections_established;
+  a.t->send(vote(node_id{1}, node_id{2}, 2));
+  CHECK(a.t->stats().dropped_removed == 1);
+  run_until(ctx, [] { return false; }, 500ms);  // a dialler would have dialled a few times by now
+  CHECK(b.t->stats().connections_established == established);
+  CHECK(b.t->stats().handshake_failures == 0);
+  CHECK(b.received->size() == 1);
+
+  // Added back: dialled again, messages flow.
+  a.t->add_peer(node_id{2}, address_b);
+  a.t->send(vote(node_id{1}, node_id{2}, 3));
+  REQUIRE(run_until(ctx, [&] { return b.received->size() == 2; }));
+  CHECK(b.received->back() == vote(node_id{1}, node_id{2}, 3));
+
+  // Removed on the accepting side: the connection closes and node 1's redials are refused.
+  b.t->remove_peer(node_id{1});
+  REQUIRE(run_until(ctx, [&] { return b.t->stats().handshake_failures >= 2; }));
+  CHECK(logs.contains("node 1 was removed"));
+  CHECK_FALSE(b.t->connected(node_id{1}));
+  // Added back (the acceptor only keeps the address): node 1's next dial is let in.
+  b.t->add_peer(node_id{1}, address_a);
+  b.t->send(vote(node_id{2}, node_id{1}, 4));
+  REQUIRE(run_until(ctx, [&] { return a.received->size() == 2; }));
+  CHECK(a.received->back() == vote(node_id{2}, node_id{1}, 4));
+
+  a.t->close();
+  b.t->close();
+  REQUIRE(run_until(ctx, [&] { return *a.finished && *b.finished; }, 10s));
+  a.t.reset();
+  b.t.reset();
+  CHECK(drains(ctx));
+}
+
+TEST_CASE("tcp: a peer that stops reading is disconnected after write_timeout, and dialled again") {
+  asio::io_context ctx;
+  log_capture logs;
+  // A fake node 2: answers the handshake, then never reads again (a stuck process).
+  tcp::acceptor fake(ctx, tcp::endpoint(loopback, 0));
+  std::vector<std::shared_ptr<tcp::socket>> accepted;
+  bool fake_done = false;
+  asio::co_spawn(ctx, [&]() -> asio::awaitable<void> {
+    for (;;) {
+      auto s = std::make_shared<tcp::socket>(ctx);
+      std::error_code ec;
+      co_await fake.async_accept(*s, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      std::array<std::byte, codec::hello_bytes> h{};
+      co_await asio::async_read(*s, asio::buffer(h), asio::redirect_error(asio::use_awaitable, ec));
+      const auto answer = hello_bytes(77, 2);
+      if (!ec) co_await asio::async_write(*s, asio::buffer(answer), asio::redirect_error(asio::use_awaitable, ec));
+      accepted.push_back(s);  // kept open, never read
+    }
+    fake_done = true;
+  }, asio::detached);
+
+  auto o = fast_options(logs);
+  o.write_timeout = 300ms;
+  auto a = std::make_unique<tcp_transport>(
+      ctx.get_executor(), node_id{1}, tcp::endpoint(loopback, 0),
+      std::map<node_id, tcp_address>{{node_id{2}, {"127.0.0.1", fake.local_endpoint().port()}}}, o);
+  REQUIRE(run_until(ctx, [&] { return a->connected(node_id{2}); }));
+  // 56 MiB: far more than the socket buffers of both ends hold (and within max_queue_bytes).
+  for (std::uint64_t i = 1; i <= 56; ++i)
+    a->send(message{node_id{1}, node_id{2},
+                    append_request{term_t{1}, index_t{i - 1}, term_t{1}, index_t{0},
+                                   {log_entry{term_t{1}, index_t{i}, entry_kind::command,
+                                              buffer{std::vector<std::byte>(std::size_t{1} << 20)}}}}});
+  REQUIRE(run_until(ctx, [&] { return a->stats().write_timeouts >= 1; }, 30s));
+  CHECK(logs.contains("did not complete within 300 ms"));
+  // The dialler dials again.
+  REQUIRE(run_until(ctx, [&] { return accepted.size() >= 2; }, 30s));
+
+  a->close();
+  std::error_code ignored;
+  fake.close(ignored);
+  for (auto& s : accepted) s->close(ignored);
+  REQUIRE(run_until(ctx, [&] { return fake_done; }, 10s));
+  a.reset();
+  CHECK(drains(ctx));
 }

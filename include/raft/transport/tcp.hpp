@@ -13,7 +13,14 @@
 //     buffer, checks every frame's length against the limit before growing the buffer, decodes,
 //     and puts the messages into the node's inbox; receive() swaps the inbox out;
 //   - malformed, oversized or misaddressed input closes that connection (logged); a message whose
-//     `from` is not the peer named in the handshake is dropped.
+//     `from` is not the peer named in the handshake is dropped;
+//   - a write that does not finish within write_timeout closes the connection, and TCP keep-alive
+//     and TCP_USER_TIMEOUT make the kernel drop a connection to a peer that vanished;
+//   - peers can be added and removed at run time (add_peer / remove_peer).
+// The class template basic_tcp_transport<Security> takes how a connection is secured: the stream
+// type, a step after connecting (e.g. a TLS handshake) and a check that the peer may be the node
+// it claims to be. tcp_transport = basic_tcp_transport<plain_tcp> (no security, no dependency but
+// Asio); raft/transport/tls.hpp adds mutual_tls and tls_transport. The framing code is the same.
 // Every piece of state is touched only on the executor given to the constructor (the node's);
 // no locks. The state lives in a shared object the coroutines keep alive, so the transport
 // object may be destroyed right after close() (its destructor closes); see docs/transport.md.
@@ -22,6 +29,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -45,9 +53,15 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
 #include <asio/redirect_error.hpp>
+#include <asio/socket_base.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
+
+#if __has_include(<netinet/tcp.h>) && __has_include(<netinet/in.h>)
+#include <netinet/in.h>
+#include <netinet/tcp.h>  // TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT
+#endif
 
 #include "raft/core/messages.hpp"
 #include "raft/detail/asio_check.hpp"
@@ -73,8 +87,21 @@ struct tcp_transport_options {
   /// Wait between failed dials: starts at min, doubles after each failure, at most max.
   std::chrono::milliseconds reconnect_backoff_min{50};
   std::chrono::milliseconds reconnect_backoff_max{2000};
-  /// Time allowed for resolving, connecting and the handshake, on either side.
+  /// Time allowed for resolving, connecting and the handshake (TLS included), on either side.
   std::chrono::milliseconds connect_timeout{3000};
+  /// A write that has not completed after this long closes the connection (the dialler then
+  /// dials again): a peer that stopped reading cannot hold a connection forever. Also given to
+  /// the kernel as TCP_USER_TIMEOUT (Linux): data unacknowledged for this long drops the
+  /// connection, so a peer whose machine vanished is noticed while we send to it. Zero: neither.
+  std::chrono::milliseconds write_timeout{10000};
+  /// TCP keep-alive on every connection, for connections that carry nothing for a while (two
+  /// followers exchange no messages): the kernel probes after `keepalive_idle` of silence, every
+  /// `keepalive_interval`, and drops the connection after `keepalive_probes` unanswered probes.
+  /// A zero `keepalive_idle` turns keep-alive off. (Idle, interval and count are set where the
+  /// platform has TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT; elsewhere the system defaults apply.)
+  std::chrono::seconds keepalive_idle{10};
+  std::chrono::seconds keepalive_interval{5};
+  int keepalive_probes = 3;
   /// Per peer: messages waiting to be written (also while disconnected). Past either limit the
   /// oldest waiting messages are dropped.
   std::size_t max_queue_messages = 16384;
@@ -92,22 +119,68 @@ struct tcp_transport_stats {
   std::uint64_t dropped_queue_full = 0;       ///< oldest messages dropped from a full queue
   std::uint64_t dropped_too_large = 0;        ///< send() of a message over max_frame_bytes
   std::uint64_t dropped_forged = 0;           ///< received with `from` != handshake id, or `to` != self
+  std::uint64_t dropped_removed = 0;          ///< send() to a peer taken out by remove_peer()
   std::uint64_t connections_established = 0;  ///< handshakes completed, both directions
-  std::uint64_t handshake_failures = 0;       ///< connections refused during the handshake
+  std::uint64_t handshake_failures = 0;       ///< connections refused during the handshake (TLS included)
   std::uint64_t protocol_errors = 0;          ///< connections closed for malformed/oversized input
+  std::uint64_t write_timeouts = 0;           ///< connections closed because a write took too long
 };
 
-/// One node's endpoint of a TCP cluster. Models raft::transport.
-class tcp_transport {
+/// How basic_tcp_transport secures a connection. A model provides
+///   - `stream_type`: what a connection reads and writes (a TCP socket, or a stream over one);
+///     its `lowest_layer()` is the TCP socket (connected, accepted, closed by the transport);
+///   - `make_stream(executor)`: a new, unconnected stream;
+///   - `secure(stream, we_dialled)`: runs once the TCP connection is up, before the Raft
+///     handshake (a TLS handshake, say); co_returns why the connection must be refused, or "";
+///   - `check_peer(stream, id)`: after `secure`, whether the other end may be node `id` (the
+///     node dialled, or the id its handshake claims): why not, or "".
+/// Called on the transport's executor only; the object lives as long as the transport's state.
+template <class S>
+concept tcp_connection_security =
+    requires(S& s, typename S::stream_type& stream, const asio::any_io_executor& ex, node_id id, bool dialled) {
+      { s.make_stream(ex) } -> std::same_as<typename S::stream_type>;
+      { stream.lowest_layer() } -> std::same_as<asio::ip::tcp::socket::lowest_layer_type&>;
+      { s.secure(stream, dialled) } -> std::same_as<asio::awaitable<std::string>>;
+      { s.check_peer(stream, id) } -> std::same_as<std::string>;
+    };
+
+/// No security: a plain TCP socket, anyone who can reach the port can claim any id. The default.
+struct plain_tcp {
+  using stream_type = asio::ip::tcp::socket;
+  [[nodiscard]] stream_type make_stream(const asio::any_io_executor& ex) const { return stream_type(ex); }
+  asio::awaitable<std::string> secure(stream_type&, bool /*we_dialled*/) const { co_return std::string(); }
+  [[nodiscard]] std::string check_peer(stream_type&, node_id) const { return {}; }
+};
+
+static_assert(tcp_connection_security<plain_tcp>);
+
+namespace detail {
+/// An integer socket option (a SettableSocketOption) for the TCP_* options Asio does not name.
+template <int Level, int Name>
+struct int_socket_option {
+  int value = 0;
+  template <class P> int level(const P&) const { return Level; }
+  template <class P> int name(const P&) const { return Name; }
+  template <class P> const int* data(const P&) const { return &value; }
+  template <class P> std::size_t size(const P&) const { return sizeof value; }
+};
+}  // namespace detail
+
+/// One node's endpoint of a cluster over TCP connections secured by `Security`. Models
+/// raft::transport. Use tcp_transport (plain) or tls_transport (raft/transport/tls.hpp).
+template <tcp_connection_security Security>
+class basic_tcp_transport {
  public:
   using executor_type = asio::any_io_executor;
+  using security_type = Security;
 
   /// Listens on `listen` (bound and listening when this returns; throws std::system_error if it
   /// cannot bind) and dials every peer of `peers` whose id is greater than `self`. Construct on
   /// `ex` or before `ex` runs; all work happens on `ex` (the node's executor).
-  tcp_transport(executor_type ex, node_id self, const asio::ip::tcp::endpoint& listen,
-                std::map<node_id, tcp_address> peers, tcp_transport_options opts = {})
-      : s_(std::make_shared<state>(std::move(ex), self, std::move(opts))) {
+  basic_tcp_transport(executor_type ex, node_id self, const asio::ip::tcp::endpoint& listen,
+                      std::map<node_id, tcp_address> peers, tcp_transport_options opts = {},
+                      Security security = Security())
+      : s_(std::make_shared<state>(std::move(ex), self, std::move(opts), std::move(security))) {
     auto& a = s_->acceptor;
     a.open(listen.protocol());
     a.set_option(asio::ip::tcp::acceptor::reuse_address(true));
@@ -115,16 +188,17 @@ class tcp_transport {
     a.listen();
     s_->listen_endpoint = a.local_endpoint();
     spawn(s_, accept_loop(s_));
-    for (auto& [id, address] : peers) set_peer_address(id, std::move(address));
+    for (auto& [id, address] : peers) add_peer(id, std::move(address));
   }
 
-  tcp_transport(const tcp_transport&) = delete;
-  tcp_transport& operator=(const tcp_transport&) = delete;
+  basic_tcp_transport(const basic_tcp_transport&) = delete;
+  basic_tcp_transport& operator=(const basic_tcp_transport&) = delete;
   /// Closes. Destroy on the executor (or while it does not run): see docs/transport.md.
-  ~tcp_transport() { close(); }
+  ~basic_tcp_transport() { close(); }
 
   /// Queues `m` for `m.to` and returns at once. Lost if the queue overflows (oldest first), the
-  /// message exceeds max_frame_bytes, or the connection breaks before it is written.
+  /// message exceeds max_frame_bytes, `m.to` was removed, or the connection breaks before it is
+  /// written.
   void send(message m) {
     auto& s = *s_;
     if (s.closed || m.to == s.self || m.to == no_node) return;
@@ -136,6 +210,10 @@ class tcp_transport {
       return;
     }
     auto& p = s.peer_for(m.to);
+    if (p.removed) {
+      ++s.stats.dropped_removed;
+      return;
+    }
     const std::size_t size = codec::frame_size(m);
     if (size > s.opts.max_queue_bytes || s.opts.max_queue_messages == 0) {
       ++s.stats.dropped_queue_full;
@@ -181,6 +259,7 @@ class tcp_transport {
       p->backoff.cancel();
       p->resolver.cancel();
       p->conn.reset();
+      p->dialling.reset();
       p->wake.notify();
     }
     for (auto& weak : s.live)
@@ -190,17 +269,42 @@ class tcp_transport {
     s.arrived.notify();
   }
 
-  /// Sets or changes where peer `id` listens (used by the next dial). If `id` is greater than
-  /// this node's id and no dialler runs for it yet, starts one.
-  void set_peer_address(node_id id, tcp_address address) {
+  /// Makes `id` a peer, or changes where it listens (the next dial uses the new address). If
+  /// `id` is greater than this node's id, this node dials it (a dialler starts unless one runs);
+  /// otherwise `id` dials us and the address is only kept. Undoes remove_peer(id). For a member
+  /// added at run time: add_peer on every node, and the new node lists the others.
+  void add_peer(node_id id, tcp_address address) {
     auto& s = *s_;
     if (s.closed || id == s.self || id == no_node) return;
     auto& p = s.peer_for(id);
+    p.removed = false;
     p.address = std::move(address);
     if (s.self < id && !p.dialing) {
       p.dialing = true;
       spawn(s_, dial_loop(s_, &p));
     }
+  }
+
+  /// The same as add_peer (its older name).
+  void set_peer_address(node_id id, tcp_address address) { add_peer(id, std::move(address)); }
+
+  /// Forgets peer `id`: closes its connection (or a dial in progress), stops dialling it, drops
+  /// its queued messages; later send()s to it are dropped (stats().dropped_removed), and an
+  /// inbound connection claiming to be `id` is refused, until add_peer(id, ...).
+  void remove_peer(node_id id) {
+    auto& s = *s_;
+    if (s.closed || id == s.self || id == no_node) return;
+    auto& p = s.peer_for(id);
+    if (!p.removed) s.log(log_level::info, "removing node ", id);
+    p.removed = true;
+    p.address.reset();
+    p.queue.clear();
+    p.queued_bytes = 0;
+    p.backoff.cancel();
+    p.resolver.cancel();
+    if (p.dialling) p.dialling->close();
+    if (p.conn) p.conn->close();  // its reader ends and uninstalls it
+    p.wake.notify();
   }
 
   /// The address the transport listens on (with the port the system chose for port 0).
@@ -212,25 +316,33 @@ class tcp_transport {
   }
   [[nodiscard]] const tcp_transport_stats& stats() const noexcept { return s_->stats; }
   [[nodiscard]] node_id self() const noexcept { return s_->self; }
+  /// The connection security object (e.g. mutual_tls, to reuse its TLS context).
+  [[nodiscard]] Security& security() noexcept { return s_->security; }
 
  private:
   using tcp = asio::ip::tcp;
+  using stream_type = typename Security::stream_type;
 
   struct connection {
-    explicit connection(const executor_type& ex) : socket(ex), watchdog(ex) {}
-    tcp::socket socket;
-    asio::steady_timer watchdog;  // bounds connect + handshake
+    connection(Security& security, const executor_type& ex)
+        : stream(security.make_stream(ex)), watchdog(ex), write_timer(ex) {}
+    stream_type stream;
+    asio::steady_timer watchdog;     // bounds connect + security + handshake
+    asio::steady_timer write_timer;  // bounds each write
+    std::uint64_t write_seq = 0;     // which write the write_timer is for
     node_id peer;
     std::string remote;           // for log messages
     bool open = true;
     bool established = false;
     std::vector<std::byte> rbuf;  // reused by the reader
     std::vector<std::byte> wbuf;  // reused by the writer
+    auto& socket() { return stream.lowest_layer(); }
     void close() {
       open = false;
       std::error_code ignored;
-      socket.close(ignored);
+      stream.lowest_layer().close(ignored);
       watchdog.cancel();
+      write_timer.cancel();
     }
   };
 
@@ -241,19 +353,22 @@ class tcp_transport {
     std::optional<tcp_address> address;
     std::deque<message> queue;
     std::size_t queued_bytes = 0;
-    std::shared_ptr<connection> conn;  // the established connection, if any
-    detail::signal wake;               // queue became non-empty, or conn changed
+    std::shared_ptr<connection> conn;      // the established connection, if any
+    std::shared_ptr<connection> dialling;  // a dial in progress, if any
+    detail::signal wake;                   // queue became non-empty, or conn changed
     asio::steady_timer backoff;
     tcp::resolver resolver;
-    bool dialing = false;
+    bool dialing = false;  // a dial_loop runs for this peer
+    bool removed = false;  // remove_peer() was called (and add_peer() not since)
   };
 
   struct state {
-    state(executor_type e, node_id id, tcp_transport_options o)
-        : ex(std::move(e)), self(id), opts(std::move(o)), acceptor(ex), arrived(ex) {}
+    state(executor_type e, node_id id, tcp_transport_options o, Security sec)
+        : ex(std::move(e)), self(id), opts(std::move(o)), security(std::move(sec)), acceptor(ex), arrived(ex) {}
     executor_type ex;
     node_id self;
     tcp_transport_options opts;
+    Security security;
     tcp::acceptor acceptor;
     tcp::endpoint listen_endpoint;
     detail::signal arrived;
@@ -267,6 +382,10 @@ class tcp_transport {
       auto& slot = peers[id];
       if (!slot) slot = std::make_unique<peer>(id, ex);
       return *slot;
+    }
+    [[nodiscard]] bool is_removed(node_id id) const {
+      auto it = peers.find(id);
+      return it != peers.end() && it->second->removed;
     }
     void track(const std::shared_ptr<connection>& c) {
       std::erase_if(live, [](const auto& w) { return w.expired(); });
@@ -300,6 +419,28 @@ class tcp_transport {
       if (p) p->resolver.cancel();
     });
   }
+
+  /// No delay (a write is a whole batch already), keep-alive, TCP_USER_TIMEOUT. Best effort: a
+  /// platform without an option just does without it.
+  static void configure_socket(const state& s, connection& c) {
+    auto& sock = c.socket();
+    std::error_code ignored;
+    sock.set_option(tcp::no_delay(true), ignored);
+    if (s.opts.keepalive_idle.count() > 0) {
+      sock.set_option(asio::socket_base::keep_alive(true), ignored);
+#if defined(TCP_KEEPIDLE) && defined(TCP_KEEPINTVL) && defined(TCP_KEEPCNT)
+      sock.set_option(detail::int_socket_option<IPPROTO_TCP, TCP_KEEPIDLE>{clamp_int(s.opts.keepalive_idle.count())}, ignored);
+      sock.set_option(detail::int_socket_option<IPPROTO_TCP, TCP_KEEPINTVL>{clamp_int(std::max<std::int64_t>(1, s.opts.keepalive_interval.count()))}, ignored);
+      sock.set_option(detail::int_socket_option<IPPROTO_TCP, TCP_KEEPCNT>{std::max(1, s.opts.keepalive_probes)}, ignored);
+#endif
+    }
+#if defined(TCP_USER_TIMEOUT)
+    if (s.opts.write_timeout.count() > 0)
+      sock.set_option(detail::int_socket_option<IPPROTO_TCP, TCP_USER_TIMEOUT>{clamp_int(s.opts.write_timeout.count())}, ignored);
+#endif
+  }
+
+  static int clamp_int(std::int64_t v) { return static_cast<int>(std::clamp<std::int64_t>(v, 0, 1 << 30)); }
 
   static std::string describe(const tcp::endpoint& ep) {
     std::ostringstream os;
@@ -336,8 +477,8 @@ class tcp_transport {
     std::error_code ec;
     asio::steady_timer pause(s->ex);
     while (!s->closed) {
-      auto c = std::make_shared<connection>(s->ex);
-      co_await s->acceptor.async_accept(c->socket, asio::redirect_error(asio::use_awaitable, ec));
+      auto c = std::make_shared<connection>(s->security, s->ex);
+      co_await s->acceptor.async_accept(c->socket(), asio::redirect_error(asio::use_awaitable, ec));
       if (s->closed) co_return;
       if (ec) {
         // E.g. out of file descriptors: try again a little later rather than spin.
@@ -351,12 +492,35 @@ class tcp_transport {
     }
   }
 
+  /// Counts, logs and closes an inbound connection refused during the handshake.
+  /// (`verb`: "refusing" when a check of ours failed, "closing" when the security step failed,
+  /// which may be the other end's refusal.)
+  static void refuse_inbound(const std::shared_ptr<state>& s, const std::shared_ptr<connection>& c,
+                             const std::string& why, const char* verb = "refusing") {
+    ++s->stats.handshake_failures;
+    s->log(log_level::warning, verb, " inbound connection from ", c->remote, ": ", why);
+    c->close();
+  }
+
   static asio::awaitable<void> serve_inbound(std::shared_ptr<state> s, std::shared_ptr<connection> c) {
     std::error_code ec;
-    c->remote = describe(c->socket.remote_endpoint(ec));
+    c->remote = describe(c->socket().remote_endpoint(ec));
     arm_watchdog(s, c, nullptr);
+    configure_socket(*s, *c);
+    // 1. The security step (nothing for plain TCP; the TLS handshake and certificate chain check).
+    std::string why = co_await s->security.secure(c->stream, false);
+    if (s->closed) {
+      c->close();
+      co_return;
+    }
+    if (!c->open) why = "timed out before the handshake was complete";
+    if (!why.empty()) {
+      refuse_inbound(s, c, why, "closing");
+      co_return;
+    }
+    // 2. Their hello.
     std::array<std::byte, codec::hello_bytes> h{};
-    co_await asio::async_read(c->socket, asio::buffer(h), asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_read(c->stream, asio::buffer(h), asio::redirect_error(asio::use_awaitable, ec));
     if (ec || s->closed || !c->open) {
       if (!s->closed) {
         ++s->stats.handshake_failures;
@@ -367,30 +531,29 @@ class tcp_transport {
       co_return;
     }
     codec::hello theirs;
-    const char* why = nullptr;
-    std::string detail;
     if (auto e = codec::decode_hello(h, theirs)) {
-      why = "bad handshake: ";
-      detail = e.message();
+      why = "bad handshake: " + e.message();
     } else if (theirs.cluster_id != s->opts.cluster_id) {
-      why = "cluster id mismatch: ";
-      detail = std::to_string(theirs.cluster_id) + " (ours " + std::to_string(s->opts.cluster_id) + ")";
+      why = "cluster id mismatch: " + std::to_string(theirs.cluster_id) + " (ours " +
+            std::to_string(s->opts.cluster_id) + ")";
     } else if (theirs.id == no_node || theirs.id == s->self) {
-      why = "invalid node id: ";
-      detail = std::to_string(theirs.id.value);
+      why = "invalid node id: " + std::to_string(theirs.id.value);
     } else if (!(theirs.id < s->self)) {
-      why = "the lower id dials, but node ";
-      detail = std::to_string(theirs.id.value) + " dialled node " + std::to_string(s->self.value);
+      why = "the lower id dials, but node " + std::to_string(theirs.id.value) + " dialled node " +
+            std::to_string(s->self.value);
+    } else if (s->is_removed(theirs.id)) {
+      why = "node " + std::to_string(theirs.id.value) + " was removed (remove_peer)";
+    } else if (auto refusal = s->security.check_peer(c->stream, theirs.id); !refusal.empty()) {
+      why = std::move(refusal);
     }
-    if (why) {
-      ++s->stats.handshake_failures;
-      s->log(log_level::warning, "refusing inbound connection from ", c->remote, ": ", why, detail);
-      c->close();
+    if (!why.empty()) {
+      refuse_inbound(s, c, why);
       co_return;
     }
+    // 3. Our hello; then the connection is up.
     codec::encode_hello({s->opts.cluster_id, s->self}, h);
-    co_await asio::async_write(c->socket, asio::buffer(h), asio::redirect_error(asio::use_awaitable, ec));
-    if (ec || s->closed || !c->open) {
+    co_await asio::async_write(c->stream, asio::buffer(h), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || s->closed || !c->open || s->is_removed(theirs.id)) {
       c->close();
       co_return;
     }
@@ -404,62 +567,86 @@ class tcp_transport {
     auto& p = *pp;
     auto backoff = s->opts.reconnect_backoff_min;
     std::error_code ec;
-    while (!s->closed) {
+    while (!s->closed && !p.removed && p.address) {
       const tcp_address address = *p.address;
-      auto c = std::make_shared<connection>(s->ex);
+      auto c = std::make_shared<connection>(s->security, s->ex);
       c->remote = address.host + ":" + std::to_string(address.port);
       s->track(c);
+      p.dialling = c;
       arm_watchdog(s, c, &p);
-      // Resolve (a literal address needs no resolver), connect, exchange hellos.
+      auto going = [&] { return !ec && !s->closed && c->open; };
+      std::string refusal;     // the security step or a check failed: a warning
+      bool secured = false;    // the security step passed
+      bool reached = false;    // the TCP connection was up
+      // Resolve (a literal address needs no resolver), connect.
       std::vector<tcp::endpoint> endpoints;
       if (auto ip = asio::ip::make_address(address.host, ec); !ec) {
         endpoints.emplace_back(ip, address.port);
       } else {
+        ec.clear();
         auto results = co_await p.resolver.async_resolve(
             address.host, std::to_string(address.port), asio::redirect_error(asio::use_awaitable, ec));
         if (!ec)
           for (const auto& r : results) endpoints.push_back(r.endpoint());
       }
-      if (!ec && !s->closed && c->open)
-        co_await asio::async_connect(c->socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
+      if (going())
+        co_await asio::async_connect(c->socket(), endpoints, asio::redirect_error(asio::use_awaitable, ec));
+      // Secure the connection and check that the other end may be the node we dialled, before
+      // telling it anything.
+      if (going()) {
+        reached = true;
+        configure_socket(*s, *c);
+        refusal = co_await s->security.secure(c->stream, true);
+        secured = refusal.empty();
+        if (secured && going()) refusal = s->security.check_peer(c->stream, p.id);
+      }
+      // Exchange hellos.
       std::array<std::byte, codec::hello_bytes> h{};
-      if (!ec && !s->closed && c->open) {
+      if (refusal.empty() && going()) {
         codec::encode_hello({s->opts.cluster_id, s->self}, h);
-        co_await asio::async_write(c->socket, asio::buffer(h), asio::redirect_error(asio::use_awaitable, ec));
+        co_await asio::async_write(c->stream, asio::buffer(h), asio::redirect_error(asio::use_awaitable, ec));
       }
-      if (!ec && !s->closed && c->open)
-        co_await asio::async_read(c->socket, asio::buffer(h), asio::redirect_error(asio::use_awaitable, ec));
-      if (s->closed) break;
-      if (!ec && c->open) {
-        codec::hello theirs;
-        std::string why;
-        if (auto e = codec::decode_hello(h, theirs))
-          why = "bad handshake: " + e.message();
-        else if (theirs.cluster_id != s->opts.cluster_id)
-          why = "cluster id mismatch: " + std::to_string(theirs.cluster_id) + " (ours " +
-                std::to_string(s->opts.cluster_id) + ")";
-        else if (theirs.id != p.id)
-          why = "expected node " + std::to_string(p.id.value) + ", node " +
-                std::to_string(theirs.id.value) + " answered";
-        if (!why.empty()) {
-          ++s->stats.handshake_failures;
-          s->log(log_level::warning, "refusing connection to ", c->remote, ": ", why);
-          c->close();
-        } else {
-          backoff = s->opts.reconnect_backoff_min;
-          install(s, p, c);
-          co_await read_loop(s, p, c);
-          uninstall(s, p, c);
-        }
-      } else {
-        s->log(log_level::debug, "dialling node ", p.id, " at ", c->remote, " failed: ",
-               c->open ? ec.message() : "timed out");
+      if (refusal.empty() && going())
+        co_await asio::async_read(c->stream, asio::buffer(h), asio::redirect_error(asio::use_awaitable, ec));
+      p.dialling.reset();
+      if (s->closed || p.removed) {
         c->close();
+        break;
       }
-      if (s->closed) break;
+      if (refusal.empty() && going()) {
+        codec::hello theirs;
+        if (auto e = codec::decode_hello(h, theirs))
+          refusal = "bad handshake: " + e.message();
+        else if (theirs.cluster_id != s->opts.cluster_id)
+          refusal = "cluster id mismatch: " + std::to_string(theirs.cluster_id) + " (ours " +
+                    std::to_string(s->opts.cluster_id) + ")";
+        else if (theirs.id != p.id)
+          refusal = "expected node " + std::to_string(p.id.value) + ", node " +
+                    std::to_string(theirs.id.value) + " answered";
+      }
+      if (!c->open) {
+        s->log(log_level::debug, "dialling node ", p.id, " at ", c->remote, " failed: timed out");
+      } else if (!refusal.empty()) {
+        ++s->stats.handshake_failures;
+        s->log(log_level::warning, secured ? "refusing" : "closing", " the connection to node ", p.id, " at ",
+               c->remote, ": ", refusal);
+        c->close();
+      } else if (ec) {
+        // After the TCP connect, a failure usually means the peer refused us (its log says why).
+        s->log(reached ? log_level::info : log_level::debug, "dialling node ", p.id, " at ", c->remote,
+               " failed", reached ? " during the handshake: " : ": ", ec.message());
+        c->close();
+      } else {
+        backoff = s->opts.reconnect_backoff_min;
+        install(s, p, c);
+        co_await read_loop(s, p, c);
+        uninstall(s, p, c);
+      }
+      if (s->closed || p.removed) break;
       // Wait before the next dial: min after a connection that worked, doubling after failures.
       p.backoff.expires_after(backoff);
       co_await p.backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      ec.clear();
       if (!c->established) backoff = std::min(backoff * 2, s->opts.reconnect_backoff_max);
     }
     p.dialing = false;
@@ -506,7 +693,7 @@ class tcp_transport {
         begin = 0;
       }
       if (buf.size() < need) buf.resize(need);
-      const std::size_t n = co_await c->socket.async_read_some(
+      const std::size_t n = co_await c->stream.async_read_some(
           asio::buffer(buf.data() + end, buf.size() - end), asio::redirect_error(asio::use_awaitable, ec));
       if (ec || s->closed || !c->open) co_return;
       end += n;
@@ -534,6 +721,19 @@ class tcp_transport {
     if (was_empty) s.arrived.notify();
   }
 
+  /// Closes `c` if the write numbered `seq` is still running when the write timer expires.
+  static void arm_write_timer(const std::shared_ptr<state>& s, const std::shared_ptr<connection>& c,
+                              std::uint64_t seq, std::size_t bytes) {
+    c->write_timer.expires_after(s->opts.write_timeout);
+    c->write_timer.async_wait([s, c, seq, bytes](std::error_code ec) {
+      if (ec || !c->open || c->write_seq != seq || s->closed) return;
+      ++s->stats.write_timeouts;
+      s->log(log_level::warning, "closing the connection with node ", c->peer, " (", c->remote,
+             "): a write of ", bytes, " bytes did not complete within ", s->opts.write_timeout.count(), " ms");
+      c->close();  // the reader sees it and cleans up; the dialler dials again
+    });
+  }
+
   /// Writes the peer's queue through `c` until `c` closes or is replaced.
   static asio::awaitable<void> write_loop(std::shared_ptr<state> s, peer* pp, std::shared_ptr<connection> c) {
     auto& p = *pp;
@@ -553,8 +753,14 @@ class tcp_transport {
         p.queue.pop_front();
         ++s->stats.messages_sent;
       }
-      co_await asio::async_write(c->socket, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
+      const bool timed = s->opts.write_timeout.count() > 0;
+      if (timed) arm_write_timer(s, c, ++c->write_seq, out.size());
+      co_await asio::async_write(c->stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      if (timed) {
+        ++c->write_seq;  // a timer that fired but whose handler has not run yet does nothing
+        c->write_timer.cancel();
+      }
+      if (ec || !c->open) {
         c->close();  // the reader sees it and cleans up
         co_return;
       }
@@ -567,6 +773,9 @@ class tcp_transport {
 
   std::shared_ptr<state> s_;
 };
+
+/// The TCP transport without connection security (see raft/transport/tls.hpp for mutual TLS).
+using tcp_transport = basic_tcp_transport<plain_tcp>;
 
 }  // namespace v1
 }  // namespace raft
