@@ -88,7 +88,21 @@ std::vector<message> samples() {
   out.push_back({a, b, append_with(3, 17)});                                         // every kind
   out.push_back({a, b, append_with(64, 64)});
   out.push_back({a, b, append_response{term_t{9}, true, index_t{55}, index_t{0}, index_t{0}, term_t{0}}});
-  out.push_back({a, b, append_response{term_t{9}, false, index_t{0}, index_t{54}, index_t{40}, term_t{8}}});
+  out.push_back({a, b, append_response{term_t{9}, false, index_t{0}, index_t{54}, index_t{40}, term_t{8}, 77}});
+  out.push_back({a, b, vote_request{term_t{6}, index_t{1}, term_t{1}, false, true}});  // transfer
+  append_request with_round = append_with(2, 5);
+  with_round.round = 0x0102030405060708ull;
+  out.push_back({a, b, with_round});
+  const snapshot_meta meta{index_t{100}, term_t{7},
+                           configuration{{node_id{1}, node_id{2}}, {node_id{3}}, {node_id{4}}}};
+  out.push_back({a, b, install_snapshot_request{term_t{7}, meta, 0, 0, buffer{}}});
+  out.push_back({a, b, install_snapshot_request{term_t{7}, meta, 4096, 1u << 20, bytes_of(300, 9)}});
+  out.push_back({b, a, install_snapshot_response{term_t{7}, index_t{100}, 4396, false}});
+  out.push_back({b, a, install_snapshot_response{term_t{7}, index_t{100}, 1u << 20, true}});
+  out.push_back({a, b, timeout_now{term_t{12}}});
+  out.push_back({a, b, read_index_request{term_t{12}, 99}});
+  out.push_back({b, a, read_index_response{term_t{12}, 99, true, index_t{1234}}});
+  out.push_back({b, a, read_index_response{term_t{12}, 98, false, index_t{0}}});
   return out;
 }
 
@@ -163,7 +177,7 @@ TEST_CASE("codec: the layout is little-endian with a fixed field order") {
   const auto f = frame_of(m);
   const std::vector<std::uint8_t> expected = {
       43, 0, 0, 0,                                  // body length
-      1,                                            // codec version
+      2,                                            // codec version
       1,                                            // type: vote_request
       0x02, 0x01, 0, 0, 0, 0, 0, 0,                 // from
       3, 0, 0, 0, 0, 0, 0, 0,                       // to
@@ -180,8 +194,8 @@ TEST_CASE("codec: the layout is little-endian with a fixed field order") {
                   append_request{term_t{2}, index_t{3}, term_t{1}, index_t{3},
                                  {log_entry{term_t{2}, index_t{4}, entry_kind::noop, buffer::from_string("xy")}}}};
   const auto g = frame_of(a);
-  REQUIRE(g.size() == 4 + 18 + 36 + 21 + 2);
-  const std::size_t e = 4 + 18 + 32;
+  REQUIRE(g.size() == 4 + 18 + 44 + 21 + 2);
+  const std::size_t e = 4 + 18 + 40;  // after term, prev index, prev term, commit, round
   CHECK(static_cast<std::uint8_t>(g[e]) == 1);      // u32 count
   CHECK(static_cast<std::uint8_t>(g[e + 4]) == 2);  // entry term
   CHECK(static_cast<std::uint8_t>(g[e + 12]) == 4); // entry index
@@ -217,8 +231,8 @@ TEST_CASE("codec: unknown type, wrong version, trailing bytes and bad values are
     return f;
   };
   message out;
-  for (std::uint8_t t : {0, 5, 6, 200, 255}) CHECK(codec::decode_frame(with(5, t), out) == codec_errc::unknown_type);
-  for (std::uint8_t v : {0, 2, 255}) CHECK(codec::decode_frame(with(4, v), out) == codec_errc::wrong_version);
+  for (std::uint8_t t : {0, 10, 11, 200, 255}) CHECK(codec::decode_frame(with(5, t), out) == codec_errc::unknown_type);
+  for (std::uint8_t v : {0, 1, 3, 255}) CHECK(codec::decode_frame(with(4, v), out) == codec_errc::wrong_version);
   CHECK(codec::decode_frame(with(base.size() - 1, 4), out) == codec_errc::invalid_value);  // flags
   CHECK(codec::decode_frame(with(base.size() - 1, 3), out) == std::error_code{});          // both flags
 
@@ -235,7 +249,7 @@ TEST_CASE("codec: unknown type, wrong version, trailing bytes and bad values are
 
   // An unknown entry kind.
   auto f = frame_of({node_id{1}, node_id{2}, append_with(1, 1)});
-  f[4 + 18 + 36 + 16] = std::byte{3};
+  f[4 + 18 + 44 + 16] = std::byte{3};
   CHECK(codec::decode_frame(f, out) == codec_errc::invalid_value);
 
   // Error codes carry a reason.
@@ -286,7 +300,7 @@ TEST_CASE("codec: the handshake round-trips and rejects strangers") {
   bad[0] = std::byte{'r'};
   CHECK(codec::decode_hello(bad, back) == codec_errc::bad_magic);
   bad = h;
-  bad[4] = std::byte{2};
+  bad[4] = std::byte{1};
   CHECK(codec::decode_hello(bad, back) == codec_errc::wrong_version);
   bad = h;
   bad[6] = std::byte{1};
@@ -309,7 +323,7 @@ TEST_CASE("codec: random and mutated input never crashes; what decodes re-encode
         for (std::size_t k = 0; k < n; ++k) input.push_back(std::byte(static_cast<std::uint8_t>(rng())));
         if (n >= 2 && rng() % 2) {
           input[0] = std::byte{codec::version};
-          input[1] = std::byte(static_cast<std::uint8_t>(1 + rng() % 4));
+          input[1] = std::byte(static_cast<std::uint8_t>(1 + rng() % codec::max_message_type));
         }
         break;
       }
@@ -343,4 +357,24 @@ TEST_CASE("codec: random and mutated input never crashes; what decodes re-encode
   MESSAGE(accepted << " accepted, " << rejected << " rejected of 100000");
   CHECK(accepted > 0);
   CHECK(rejected > 0);
+}
+
+TEST_CASE("codec: a snapshot chunk with an impossible configuration or flags is rejected") {
+  const snapshot_meta meta{index_t{5}, term_t{2}, configuration{{node_id{1}, node_id{2}}, {}, {}}};
+  auto f = frame_of({node_id{1}, node_id{2}, install_snapshot_request{term_t{2}, meta, 0, 3, bytes_of(3, 1)}});
+  message out;
+  REQUIRE(codec::decode_frame(f, out) == std::error_code{});
+  // The second voter's id (after header, term, index, term, voter count, first id) becomes 1.
+  const std::size_t second_voter = 4 + 18 + 8 + 8 + 8 + 4 + 8;
+  auto dup = f;
+  dup[second_voter] = std::byte{1};
+  CHECK(codec::decode_frame(dup, out) == codec_errc::invalid_value);
+  // A voter count larger than what is left is cut short before anything is reserved.
+  auto big = f;
+  big[4 + 18 + 24 + 3] = std::byte{0x7F};
+  CHECK(codec::decode_frame(big, out) == codec_errc::truncated);
+  // install_snapshot_response has one flag bit (installed); any other bit is refused.
+  auto r = frame_of({node_id{2}, node_id{1}, install_snapshot_response{term_t{2}, index_t{5}, 3, true}});
+  r.back() = std::byte{2};
+  CHECK(codec::decode_frame(r, out) == codec_errc::invalid_value);
 }
