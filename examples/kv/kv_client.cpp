@@ -2,6 +2,7 @@
 //
 //   kv_client --servers 1=127.0.0.1:8001,2=127.0.0.1:8002,3=127.0.0.1:8003 [--timeout SECONDS]
 //             put KEY VALUE | get KEY | del KEY | append KEY VALUE
+//             add ID HOST:PORT | promote ID | remove ID | transfer ID
 //   kv_client --servers ... --node N  status | localget KEY
 //   [--tls-cert FILE --tls-key FILE --tls-ca FILE]   when the servers run with --tls-*
 //
@@ -91,6 +92,7 @@ struct request {
                "kv_client: %s\n"
                "usage: kv_client --servers 1=HOST:PORT,2=HOST:PORT,... [--timeout SECONDS]\n"
                "                 put KEY VALUE | get KEY | del KEY | append KEY VALUE\n"
+               "                 add ID HOST:PORT | promote ID | remove ID | transfer ID\n"
                "       kv_client --servers ... [--node N] status | localget KEY\n"
                "       [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n",
                why.c_str());
@@ -148,9 +150,12 @@ request parse_args(int argc, char** argv) {
   if (r.only && !r.servers.contains(*r.only)) usage("--node must be one of --servers");
   if (words.empty()) usage("no command");
   for (char c : words[0]) r.verb += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  const std::size_t want = r.verb == "put" || r.verb == "append" ? 3 : r.verb == "status" ? 1 : 2;
+  const std::size_t want = r.verb == "put" || r.verb == "append" || r.verb == "add" ? 3
+                           : r.verb == "status"                                     ? 1
+                                                                                    : 2;
   if (r.verb != "put" && r.verb != "append" && r.verb != "get" && r.verb != "del" &&
-      r.verb != "status" && r.verb != "localget")
+      r.verb != "status" && r.verb != "localget" && r.verb != "add" && r.verb != "promote" &&
+      r.verb != "remove" && r.verb != "transfer")
     usage("unknown command '" + std::string(words[0]) + "'");
   if (words.size() != want) usage("wrong number of arguments for " + r.verb);
   for (std::size_t i = 1; i < words.size(); ++i)

@@ -2,15 +2,17 @@
 //
 //   kv_server --id N --data DIR --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003
 //             --client-port P [--client-host 127.0.0.1] [--cluster-id X] [--no-fsync]
-//             [--tls-cert FILE --tls-key FILE --tls-ca FILE]
+//             [--join] [--snapshot-every N] [--tls-cert FILE --tls-key FILE --tls-ca FILE]
 //
 // The process runs a raft::node<kv_state_machine, file_storage, tcp_transport> on one
 // asio::io_context on one thread:
 //   - Raft traffic goes over raft::tcp_transport, listening on this node's address in --peers;
 //   - the log, term and vote live in raft::file_storage in --data (fsync on unless --no-fsync);
-//   - the key-value map (raft::testing::kv_state_machine) lives in memory and is rebuilt at start
-//     by re-applying the log (there are no snapshots yet);
+//   - the key-value map (raft::testing::kv_state_machine) lives in memory; a snapshot of it is
+//     taken every --snapshot-every applied entries (default 10000, 0: never) and the log behind
+//     it compacted, and a restart loads the newest snapshot and replays the log after it;
 //   - a brand-new cluster (empty --data) bootstraps with every id listed in --peers as a voter;
+//     with --join, the node bootstraps nothing and waits to be added (ADD on the leader);
 //   - with --tls-cert/--tls-key/--tls-ca (all three), Raft traffic uses raft::tls_transport:
 //     mutual TLS, each server's certificate signed by the --tls-ca CA and naming
 //     "raft-node-<id>"; the client port speaks TLS too and takes any client certificate signed
@@ -19,15 +21,22 @@
 // Clients talk to --client-host:--client-port (default host 127.0.0.1), one command per line,
 // one reply line per command (see README.md in this directory):
 //   PUT key value      -> OK <previous value>
-//   GET key            -> OK <value>           (goes through the log: see below)
+//   GET key            -> OK <value>           linearizable (read barrier), on any node
 //   DEL key            -> OK <previous value>
 //   APPEND key value   -> OK <new value>
 //   LOCALGET key       -> OK <value>           this node's state machine, right now (may be stale)
 //   STATUS             -> OK id=.. role=.. term=.. leader=.. commit=.. applied=.. last=.. durable=..
+//   ADD id host:port   -> OK <index>            on the leader: id becomes a learner (its address
+//                                               is replicated, so every node can reach it)
+//   PROMOTE id         -> OK <index>            learner -> voter (joint consensus)
+//   REMOVE id          -> OK <index>            voter or learner leaves (the leader too)
+//   TRANSFER id        -> OK <new leader>       leadership transfer
 // Errors: `ERR not_leader <leader id, 0 if unknown>`, `ERR leadership_lost` / `ERR stopped`
 // (outcome unknown: the command may still be applied), `ERR busy`, `ERR <reason>`.
-// GET is proposed as a log entry like the writes, so it is linearizable but costs a replicated
-// write; read-index / lease reads do not exist in the library yet.
+// GET waits for node.read_barrier() (ReadIndex: a heartbeat round on the leader, or the leader's
+// read index on a follower) and then reads this node's state machine: linearizable, and no log
+// entry. Member addresses live in the replicated map under keys "__peer/<id>"; every server
+// tells its transport about new ones as they are applied.
 //
 // SIGINT or SIGTERM: stop accepting clients, `co_await node.stop()`, exit 0.
 #include <cctype>
@@ -92,6 +101,8 @@ struct config {
   std::uint16_t client_port = 0;
   std::uint64_t cluster_id = 0x4B56;  // "KV"
   bool fsync = true;
+  bool join = false;                      // start without bootstrapping: wait to be added
+  std::uint64_t snapshot_every = 10000;   // applied entries between snapshots (0: none)
   std::string tls_cert, tls_key, tls_ca;  // all three, or none (no TLS)
   [[nodiscard]] bool tls() const { return !tls_cert.empty(); }
 };
@@ -101,7 +112,7 @@ struct config {
                "kv_server: %s\n"
                "usage: kv_server --id N --data DIR --peers 1=HOST:PORT,2=HOST:PORT,...\n"
                "                 --client-port P [--client-host H] [--cluster-id X] [--no-fsync]\n"
-               "                 [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n",
+               "                 [--join] [--snapshot-every N] [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n",
                why.c_str());
   std::exit(2);
 }
@@ -154,6 +165,10 @@ config parse_args(int argc, char** argv) {
       c.client_host = std::string(value());
     } else if (arg == "--cluster-id") {
       c.cluster_id = parse_number(value(), "--cluster-id", UINT64_MAX);
+    } else if (arg == "--join") {
+      c.join = true;
+    } else if (arg == "--snapshot-every") {
+      c.snapshot_every = parse_number(value(), "--snapshot-every", UINT64_MAX);
     } else if (arg == "--no-fsync") {
       c.fsync = false;
     } else if (arg == "--tls-cert") {
@@ -259,9 +274,12 @@ class server {
   raft::options make_node_options(const config& c) const {
     raft::options o;
     o.id = c.id;
-    raft::configuration founders;
-    for (const auto& [id, address] : c.peers) founders.voters.push_back(id);
-    o.bootstrap = founders;  // used only when the storage is empty (a brand-new cluster)
+    if (!c.join) {
+      raft::configuration founders;
+      for (const auto& [id, address] : c.peers) founders.voters.push_back(id);
+      o.bootstrap = founders;  // used only when the storage is empty (a brand-new cluster)
+    }
+    o.snapshot_entries = c.snapshot_every;
     o.logger = make_logger();
     return o;
   }
@@ -312,6 +330,27 @@ class server {
       if (!shutting_down_ && node_.failure()) {
         log("the node failed; exiting");
         begin_shutdown(1);
+      }
+      if (!shutting_down_) learn_peer_addresses();
+    }
+  }
+
+  /// Tells the transport the address of every member added since (keys "__peer/<id>").
+  void learn_peer_addresses() {
+    const std::string prefix = "__peer/";
+    for (auto it = sm_.data().lower_bound(prefix); it != sm_.data().end() && it->first.starts_with(prefix); ++it) {
+      if (known_peers_.contains(it->first)) continue;
+      known_peers_.insert(it->first);
+      try {
+        const raft::node_id id{std::stoull(it->first.substr(prefix.size()))};
+        if (id == cfg_.id) continue;
+        const auto colon = it->second.rfind(':');
+        const raft::tcp_address address{it->second.substr(0, colon),
+                                        static_cast<std::uint16_t>(std::stoul(it->second.substr(colon + 1)))};
+        transport_.add_peer(id, address);
+        log("peer ", id, " is at ", it->second);
+      } catch (const std::exception& e) {
+        log("ignoring bad peer address ", it->first, "=", it->second, ": ", e.what());
       }
     }
   }
@@ -423,10 +462,11 @@ class server {
 
     if (cmd == "STATUS") co_return status_line();
     if (cmd.empty()) co_return "ERR empty command";
+    if (cmd == "ADD" || cmd == "PROMOTE" || cmd == "REMOVE" || cmd == "TRANSFER") co_return co_await admin(cmd, line);
 
     const bool has_value = cmd == "PUT" || cmd == "APPEND";
     if (!has_value && cmd != "GET" && cmd != "DEL" && cmd != "LOCALGET")
-      co_return "ERR unknown command '" + cmd + "' (PUT, GET, DEL, APPEND, LOCALGET, STATUS)";
+      co_return "ERR unknown command '" + cmd + "' (PUT, GET, DEL, APPEND, LOCALGET, STATUS, ADD, PROMOTE, REMOVE, TRANSFER)";
     std::string_view key;
     std::string_view value;
     if (has_value) {
@@ -442,21 +482,68 @@ class server {
 
     if (cmd == "LOCALGET") co_return "OK " + sm_.find(std::string(key)).value_or("");
     if (shutting_down_) co_return "ERR stopped";
+    if (cmd == "GET") {
+      auto r = co_await node_.read_barrier();
+      if (!r) co_return error_reply(r.error());
+      co_return "OK " + sm_.find(std::string(key)).value_or("");
+    }
 
     raft::buffer command = cmd == "PUT"      ? kv::put(key, value)
                            : cmd == "APPEND" ? kv::append(key, value)
-                           : cmd == "DEL"    ? kv::del(key)
-                                             : kv::get(key);
+                                             : kv::del(key);
     auto r = co_await node_.propose(command.bytes());
     if (r) co_return "OK " + *r;
-    const raft::error& e = r.error();
+    co_return error_reply(r.error());
+  }
+
+  static std::string error_reply(const raft::error& e) {
     switch (e.code) {
-      case raft::errc::not_leader: co_return "ERR not_leader " + std::to_string(e.leader_hint.value);
-      case raft::errc::leadership_lost: co_return "ERR leadership_lost (outcome unknown)";
-      case raft::errc::stopped: co_return "ERR stopped (outcome unknown)";
-      case raft::errc::busy: co_return "ERR busy";
+      case raft::errc::not_leader: return "ERR not_leader " + std::to_string(e.leader_hint.value);
+      case raft::errc::leadership_lost: return "ERR leadership_lost (outcome unknown)";
+      case raft::errc::stopped: return "ERR stopped (outcome unknown)";
+      case raft::errc::busy: return "ERR busy";
+      case raft::errc::transferring: return "ERR busy (leadership transfer)";
+      default: return "ERR " + e.message();
     }
-    co_return "ERR " + e.message();
+  }
+
+  /// ADD id host:port | PROMOTE id | REMOVE id | TRANSFER id
+  asio::awaitable<std::string> admin(const std::string& cmd, std::string_view args) {
+    if (shutting_down_) co_return "ERR stopped";
+    const auto sp = args.find(' ');
+    const std::string id_text(args.substr(0, sp));
+    const std::string rest(sp == std::string_view::npos ? std::string_view{} : args.substr(sp + 1));
+    raft::node_id id;
+    try {
+      std::size_t used = 0;
+      id = raft::node_id{std::stoull(id_text, &used)};
+      if (used != id_text.size() || id == raft::no_node) throw std::invalid_argument("id");
+    } catch (const std::exception&) {
+      co_return "ERR usage: " + cmd + " <nonzero node id>" + (cmd == "ADD" ? " host:port" : "");
+    }
+    if ((cmd == "ADD") != !rest.empty()) co_return "ERR usage: ADD id host:port; " + cmd + " takes only an id";
+    if (cmd == "TRANSFER") {
+      auto r = co_await node_.transfer_leadership(id);
+      if (!r) co_return error_reply(r.error());
+      co_return "OK " + std::to_string(r->value);
+    }
+    raft::result<raft::index_t> r = raft::error{raft::errc::invalid_argument};
+    if (cmd == "ADD") {
+      const auto colon = rest.rfind(':');
+      if (colon == std::string::npos || colon == 0 || rest.find(' ') != std::string::npos)
+        co_return "ERR usage: ADD id host:port";
+      // The address goes into the replicated map first, so every member learns it.
+      auto a = co_await node_.propose(kv::put("__peer/" + id_text, rest).bytes());
+      if (!a) co_return error_reply(a.error());
+      learn_peer_addresses();
+      r = co_await node_.add_learner(id);
+    } else if (cmd == "PROMOTE") {
+      r = co_await node_.promote(id);
+    } else {
+      r = co_await node_.remove(id);
+    }
+    if (!r) co_return error_reply(r.error());
+    co_return "OK " + std::to_string(r->value);
   }
 
   std::string status_line() const {
@@ -465,6 +552,8 @@ class server {
     os << "OK id=" << s.id << " role=" << raft::to_string(s.role) << " term=" << s.term
        << " leader=" << s.leader << " commit=" << s.commit_index << " applied=" << s.applied_index
        << " last=" << s.last_log_index << " durable=" << s.durable_index
+       << " snapshot=" << s.snapshot_index << " voters=" << s.config.voters.size()
+       << " learners=" << s.config.learners.size()
        << " keys=" << sm_.data().size() << " hash=" << std::hex << sm_.hash();
     return os.str();
   }
@@ -480,6 +569,7 @@ class server {
   asio::signal_set signals_;
   asio::steady_timer watchdog_;
   std::set<tcp::socket*> sessions_;  // open client connections, closed at shutdown
+  std::set<std::string> known_peers_;  // "__peer/<id>" keys already given to the transport
   bool shutting_down_ = false;
   int exit_code_ = 0;
 };
