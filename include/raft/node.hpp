@@ -27,6 +27,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -565,6 +566,12 @@ class node {
   void step(message&& m) {
     if (m.to != opts_.id || m.from == opts_.id || m.from == no_node) return;
     const term_t t = term_of(m.body);
+    if (t.value == std::numeric_limits<std::uint64_t>::max()) {
+      // No real cluster gets there; adopting it would wrap the term to 0 at the next election.
+      opts_.logger.log(log_level::warning, "node ", opts_.id, " drops a message from ", m.from,
+                       " with the largest possible term");
+      return;
+    }
     const bool from_leader = std::holds_alternative<append_request>(m.body) ||
                              std::holds_alternative<install_snapshot_request>(m.body);
     if (t > term_) {

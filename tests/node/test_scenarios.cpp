@@ -604,3 +604,15 @@ TEST_CASE("stop() completes pending proposals with errc::stopped") {
   REQUIRE(p3->done());
   CHECK(error_of(*p3->outcome) == errc::stopped);
 }
+
+TEST_CASE("a message with the largest possible term is dropped, not adopted (the term would wrap)") {
+  cluster<> c(3, 77);
+  const node_id leader = c.wait_for_leader();
+  const term_t before = c.node(leader).term();
+  for (node_id to : c.ids())
+    c.network().inject(message{node_id{9}, to, vote_response{term_t{~std::uint64_t{0}}, false, false}});
+  c.run_for(std::chrono::seconds(2));
+  for (node_id id : c.ids()) CHECK(c.node(id).term() == before);
+  CHECK(c.leader() == leader);
+  CHECK(commit(c, "after", "ok"));
+}
