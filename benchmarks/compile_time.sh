@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# benchmarks/compile_time.sh - what including raft costs a user's build, against a yardstick.
+#
+# Compiles, side by side on this machine, with the same compiler and flags (-std=c++20 -O2, the
+# project's warnings), alternating so that both see the same load:
+#   (a) benchmarks/compile_time/raft_node_tu.cpp  - includes raft/raft.hpp and instantiates one
+#       node (start, a co_await propose, stop);
+#   (b) benchmarks/compile_time/echo_server.cpp   - a minimal C++20-coroutine TCP echo server on
+#       standalone Asio (the yardstick);
+# several runs each, and prints the median and the minimum of each and the ratio a/b of the
+# medians. Times are CPU seconds of the compiler (user + system), which another program's load on
+# a shared machine disturbs much less than wall-clock time; the wall-clock times are printed too.
+# The target is a ratio of at most 2.
+#
+#   benchmarks/compile_time.sh [--runs N] [--check] [--csv FILE]
+#     --runs N    compilations of each file (default 5)
+#     --check     exit 1 if the ratio of the medians is above 2 (off by default: timing on a
+#                 shared machine is noisy, and CI never fails on speed)
+#     --csv FILE  also write one line per compilation (file,run,cpu_seconds,wall_seconds)
+#   CXX=clang++-14 benchmarks/compile_time.sh     another compiler
+#
+# The ratio is the figure to quote: absolute times depend on the machine and its load.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+runs=5
+check=0
+csv=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    --check) check=1; shift ;;
+    --csv) csv="$2"; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+    *) echo "compile_time.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+cxx="${CXX:-g++}"
+flags=(-std=c++20 -O2 -Wall -Wextra -Werror -pthread -I"$root/include")
+if "$cxx" --version 2>/dev/null | grep -qi clang; then
+  flags+=(-DASIO_HAS_CO_AWAIT=1 -DASIO_HAS_STD_COROUTINE=1)
+fi
+raft_tu="$here/compile_time/raft_node_tu.cpp"
+echo_tu="$here/compile_time/echo_server.cpp"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+
+# "CPU WALL": seconds of one compilation (to an object file, as a build does). CPU is user +
+# system time of the compiler and its children (cc1plus, as).
+compile() {
+  local TIMEFORMAT='%U %S %R' t
+  t=$( { time "$cxx" "${flags[@]}" -c "$1" -o "$out/tu.o" 2> "$out/diag"; } 2>&1 ) || {
+    cat "$out/diag" >&2
+    exit 1
+  }
+  echo "$t" | awk '{ printf "%.3f %.3f\n", $1 + $2, $3 }'
+}
+
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+minimum() { sort -g | head -n1; }
+
+command -v bc > /dev/null || { echo "compile_time.sh: needs bc (apt-get install bc)" >&2; exit 2; }
+
+echo "compiler: $("$cxx" --version | head -n1)"
+echo "flags   : ${flags[*]}"
+echo "machine : $(nproc) hardware threads, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "runs    : $runs of each, alternating"
+
+# One untimed compilation of each first: the headers are then in the page cache for both.
+"$cxx" "${flags[@]}" -c "$raft_tu" -o "$out/tu.o"
+"$cxx" "${flags[@]}" -c "$echo_tu" -o "$out/tu.o"
+
+: > "$out/raft"
+: > "$out/echo"
+[ -n "$csv" ] && echo "file,run,cpu_seconds,wall_seconds" > "$csv"
+for i in $(seq 1 "$runs"); do
+  read -r c_echo w_echo < <(compile "$echo_tu")
+  read -r c_raft w_raft < <(compile "$raft_tu")
+  echo "$c_echo $w_echo" >> "$out/echo"
+  echo "$c_raft $w_raft" >> "$out/raft"
+  printf '  run %d: raft_node_tu %.2f s CPU (%.2f s wall), echo_server %.2f s CPU (%.2f s wall)\n' \
+    "$i" "$c_raft" "$w_raft" "$c_echo" "$w_echo"
+  if [ -n "$csv" ]; then
+    echo "raft_node_tu,$i,$c_raft,$w_raft" >> "$csv"
+    echo "echo_server,$i,$c_echo,$w_echo" >> "$csv"
+  fi
+done
+
+raft_med=$(cut -d' ' -f1 "$out/raft" | median)
+echo_med=$(cut -d' ' -f1 "$out/echo" | median)
+raft_min=$(cut -d' ' -f1 "$out/raft" | minimum)
+echo_min=$(cut -d' ' -f1 "$out/echo" | minimum)
+raft_wall=$(cut -d' ' -f2 "$out/raft" | median)
+echo_wall=$(cut -d' ' -f2 "$out/echo" | median)
+ratio=$(echo "$raft_med / $echo_med" | bc -l)
+ratio_min=$(echo "$raft_min / $echo_min" | bc -l)
+ratio_wall=$(echo "$raft_wall / $echo_wall" | bc -l)
+printf 'raft_node_tu.cpp (raft/raft.hpp + one node): median %.2f s CPU, min %.2f s, median %.2f s wall\n' \
+  "$raft_med" "$raft_min" "$raft_wall"
+printf 'echo_server.cpp  (Asio coroutine echo)     : median %.2f s CPU, min %.2f s, median %.2f s wall\n' \
+  "$echo_med" "$echo_min" "$echo_wall"
+printf 'ratio raft / echo: %.2f (CPU medians), %.2f (CPU minimums), %.2f (wall medians); target <= 2\n' \
+  "$ratio" "$ratio_min" "$ratio_wall"
+if [ "$check" = 1 ] && [ "$(echo "$ratio > 2" | bc -l)" = 1 ]; then
+  echo "compile_time.sh: ratio above 2" >&2
+  exit 1
+fi
