@@ -287,6 +287,7 @@ class cluster {
     m.sm = std::make_unique<StateMachine>();
     m.transport = std::make_unique<sim_transport>(network_, m.id, context_.get_executor());
     if constexpr (requires { m.storage->power_on(); }) m.storage->power_on();
+    const timeline::owner_scope timers_of(m.id.value);  // its timers are its own (pause, clock skew)
     m.node = std::make_unique<node_type>(context_.get_executor(), m.opts, *m.sm, *m.storage, *m.transport);
     m.node->start();
     m.leader_term = term_t{0};

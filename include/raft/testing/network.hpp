@@ -3,8 +3,9 @@
 // Every message sent through a sim_transport goes to the sim_network, which decides, with its own
 // seeded generator, whether to drop it, how long to delay it and whether to deliver it twice.
 // Random delays reorder messages. Links can be cut one way or both, and the nodes split into
-// partitions. Delivery happens when the simulation asks for it (deliver_due), so a run is a pure
-// function of the seed.
+// partitions. A node can be paused (a process stopped with SIGSTOP): what is sent to it or by it
+// waits, undelivered, until it resumes. Delivery happens when the simulation asks for it
+// (deliver_due), so a run is a pure function of the seed.
 #pragma once
 
 #include <algorithm>
@@ -65,6 +66,11 @@ class sim_network {
   /// Drops every message it returns true for (a targeted fault: "lose every snapshot chunk").
   std::function<bool(const message&)> drop_if;
 
+  /// Sees what becomes of every message: `fate` is "cut" (link down), "drop" (lost to
+  /// `faults.drop`), "held" (sender or receiver paused), "sent" or "dup" (the second copy), with
+  /// the delay drawn for it. For traces; set it before the run starts.
+  std::function<void(const message&, const char* fate, std::chrono::nanoseconds delay)> on_route;
+
   /// Sends `m` as if node `m.from` had: tests use it to play a peer by hand.
   void inject(message m) { submit(std::move(m)); }
 
@@ -103,11 +109,33 @@ class sim_network {
   /// Delivers every message due by now.
   inline void deliver_due();
 
-  /// Drops every message in flight (for example to, or from, a node that crashed).
+  /// Drops every message in flight to `n` (a node that crashed), and every message held for
+  /// it or by it while it was paused (a stopped process that crashes never sends them).
   void drop_in_flight_to(node_id n) {
     for (auto it = in_flight_.begin(); it != in_flight_.end();)
       it = it->second.to == n ? in_flight_.erase(it) : std::next(it);
+    std::erase_if(held_, [&](const message& m) { return m.to == n || m.from == n; });
   }
+
+  /// Pauses node `n`: messages due to reach it, and messages it sends, are held (neither lost
+  /// nor delivered) until resume(n). Pair with timeline::pause for its timers.
+  void pause(node_id n) { paused_.insert(n); }
+  /// Resumes `n`: what was held goes out again, each message with a fresh delay (and the
+  /// faults and cuts of the moment), unless its other end is still paused.
+  void resume(node_id n) {
+    if (paused_.erase(n) == 0) return;
+    std::vector<message> held;
+    held.swap(held_);
+    for (auto& m : held) {
+      if (is_paused(m.from) || is_paused(m.to))
+        held_.push_back(std::move(m));
+      else
+        route(std::move(m));
+    }
+  }
+  [[nodiscard]] bool is_paused(node_id n) const { return paused_.count(n) != 0; }
+  /// Messages held for paused nodes.
+  [[nodiscard]] std::size_t held() const noexcept { return held_.size(); }
 
  private:
   friend class sim_transport;
@@ -123,15 +151,29 @@ class sim_network {
     ++counters_.sent;
     if (std::holds_alternative<vote_request>(m.body)) ++counters_.vote_requests;
     if (std::holds_alternative<append_request>(m.body)) ++counters_.append_requests;
+    if (!paused_.empty() && is_paused(m.from)) {
+      if (on_route) on_route(m, "held", {});
+      held_.push_back(std::move(m));
+      return;
+    }
+    route(std::move(m));
+  }
+
+  void route(message m) {
     if (is_cut(m.from, m.to) || chance(faults.drop) || (drop_if && drop_if(m))) {
+      if (on_route) on_route(m, is_cut(m.from, m.to) ? "cut" : "drop", {});
       ++counters_.dropped;
       return;
     }
     if (chance(faults.duplicate)) {
       ++counters_.duplicated;
-      in_flight_.emplace(virtual_clock::now() + delay(), m);
+      const auto d = delay();
+      if (on_route) on_route(m, "dup", d);
+      in_flight_.emplace(virtual_clock::now() + d, m);
     }
-    in_flight_.emplace(virtual_clock::now() + delay(), std::move(m));
+    const auto d = delay();
+    if (on_route) on_route(m, "sent", d);
+    in_flight_.emplace(virtual_clock::now() + d, std::move(m));
   }
 
   bool chance(double p) {
@@ -149,6 +191,8 @@ class sim_network {
   std::multimap<virtual_clock::time_point, message> in_flight_;
   std::map<node_id, sim_transport*> endpoints_;
   network_counters counters_;
+  std::set<node_id> paused_;
+  std::vector<message> held_;  ///< to or from paused nodes, in the order they were held
 };
 
 /// One node's endpoint on a sim_network. Models raft::transport.
@@ -202,6 +246,10 @@ inline void sim_network::deliver_due() {
   while (!in_flight_.empty() && in_flight_.begin()->first <= now) {
     auto node = in_flight_.extract(in_flight_.begin());
     message& m = node.mapped();
+    if (!paused_.empty() && is_paused(m.to)) {
+      held_.push_back(std::move(m));
+      continue;
+    }
     auto it = endpoints_.find(m.to);
     // A link cut while the message was on its way loses it too.
     if (it == endpoints_.end() || is_cut(m.from, m.to) || !it->second->deliver(std::move(m))) {
