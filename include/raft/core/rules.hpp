@@ -20,6 +20,11 @@ inline namespace v1 {
 /// first; the index only breaks a tie.
 [[nodiscard]] constexpr bool log_is_up_to_date(term_t candidate_last_term, index_t candidate_last_index,
                                                term_t our_last_term, index_t our_last_index) noexcept {
+#ifdef RAFT_TEST_MUTATION_NO_UP_TO_DATE_CHECK
+  // Test-only mutant (tests/sim): the election restriction switched off. Never in production.
+  (void)candidate_last_term, (void)candidate_last_index, (void)our_last_term, (void)our_last_index;
+  return true;
+#endif
   if (candidate_last_term != our_last_term) return candidate_last_term > our_last_term;
   return candidate_last_index >= our_last_index;
 }
@@ -128,6 +133,12 @@ template <class MatchOf>
                                           index_t current_commit) {
   const index_t q = quorum_index(config, match);
   if (q <= current_commit) return current_commit;
+#ifdef RAFT_TEST_MUTATION_COMMIT_OLD_TERM
+  // Test-only mutant (tests/sim): entries of earlier terms committed by counting replicas (the
+  // Figure 3.7 / "Figure 8" bug). Never in production.
+  (void)log, (void)current_term;
+  return q;
+#endif
   const auto t = log.term_at(q);
   if (t && *t == current_term) return q;
   return current_commit;
