@@ -1,0 +1,1133 @@
+// tests/sim/sim.hpp - the randomized nemesis simulation.
+//
+// One run is a pure function of its seed. The seed picks a cluster (3 or 5 nodes of
+// raft::testing::cluster, each with a kv_state_machine), its options, a set of client
+// coroutines issuing put, append and get through whatever node they think leads, and a nemesis
+// that, for a few seconds of virtual time, partitions the network (symmetric, asymmetric, an
+// isolated leader), crashes and restarts nodes (storage loses what it had not flushed), pauses
+// nodes (SIGSTOP-like: timers and messages held), drops, duplicates, delays and reorders
+// messages and skews the clock rate of single nodes. The cluster checks its safety invariants
+// after every step. Then the nemesis heals everything and the run checks liveness (a leader and
+// a committed write within a bounded number of election timeouts), lets the clients run a
+// little longer, reads every key once more, checks that the replicas converged, and checks the
+// whole client history with the linearizability checker.
+//
+// A failure names the seed, the fault schedule and, on a traced replay (same seed, same run),
+// the steps around the violation.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <iomanip>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <asio/co_spawn.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "raft/testing/cluster.hpp"
+
+#include "linearizability.hpp"
+
+namespace sim {
+
+using namespace raft;
+using namespace raft::testing;
+using namespace std::chrono_literals;
+using vduration = virtual_clock::duration;
+using kv = kv_state_machine;
+
+/// How one run went.
+struct outcome {
+  enum class failure { none, safety, linearizability, convergence, liveness, other };
+
+  std::uint64_t seed = 0;
+  std::string setup;                  ///< the configuration the seed chose, in words
+  std::string forced_profile;         ///< run_options::profile, if one was forced
+  failure kind = failure::none;
+  std::vector<std::string> problems;  ///< empty: the seed passed
+  std::int64_t failed_at = -1;        ///< virtual ns of the first problem, when it has one
+  std::vector<std::string> schedule;  ///< every nemesis action, with its virtual time
+  std::vector<lin::kv_op> history;    ///< every client operation
+  lin::result lin;                    ///< the checker's verdict on `history`
+  std::uint64_t trace_hash = 0;       ///< every message sent, the history and the final state
+  std::vector<std::string> trace;     ///< when traced: the steps around the failure
+  vduration simulated{};              ///< virtual time the run covered
+  std::size_t ops_ok = 0, ops_fail = 0, ops_info = 0;
+  std::uint64_t last_term = 0;        ///< the leader's term at the end
+  std::uint64_t messages = 0;
+
+  [[nodiscard]] bool passed() const noexcept { return problems.empty(); }
+  /// A safety invariant or linearizability broke (what a mutation must trigger).
+  [[nodiscard]] bool unsafe() const noexcept {
+    return kind == failure::safety || kind == failure::linearizability || kind == failure::convergence;
+  }
+};
+
+inline const char* to_string(outcome::failure f) {
+  switch (f) {
+    case outcome::failure::none: return "none";
+    case outcome::failure::safety: return "safety invariant";
+    case outcome::failure::linearizability: return "linearizability";
+    case outcome::failure::convergence: return "replicas diverged";
+    case outcome::failure::liveness: return "liveness";
+    case outcome::failure::other: return "error";
+  }
+  return "?";
+}
+
+/// How to run: tracing is for replays; it does not change the run.
+struct run_options {
+  bool trace = false;
+  bool verbose = false;        ///< with `trace`: heartbeats and their replies too
+  std::size_t trace_tail = 160;  ///< lines kept before the failure
+  /// With `trace`: keep the lines in [from, to] (virtual ns) instead of the tail.
+  std::optional<std::pair<std::int64_t, std::int64_t>> window;
+  /// The linearizability search gives up (a failure, "unknown") past this many configurations.
+  std::uint64_t max_configurations = 2'000'000;
+  /// Force a profile ("mixed", "churn"); empty: the seed chooses.
+  std::string profile;
+};
+
+/// Folds values into a 64-bit FNV-1a hash.
+struct trace_hash {
+  std::uint64_t h = 0xCBF29CE484222325ull;
+  void add(std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xFF)) * 0x100000001B3ull;
+  }
+  void add(std::string_view s) {
+    add(s.size());
+    for (char c : s) h = (h ^ std::uint64_t(std::uint8_t(c))) * 0x100000001B3ull;
+  }
+  void add(const buffer& b) {
+    add(b.size());
+    for (std::byte x : b.bytes()) h = (h ^ std::uint64_t(x)) * 0x100000001B3ull;
+  }
+  void add(const log_entry& e) { add(e.term.value), add(e.index.value), add(std::uint64_t(e.kind)), add(e.data); }
+  void add(const message& m) {
+    add(m.from.value), add(m.to.value), add(m.body.index());
+    std::visit(
+        [&](const auto& b) {
+          using T = std::decay_t<decltype(b)>;
+          add(b.term.value);
+          if constexpr (std::is_same_v<T, vote_request>) {
+            add(b.last_log_index.value), add(b.last_log_term.value), add(b.pre_vote), add(b.transfer);
+          } else if constexpr (std::is_same_v<T, vote_response>) {
+            add(b.granted), add(b.pre_vote);
+          } else if constexpr (std::is_same_v<T, append_request>) {
+            add(b.prev_log_index.value), add(b.prev_log_term.value), add(b.leader_commit.value), add(b.round);
+            add(b.entries.size());
+            for (const auto& e : b.entries) add(e);
+          } else if constexpr (std::is_same_v<T, append_response>) {
+            add(b.success), add(b.match_index.value), add(b.rejected_index.value);
+            add(b.conflict_index.value), add(b.conflict_term.value), add(b.round);
+          } else if constexpr (std::is_same_v<T, install_snapshot_request>) {
+            add(b.meta.index.value), add(b.meta.term.value), add(b.offset), add(b.size), add(b.data);
+          } else if constexpr (std::is_same_v<T, install_snapshot_response>) {
+            add(b.index.value), add(b.next_offset), add(b.installed);
+          } else if constexpr (std::is_same_v<T, read_index_request>) {
+            add(b.id);
+          } else if constexpr (std::is_same_v<T, read_index_response>) {
+            add(b.id), add(b.ok), add(b.index.value);
+          }
+        },
+        m.body);
+  }
+};
+
+/// "12.345678s": a virtual instant, to the microsecond.
+inline std::string stamp(std::int64_t ns) {
+  std::ostringstream os;
+  os << ns / 1'000'000'000 << '.' << std::setw(6) << std::setfill('0') << (ns / 1000) % 1'000'000 << 's';
+  return os.str();
+}
+inline std::int64_t ns_now() { return virtual_clock::now().time_since_epoch().count(); }
+
+inline std::string ids_text(const std::vector<node_id>& ids) {
+  std::string s = "{";
+  for (std::size_t k = 0; k < ids.size(); ++k) s += (k ? "," : "") + std::to_string(ids[k].value);
+  return s + "}";
+}
+
+/// One message, in a line.
+inline std::string describe(const message& m) {
+  std::ostringstream os;
+  os << m.from << "->" << m.to << ' ';
+  std::visit(
+      [&](const auto& b) {
+        using T = std::decay_t<decltype(b)>;
+        if constexpr (std::is_same_v<T, vote_request>) {
+          os << (b.pre_vote ? "PreVote" : "RequestVote") << " t" << b.term << " last " << b.last_log_index
+             << "/t" << b.last_log_term;
+        } else if constexpr (std::is_same_v<T, vote_response>) {
+          os << (b.pre_vote ? "PreVote" : "Vote") << (b.granted ? " granted" : " refused") << " t" << b.term;
+        } else if constexpr (std::is_same_v<T, append_request>) {
+          os << "Append t" << b.term << " prev " << b.prev_log_index << "/t" << b.prev_log_term;
+          if (!b.entries.empty())
+            os << " entries " << b.entries.front().index << ".." << b.entries.back().index << " (t"
+               << b.entries.front().term << (b.entries.front().term != b.entries.back().term ? "..t" : "")
+               << (b.entries.front().term != b.entries.back().term ? std::to_string(b.entries.back().term.value) : "")
+               << ")";
+          else
+            os << " heartbeat";
+          os << " commit " << b.leader_commit;
+        } else if constexpr (std::is_same_v<T, append_response>) {
+          os << "AppendReply t" << b.term;
+          if (b.success)
+            os << " ok match " << b.match_index;
+          else
+            os << " reject at " << b.rejected_index << " hint " << b.conflict_index << "/t" << b.conflict_term;
+        } else if constexpr (std::is_same_v<T, install_snapshot_request>) {
+          os << "InstallSnapshot t" << b.term << " of " << b.meta.index << "/t" << b.meta.term << " bytes "
+             << b.offset << ".." << b.offset + b.data.size() << " of " << b.size;
+        } else if constexpr (std::is_same_v<T, install_snapshot_response>) {
+          os << "SnapshotReply t" << b.term << " of " << b.index << (b.installed ? " installed" : " next ")
+             << (b.installed ? "" : std::to_string(b.next_offset));
+        } else if constexpr (std::is_same_v<T, timeout_now>) {
+          os << "TimeoutNow t" << b.term;
+        } else if constexpr (std::is_same_v<T, read_index_request>) {
+          os << "ReadIndex t" << b.term << " #" << b.id;
+        } else if constexpr (std::is_same_v<T, read_index_response>) {
+          os << "ReadIndexReply t" << b.term << " #" << b.id << (b.ok ? " at " + std::to_string(b.index.value) : " refused");
+        } else {
+          os << "message t" << b.term;
+        }
+      },
+      m.body);
+  return os.str();
+}
+
+inline bool is_heartbeat(const message& m) {
+  if (auto* a = std::get_if<append_request>(&m.body)) return a->entries.empty();
+  if (auto* r = std::get_if<append_response>(&m.body)) return r->success;
+  return false;
+}
+
+/// Keeps the trace lines a failure report shows: the last `tail` ones, or those in a window.
+class tracer {
+ public:
+  tracer(const run_options& ro) : on_(ro.trace), verbose_(ro.verbose), tail_(ro.trace_tail), window_(ro.window) {}
+  [[nodiscard]] bool on() const noexcept { return on_; }
+  /// No more lines (the cluster is being torn down).
+  void stop() noexcept { on_ = false; }
+  [[nodiscard]] bool verbose() const noexcept { return verbose_; }
+
+  void add(const std::string& what) {
+    if (!on_) return;
+    const std::int64_t t = ns_now();
+    if (window_) {
+      if (t < window_->first || t > window_->second) return;
+      if (lines_.size() >= 4000) {
+        ++cut_;
+        return;
+      }
+    }
+    lines_.push_back(stamp(t) + "  " + what);
+    if (!window_ && lines_.size() > tail_) lines_.pop_front();
+  }
+  std::vector<std::string> take() {
+    std::vector<std::string> out(lines_.begin(), lines_.end());
+    if (cut_) out.push_back("... " + std::to_string(cut_) + " more lines in the window");
+    return out;
+  }
+
+ private:
+  bool on_, verbose_;
+  std::size_t tail_;
+  std::optional<std::pair<std::int64_t, std::int64_t>> window_;
+  std::deque<std::string> lines_;
+  std::size_t cut_ = 0;
+};
+
+/// What a seed chooses.
+struct setup {
+  std::size_t nodes = 3;
+  options opts;
+  std::size_t clients = 3;
+  std::size_t keys = 2;
+  vduration client_timeout = 1s;
+  vduration think_max = 20ms;
+  vduration fault_phase = 5s;
+  vduration action_gap_max = 400ms;
+  vduration after_heal = 1s;  ///< clients keep running this long after the faults stop
+  std::size_t max_down = 1;   ///< nodes crashed or paused at once
+  std::chrono::milliseconds max_delay{20};
+  double max_drop = 0.2, max_duplicate = 0.2;
+  int weight_crash = 2, weight_partition = 2, weight_pause = 2, weight_skew = 2;
+  int weight_transfer = 0, weight_membership = 0, weight_ambush = 0;
+  double barrier_reads = 0.5;  ///< share of gets done by read_barrier (the rest go through the log)
+  std::string profile = "mixed";
+
+  /// Liveness bounds, in election timeouts (the maximum) after the faults stop.
+  static constexpr int leader_within = 10;
+  static constexpr int commit_within = 20;
+  static constexpr int membership_within = 60;
+
+  /// `profile`: "mixed" or "churn" forces that profile; empty lets the seed choose.
+  static setup from(std::mt19937_64& rng, const std::string& profile = {}) {
+    setup s;
+    auto pick = [&](std::uint64_t lo, std::uint64_t hi) { return lo + rng() % (hi - lo + 1); };
+    s.nodes = pick(0, 2) == 0 ? 3 : 5;
+    s.opts.pre_vote = pick(0, 3) != 0;
+    s.opts.check_quorum = pick(0, 3) != 0;
+    if (pick(0, 1) == 0) {  // other timings: tighter elections, slower heartbeats
+      s.opts.election_timeout_min = std::chrono::milliseconds(60 + pick(0, 240));
+      s.opts.election_timeout_max =
+          s.opts.election_timeout_min + s.opts.election_timeout_min * int(20 + pick(0, 100)) / 100;
+      s.opts.heartbeat_interval = s.opts.election_timeout_min / int(2 + pick(0, 5));
+    }
+    if (pick(0, 2) == 0) {  // small messages and windows: probing, pipelining, flow control
+      s.opts.max_entries_per_message = pick(1, 4);
+      s.opts.max_inflight_messages = pick(1, 4);
+      s.opts.max_inflight_bytes = pick(64, 320);
+    }
+    s.clients = pick(2, 6);
+    s.keys = pick(1, 4);
+    s.client_timeout = std::chrono::milliseconds(pick(300, 3000));
+    s.think_max = std::chrono::milliseconds(pick(1, 80));
+    s.fault_phase = std::chrono::milliseconds(pick(2000, 8000));
+    s.action_gap_max = std::chrono::milliseconds(pick(100, 800));
+    s.max_down = pick(0, 3) == 0 ? s.nodes - 1 : (s.nodes - 1) / 2;
+    s.max_delay = std::chrono::milliseconds(pick(0, 3) == 0 ? 100 : 20);
+    s.weight_crash = int(pick(0, 4));
+    s.weight_partition = int(pick(1, 4));
+    s.weight_pause = int(pick(0, 3));
+    s.weight_skew = int(pick(0, 3));
+    s.barrier_reads = double(pick(0, 2)) / 2;
+    if (s.opts.check_quorum && pick(0, 3) == 0) s.opts.lease_reads = true;
+    if (pick(0, 1) == 0) {  // snapshots often, short trailing logs, small chunks
+      s.opts.snapshot_entries = pick(5, 100);
+      s.opts.snapshot_trailing_entries = pick(0, 20);
+      s.opts.snapshot_chunk_bytes = pick(16, 2048);
+    }
+    s.weight_transfer = int(pick(0, 2));
+    s.weight_membership = s.nodes == 5 ? int(pick(0, 2)) : 0;
+    s.weight_ambush = int(pick(0, 2));
+    const bool churn = pick(0, 2) == 0;
+    if (profile == "churn" || (profile.empty() && churn)) {
+      // Leader churn: five nodes, one or two entries per message over slow links, and the
+      // leader cut off often. Followers are caught up slowly while leaders come and go: the
+      // schedules of the dissertation's Figure 3.7, where an entry of an old term sits on a
+      // majority before any entry of the new leader's term does.
+      s.profile = "churn";
+      s.nodes = 5;
+      s.max_down = pick(0, 1) ? 4 : 2;
+      s.opts.check_quorum = pick(0, 3) == 0;  // deposed leaders linger, and take writes
+      s.opts.max_entries_per_message = pick(0, 3) == 0 ? 2 : 1;
+      s.opts.max_inflight_messages = pick(0, 2) == 0 ? pick(2, 4) : 1;  // mostly stop-and-wait
+      s.opts.max_inflight_bytes = std::size_t{1} << 20;
+      s.action_gap_max = std::chrono::milliseconds(pick(60, 250));
+      s.max_delay = std::chrono::milliseconds(pick(10, 60));
+      s.weight_partition = 4;
+      s.weight_crash = int(pick(0, 3));
+      s.weight_pause = int(pick(0, 1));
+      s.weight_skew = 0;
+      s.opts.lease_reads = s.opts.lease_reads && s.opts.check_quorum;
+      s.weight_membership = int(pick(0, 1));
+      s.weight_ambush = int(pick(2, 6));
+    }
+    return s;
+  }
+
+  [[nodiscard]] std::string describe() const {
+    std::ostringstream os;
+    auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+    os << profile << ": " << nodes << " nodes, pre_vote=" << opts.pre_vote << " check_quorum=" << opts.check_quorum
+       << ", election " << ms(opts.election_timeout_min) << "-" << ms(opts.election_timeout_max)
+       << " ms, heartbeat " << ms(opts.heartbeat_interval) << " ms, " << opts.max_entries_per_message
+       << " entries/msg, window " << opts.max_inflight_messages << "; " << clients << " clients on "
+       << keys << " keys, timeout " << ms(client_timeout) << " ms; faults for " << ms(fault_phase)
+       << " ms, up to " << max_down << " down, delays up to " << max_delay.count()
+       << " ms; weights crash " << weight_crash << " partition " << weight_partition << " pause "
+       << weight_pause << " skew " << weight_skew << " transfer " << weight_transfer << " membership "
+       << weight_membership << " ambush " << weight_ambush << "; reads by barrier " << int(barrier_reads * 100) << "%"
+       << (opts.lease_reads ? " (lease)" : "");
+    if (opts.snapshot_entries)
+      os << "; snapshot every " << opts.snapshot_entries << " entries, keep " << opts.snapshot_trailing_entries
+         << ", chunks of " << opts.snapshot_chunk_bytes << " B";
+    return os.str();
+  }
+};
+
+/// One run. Members are declared before the cluster so they outlive it.
+class run {
+ public:
+  run(std::uint64_t seed, const run_options& ro)
+      : seed_(seed), rng_(seed), tr_(ro), max_configurations_(ro.max_configurations), profile_(ro.profile) {
+    out_.seed = seed;
+    out_.forced_profile = ro.profile;
+  }
+
+  outcome go() {
+    s_ = setup::from(rng_, profile_);
+    out_.setup = s_.describe();
+    options o = s_.opts;
+    if (tr_.on()) {
+      o.logger.min_level = log_level::info;
+      o.logger.sink = [this](log_level, std::string_view line) { tr_.add(std::string(line)); };
+    }
+    for (std::size_t k = 0; k < s_.keys; ++k) keys_.push_back("k" + std::to_string(k));
+    try {
+      cluster<> c(s_.nodes, seed_, o);
+      c.network().on_send = [this](const message& m) {
+        hash_.add(m);
+        ++out_.messages;
+      };
+      if (tr_.on())
+        c.network().on_route = [this](const message& m, const char* fate, std::chrono::nanoseconds d) {
+          if (!tr_.verbose() && is_heartbeat(m)) return;
+          std::string line = describe(m) + "  [" + fate;
+          if (d.count() > 0) line += " +" + std::to_string(d.count() / 1000) + "us";
+          tr_.add(line + "]");
+        };
+      try {
+        body(c);
+      } catch (const invariant_violation& e) {
+        fail(outcome::failure::safety, std::string("safety invariant broken: ") + e.what());
+      } catch (const std::exception& e) {
+        fail(outcome::failure::other, std::string("exception: ") + e.what());
+      }
+      end_time_ = ns_now();
+      c.network().on_send = nullptr;
+      c.network().on_route = nullptr;
+      tr_.stop();
+    } catch (const std::exception& e) {
+      fail(outcome::failure::other, std::string("exception: ") + e.what());
+    }
+    out_.simulated = vduration(end_time_);
+    for (const auto& op : out_.history) {
+      hash_.add(lin::format(op));
+      (op.status == lin::op_status::ok ? out_.ops_ok : op.status == lin::op_status::fail ? out_.ops_fail
+                                                                                          : out_.ops_info)++;
+    }
+    out_.trace_hash = hash_.h;
+    out_.trace = tr_.take();
+    return std::move(out_);
+  }
+
+ private:
+  // ---- the run -----------------------------------------------------------------------------
+
+  void body(cluster<>& c) {
+    for (std::size_t k = 0; k < s_.clients; ++k) start_client(c, k);
+
+    // Faults.
+    const auto fault_end = c.now() + s_.fault_phase;
+    auto next_action = c.now() + random_gap();
+    while (c.now() < fault_end) {
+      auto next = std::min(next_action, fault_end);
+      if (!reverts_.empty()) next = std::min(next, reverts_.begin()->first);
+      // An armed ambush strikes the next new leader (see act()); otherwise just run.
+      const bool event = c.run_until(
+          [&] {
+            if (watch_) return !leading(c, *watch_) || in_window(c, *watch_);
+            if (!ambush_) return false;
+            const auto l = c.leader();
+            return l && *l != *ambush_;
+          },
+          next - c.now());
+      if (event && watch_) {
+        if (leading(c, *watch_)) strike_in_window(c, *watch_);
+        watch_.reset();
+      } else if (event && ambush_) {
+        strike(c);
+      }
+      while (!reverts_.empty() && reverts_.begin()->first <= c.now()) {
+        auto f = std::move(reverts_.begin()->second);
+        reverts_.erase(reverts_.begin());
+        f();
+      }
+      if (c.now() >= next_action && c.now() < fault_end) {
+        act(c);
+        next_action = c.now() + random_gap();
+      }
+    }
+    heal_all(c);
+    const auto healed = c.now();
+    note("faults stop; every node up, every link healthy");
+
+    // Liveness: a leader, then a committed write, within bounded virtual time.
+    const vduration et = s_.opts.election_timeout_max;
+    if (!c.run_until([&] { return c.leader().has_value(); }, et * setup::leader_within)) {
+      fail(outcome::failure::liveness, c.describe("no leader within " + std::to_string(setup::leader_within) +
+                                                  " election timeouts after the faults stopped"));
+      return;
+    }
+    bool committed = false;
+    for (int attempt = 0; !committed && c.now() - healed < et * setup::commit_within; ++attempt) {
+      const auto l = c.leader();
+      if (!l) {
+        c.run_until([&] { return c.leader().has_value(); }, et);
+        continue;
+      }
+      committed = final_op(c, *l, "probe", lin::op_kind::put, "live", "p" + std::to_string(attempt),
+                           et * setup::commit_within - (c.now() - healed));
+      if (!committed) c.run_for(std::min<vduration>(et / 4, et * setup::commit_within - (c.now() - healed)));
+    }
+    if (!committed) {
+      fail(outcome::failure::liveness, c.describe("no write committed within " + std::to_string(setup::commit_within) +
+                                                  " election timeouts after the faults stopped (last answer: " +
+                                                  last_error_ + ")"));
+      return;
+    }
+
+    // Every node a voter again (membership changes during the faults may have removed some).
+    if (!restore_membership(c, et * setup::membership_within)) {
+      fail(outcome::failure::liveness,
+           c.describe("the membership was not restored within " + std::to_string(setup::membership_within) +
+                      " election timeouts after the faults stopped"));
+      return;
+    }
+
+    // Clients run a little longer on the healthy cluster, then stop.
+    c.run_for(s_.after_heal);
+    stop_clients_ = true;
+    if (!c.run_until([&] { return clients_running_ == 0; }, s_.client_timeout + s_.think_max + 1s)) {
+      fail(outcome::failure::other, "clients did not stop");
+      return;
+    }
+
+    // One last read of every key, through the leader: what the replicas hold now must agree
+    // with the history (an acknowledged append lost here shows up as a read that cannot be).
+    for (const auto& key : keys_) {
+      bool done = false;
+      for (int attempt = 0; attempt < 5 && !done; ++attempt) {
+        const auto l = c.wait_for_leader(10s);
+        done = final_op(c, l, "final", lin::op_kind::get, key, "", 5s);
+        if (!done) c.run_for(s_.opts.election_timeout_max / 4);
+      }
+      if (!done) {
+        fail(outcome::failure::liveness, c.describe("no final read of " + key + " succeeded"));
+        return;
+      }
+    }
+
+    // The replicas converge on the same state.
+    if (!settle(c, 20s)) {
+      fail(outcome::failure::liveness, c.describe("the replicas did not converge within 20 s"));
+      return;
+    }
+    const node_id l = *c.leader();
+    for (node_id id : c.ids()) {
+      if (c.node(id).failure()) fail(outcome::failure::other, "node " + std::to_string(id.value) + " failed");
+      if (c.state_machine(id).hash() != c.state_machine(l).hash() ||
+          c.state_machine(id).data() != c.state_machine(l).data())
+        fail(outcome::failure::convergence, "state machines of nodes " + std::to_string(id.value) + " and " +
+                                                std::to_string(l.value) + " differ");
+      hash_.add(c.node(id).term().value);
+      hash_.add(c.node(id).commit_index().value);
+      hash_.add(c.state_machine(id).hash());
+    }
+    out_.last_term = c.node(l).term().value;
+
+    // Linearizability of everything the clients saw.
+    out_.lin = lin::check(out_.history, lin::limits{max_configurations_});
+    if (out_.lin.outcome == lin::result::verdict::not_linearizable) {
+      const auto& stuck = out_.history.at(out_.lin.stuck_op == std::size_t(-1) ? 0 : out_.lin.stuck_op);
+      out_.failed_at = stuck.end.value_or(stuck.start);
+      fail(outcome::failure::linearizability, "history not linearizable: " + out_.lin.explanation);
+    } else if (out_.lin.outcome == lin::result::verdict::unknown) {
+      fail(outcome::failure::other, "linearizability checker gave up: " + out_.lin.explanation);
+    }
+  }
+
+  /// Adds back, as learners and then voters, the nodes the leader's configuration lacks.
+  bool restore_membership(cluster<>& c, vduration limit) {
+    const auto end = c.now() + limit;
+    const vduration et = s_.opts.election_timeout_max;
+    while (c.now() < end) {
+      const auto l = c.leader();
+      if (!l) {
+        c.run_until([&] { return c.leader().has_value(); }, et);
+        continue;
+      }
+      const auto cfg = c.node(*l).status().config;
+      std::optional<node_id> missing;
+      for (node_id id : c.ids())
+        if (!cfg.is_voter(id)) {
+          missing = id;
+          break;
+        }
+      if (!missing && !cfg.joint() && cfg.learners.empty()) return true;
+      auto done = std::make_shared<std::optional<result<index_t>>>();
+      auto record = [done](result<index_t> r) { *done = std::move(r); };
+      if (!missing || cfg.joint()) {
+        c.run_for(et / 4);  // a change is under way
+        continue;
+      }
+      const bool learner = cfg.is_member(*missing);
+      note(std::string(learner ? "promote" : "add learner") + " node " + std::to_string(missing->value) +
+           " (restoring the membership)");
+      if (learner)
+        c.node(*l).promote(*missing, record);
+      else
+        c.node(*l).add_learner(*missing, record);
+      c.run_until([&] { return done->has_value(); }, std::min<vduration>(3 * et, end - c.now()));
+      if (!done->has_value()) continue;
+      note(std::string(learner ? "promotion" : "addition") + " of " + std::to_string(missing->value) + ": " +
+           (done->value().has_value() ? "done" : done->value().error().message()));
+      if (!done->value().has_value()) c.run_for(et / 4);
+    }
+    return false;
+  }
+
+  /// Settled: a leader, everything in its log committed, every node up holding and applying it.
+  static bool settle(cluster<>& c, vduration limit) {
+    return c.run_until(
+        [&] {
+          const auto l = c.leader();
+          if (!l) return false;
+          const auto& leader = c.node(*l);
+          if (leader.commit_index() != leader.log().last_index()) return false;
+          for (node_id id : c.ids()) {
+            if (!c.is_up(id)) return false;
+            const auto& n = c.node(id);
+            if (n.log().last_index() != leader.log().last_index() || n.applied_index() != leader.commit_index())
+              return false;
+          }
+          return true;
+        },
+        limit);
+  }
+
+  /// A driver-side operation through `via`, waited for up to `limit`; recorded in the history.
+  bool final_op(cluster<>& c, node_id via, const std::string& client, lin::op_kind kind, const std::string& key,
+                const std::string& value, vduration limit) {
+    lin::kv_op op{client, ns_now(), std::nullopt, kind, key, std::nullopt, lin::op_status::info, 0};
+    if (kind != lin::op_kind::get) op.value = value;
+    const buffer cmd = kind == lin::op_kind::put ? kv::put(key, value)
+                       : kind == lin::op_kind::append ? kv::append(key, value)
+                                                      : kv::get(key);
+    tr_.add(client + " invokes " + lin::to_string(kind) + " " + key + " " + value + " via node " +
+            std::to_string(via.value));
+    auto p = c.propose(via, cmd);
+    c.run_until([&] { return p->done(); }, limit);
+    if (p->done()) record_result(op, *p->outcome);
+    last_error_ = !p->done() ? "no answer" : p->outcome->has_value() ? "" : p->outcome->error().message();
+    op.end = ns_now();
+    out_.history.push_back(op);
+    tr_.add(said(op));
+    return op.status == lin::op_status::ok;
+  }
+
+  void record_result(lin::kv_op& op, const result<std::string>& r) {
+    if (r.has_value()) {
+      op.status = lin::op_status::ok;
+      if (op.kind == lin::op_kind::get) op.value = r.value().empty() ? std::nullopt : std::optional(r.value());
+      return;
+    }
+    op.status = refused(r.error().code) ? lin::op_status::fail : lin::op_status::info;
+  }
+
+  /// Errors that say the operation was refused before anything was appended.
+  static bool refused(errc e) {
+    switch (e) {
+      case errc::not_leader:
+      case errc::busy:
+      case errc::transferring:
+      case errc::change_in_progress:
+      case errc::invalid_argument:
+        return true;
+      default:  // leadership_lost, stopped, timeout, and whatever comes: may have taken effect
+        return false;
+    }
+  }
+
+  // ---- clients -------------------------------------------------------------------------------
+
+  struct pending {
+    explicit pending(const asio::any_io_executor& ex) : wake(ex) {}
+    virtual_timer wake;
+    std::optional<result<std::string>> r;
+  };
+
+  void start_client(cluster<>& c, std::size_t k) {
+    ++clients_running_;
+    asio::co_spawn(c.context(), client(c, k, rng_()), [this](std::exception_ptr e) {
+      --clients_running_;
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          fail(outcome::failure::other, std::string("client failed: ") + x.what());
+        }
+      }
+    });
+  }
+
+  asio::awaitable<void> client(cluster<>& c, std::size_t k, std::uint64_t client_seed) {
+    const auto ex = co_await asio::this_coro::executor;
+    std::mt19937_64 rng(client_seed);
+    const std::string name = "c" + std::to_string(k + 1);
+    virtual_timer think(ex);
+    std::error_code ec;
+    node_id hint = no_node;
+    bool backoff = false;
+    std::uint64_t seq = 0;
+    while (!stop_clients_) {
+      // Think; after a refusal that named no leader, wait a while longer (no leader yet).
+      auto pause = vduration(std::int64_t(rng() % std::uint64_t(s_.think_max.count() + 1)));
+      if (backoff) pause += vduration(std::int64_t(rng() % std::uint64_t(s_.opts.election_timeout_min.count() / 2 + 1)));
+      think.expires_after(pause);
+      co_await think.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (stop_clients_) break;
+      backoff = true;
+
+      // Whom to ask: the node named by the last refusal, else any node that answers.
+      std::vector<node_id> reachable;
+      for (node_id id : c.ids())
+        if (c.is_up(id) && !c.network().is_paused(id)) reachable.push_back(id);
+      if (reachable.empty()) continue;
+      node_id via = reachable[rng() % reachable.size()];
+      if (hint != no_node && std::find(reachable.begin(), reachable.end(), hint) != reachable.end() &&
+          rng() % 8 != 0)
+        via = hint;
+
+      // What to do: values are unique, so a read says which writes it saw.
+      const std::uint64_t dice = rng() % 10;
+      const auto kind = dice < 3 ? lin::op_kind::get : dice < 7 ? lin::op_kind::append : lin::op_kind::put;
+      const std::string& key = keys_[rng() % keys_.size()];
+      const std::string value = (kind == lin::op_kind::put ? "p" : "a") + std::to_string(k + 1) + "." +
+                                std::to_string(++seq) + (kind == lin::op_kind::append ? "," : "");
+      lin::kv_op op{name, ns_now(), std::nullopt, kind, key, std::nullopt, lin::op_status::info, 0};
+      if (kind != lin::op_kind::get) op.value = value;
+      const buffer cmd = kind == lin::op_kind::put      ? kv::put(key, value)
+                         : kind == lin::op_kind::append ? kv::append(key, value)
+                                                        : submit_get(key);
+      tr_.add(name + " invokes " + lin::to_string(kind) + " " + key + " " + (kind == lin::op_kind::get ? "" : value) +
+              " via node " + std::to_string(via.value));
+
+      auto p = std::make_shared<pending>(ex);
+      p->wake.expires_after(s_.client_timeout);
+      if (kind == lin::op_kind::get && uniform(rng) < s_.barrier_reads) {
+        // A linearizable read without the log: a read barrier on whichever node the client
+        // asked (the leader confirms it still leads, or lends a read index to a follower),
+        // then the local state machine, at once.
+        c.node(via).read_barrier([p, &c, via, key](result<index_t> r) {
+          if (p->r) return;
+          if (r.has_value())
+            p->r.emplace(c.state_machine(via).find(key).value_or(""));
+          else
+            p->r.emplace(r.error());
+          p->wake.cancel();
+        });
+      } else {
+        c.node(via).propose(cmd.bytes(), [p](result<std::string> r) {
+          if (p->r) return;
+          p->r = std::move(r);
+          p->wake.cancel();
+        });
+      }
+      if (!p->r) co_await p->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      op.end = ns_now();
+      if (p->r) {
+        record_result(op, *p->r);
+        hint = !p->r->has_value() && p->r->error().code == errc::not_leader ? p->r->error().leader_hint : no_node;
+        backoff = !p->r->has_value() && hint == no_node;
+      } else {
+        hint = no_node;  // timed out: outcome unknown
+      }
+      p->r.emplace(raft::error{errc::stopped});  // a late answer is ignored
+      out_.history.push_back(op);
+      tr_.add(said(op));
+    }
+  }
+
+  /// "c3 append k1 a3.7, -> ok (invoked 1.234567s)", for traces.
+  static std::string said(const lin::kv_op& op) {
+    std::string s = op.client + " " + lin::to_string(op.kind) + " " + op.key;
+    if (op.kind != lin::op_kind::get) s += " " + op.value.value_or("");
+    s += std::string(" -> ") + lin::to_string(op.status);
+    if (op.kind == lin::op_kind::get && op.status == lin::op_status::ok) s += " " + op.value.value_or("~");
+    return s + " (invoked " + stamp(op.start) + ")";
+  }
+
+  /// A get through the log (the other half of the reads use read_barrier).
+  static buffer submit_get(const std::string& key) { return kv::get(key); }
+
+  static double uniform(std::mt19937_64& rng) { return double(rng() >> 11) / double(1ull << 53); }
+
+  // ---- the nemesis ---------------------------------------------------------------------------
+
+  vduration random_gap() {
+    return vduration(std::int64_t(10'000'000 + rng_() % std::uint64_t(s_.action_gap_max.count())));
+  }
+
+  std::size_t pick(std::size_t lo, std::size_t hi) { return lo + std::size_t(rng_() % (hi - lo + 1)); }
+  double uniform(double lo, double hi) { return lo + (hi - lo) * double(rng_() >> 11) / double(1ull << 53); }
+
+  void note(const std::string& what) {
+    std::string line = stamp(ns_now()) + "  " + what;
+    out_.schedule.push_back(line);
+    tr_.add("NEMESIS " + what);
+    hash_.add(what);
+  }
+
+  std::vector<node_id> unavailable(cluster<>& c) const {
+    std::vector<node_id> out;
+    for (node_id id : c.ids())
+      if (!c.is_up(id) || c.network().is_paused(id)) out.push_back(id);
+    return out;
+  }
+
+  void act(cluster<>& c) {
+    const auto ids = c.ids();
+    const auto leader = c.leader();
+    auto& net = c.network();
+    auto any = [&] { return ids[pick(0, ids.size() - 1)]; };
+    auto leader_or_any = [&] { return leader && pick(0, 1) ? *leader : any(); };
+    const int w[] = {3, s_.weight_partition, s_.weight_partition, s_.weight_partition, 2,
+                     s_.weight_crash, s_.weight_crash + 1, s_.weight_pause, 2, s_.weight_skew, 1,
+                     s_.weight_transfer, s_.weight_membership, s_.weight_membership, s_.weight_ambush};
+    int total = 0;
+    for (int x : w) total += x;
+    int roll = int(rng_() % std::uint64_t(total));
+    int action = 0;
+    while (roll >= w[action]) roll -= w[action++];
+    switch (action) {
+      case 0:
+        net.heal();
+        note("heal all links");
+        break;
+      case 1: {  // symmetric partition into two or three groups
+        net.heal();
+        const std::size_t groups = ids.size() == 5 && pick(0, 2) == 0 ? 3 : 2;
+        std::vector<std::vector<node_id>> g(groups);
+        auto shuffled = ids;
+        std::shuffle(shuffled.begin(), shuffled.end(), rng_);
+        for (std::size_t k = 0; k < shuffled.size(); ++k)  // every group gets one, then at random
+          g[k < groups ? k : pick(0, groups - 1)].push_back(shuffled[k]);
+        net.partition(g, ids);
+        std::string text = "partition";
+        for (auto& x : g) text += " " + ids_text(x);
+        note(text);
+        break;
+      }
+      case 2: {  // the leader (or someone) with a minority, against the rest
+        net.heal();
+        const node_id a = leader_or_any();
+        std::vector<node_id> small{a}, big;
+        for (node_id id : ids)
+          if (id != a) (small.size() < (ids.size() - 1) / 2 && pick(0, 1) ? small : big).push_back(id);
+        net.partition({small, big}, ids);
+        note("partition " + ids_text(small) + " " + ids_text(big) + (leader && a == *leader ? " (leader in the minority)" : ""));
+        break;
+      }
+      case 3: {  // asymmetric: some one-way links cut
+        const std::size_t k = pick(1, ids.size());
+        std::string text = "cut one way:";
+        for (std::size_t i = 0; i < k; ++i) {
+          const node_id a = any(), b = any();
+          if (a == b) continue;
+          net.cut(a, b);
+          text += " " + std::to_string(a.value) + "->" + std::to_string(b.value);
+        }
+        note(text);
+        break;
+      }
+      case 4: {  // the leader isolated: both ways, or deaf, or mute
+        if (!leader) break;
+        const std::size_t how = pick(0, 2);
+        for (node_id o : ids) {
+          if (o == *leader) continue;
+          if (how != 1) net.cut(*leader, o);
+          if (how != 2) net.cut(o, *leader);
+        }
+        note("leader " + std::to_string(leader->value) + (how == 0 ? " isolated" : how == 1 ? " deaf (hears nobody)" : " mute (reaches nobody)"));
+        break;
+      }
+      case 5: {  // crash
+        if (unavailable(c).size() >= s_.max_down) break;
+        const node_id v = leader_or_any();
+        if (!c.is_up(v)) break;
+        resume(c, v, false);
+        c.crash(v);
+        note("crash node " + std::to_string(v.value) + (leader && v == *leader ? " (the leader)" : ""));
+        break;
+      }
+      case 6: {  // restart
+        std::vector<node_id> down;
+        for (node_id id : ids)
+          if (!c.is_up(id)) down.push_back(id);
+        if (down.empty()) break;
+        const node_id v = down[pick(0, down.size() - 1)];
+        c.restart(v);
+        note("restart node " + std::to_string(v.value));
+        break;
+      }
+      case 7: {  // pause, resumed later
+        if (unavailable(c).size() >= s_.max_down) break;
+        const node_id v = leader_or_any();
+        if (!c.is_up(v) || net.is_paused(v)) break;
+        net.pause(v);
+        timeline::current().pause(v.value);
+        const auto d = std::chrono::milliseconds(pick(50, 3000));
+        note("pause node " + std::to_string(v.value) + (leader && v == *leader ? " (the leader)" : "") + " for " +
+             std::to_string(d.count()) + " ms");
+        reverts_.emplace(c.now() + d, [this, &c, v] { resume(c, v, true); });
+        break;
+      }
+      case 8: {  // link quality
+        auto& f = net.faults;
+        f.drop = pick(0, 2) == 0 ? 0.0 : uniform(0.0, s_.max_drop);
+        f.duplicate = pick(0, 2) == 0 ? 0.0 : uniform(0.0, s_.max_duplicate);
+        f.min_delay = std::chrono::microseconds(pick(100, 1000));
+        f.max_delay = f.min_delay + std::chrono::microseconds(pick(0, std::size_t(s_.max_delay.count()) * 1000));
+        std::ostringstream os;
+        os << "links: drop " << std::setprecision(2) << f.drop << ", duplicate " << f.duplicate << ", delay "
+           << f.min_delay.count() / 1000 << "-" << f.max_delay.count() / 1000 << " us";
+        note(os.str());
+        break;
+      }
+      case 9: {  // clock skew burst
+        const node_id v = leader_or_any();
+        const double rate = pick(0, 1) ? uniform(1.5, 4.0) : uniform(0.25, 0.75);
+        const auto d = std::chrono::milliseconds(pick(200, 3000));
+        timeline::current().set_rate(v.value, rate);
+        std::ostringstream os;
+        os << "clock of node " << v.value << " runs at " << std::setprecision(2) << rate << "x time for "
+           << d.count() << " ms";
+        note(os.str());
+        reverts_.emplace(c.now() + d, [this, v] {
+          timeline::current().set_rate(v.value, 1.0);
+          note("clock of node " + std::to_string(v.value) + " back to normal");
+        });
+        break;
+      }
+      case 11: {  // leadership transfer to a random voter
+        if (!leader || net.is_paused(*leader)) break;
+        const auto cfg = c.node(*leader).status().config;
+        if (cfg.voters.size() < 2) break;
+        node_id to = cfg.voters[pick(0, cfg.voters.size() - 1)];
+        if (to == *leader) break;
+        note("transfer leadership from " + std::to_string(leader->value) + " to " + std::to_string(to.value));
+        c.node(*leader).transfer_leadership(to, [this, from = *leader, to](result<node_id> r) {
+          note("transfer " + std::to_string(from.value) + "->" + std::to_string(to.value) + ": " +
+               (r.has_value() ? "done, leader " + std::to_string(r.value().value) : r.error().message()));
+        });
+        break;
+      }
+      case 12: {  // membership: remove a voter (the leader too), keeping at least three
+        if (!leader || net.is_paused(*leader)) break;
+        const auto cfg = c.node(*leader).status().config;
+        if (cfg.joint() || cfg.voters.size() <= 3) break;
+        const node_id v = pick(0, 3) == 0 ? *leader : cfg.voters[pick(0, cfg.voters.size() - 1)];
+        note("remove node " + std::to_string(v.value) + " from the configuration (via leader " +
+             std::to_string(leader->value) + ")");
+        c.node(*leader).remove(v, [this, v](result<index_t> r) {
+          note("removal of " + std::to_string(v.value) + ": " + (r.has_value() ? "done" : r.error().message()));
+        });
+        break;
+      }
+      case 13: {  // membership: add a missing node back, as a learner, then promote it
+        if (!leader || net.is_paused(*leader)) break;
+        const auto cfg = c.node(*leader).status().config;
+        if (cfg.joint()) break;
+        for (node_id id : ids) {
+          if (cfg.is_voter(id)) continue;
+          const bool learner = cfg.is_member(id);
+          note(std::string(learner ? "promote" : "add learner") + " node " + std::to_string(id.value));
+          auto done = [this, id, learner](result<index_t> r) {
+            note(std::string(learner ? "promotion" : "addition") + " of " + std::to_string(id.value) + ": " +
+                 (r.has_value() ? "done" : r.error().message()));
+          };
+          if (learner)
+            c.node(*leader).promote(id, done);
+          else
+            c.node(*leader).add_learner(id, done);
+          break;
+        }
+        break;
+      }
+      case 14:  // ambush: the next new leader is cut off soon after it is elected
+        if (ambush_) break;
+        ambush_ = leader.value_or(no_node);
+        note("ambush armed: the next new leader will be cut off soon after its election");
+        break;
+      default:
+        break;
+    }
+  }
+
+  static bool leading(cluster<>& c, node_id l) { return c.is_up(l) && c.node(l).role() == role::leader; }
+
+  /// The window of the dissertation's Figure 3.7 (the paper's Figure 8): leader `l` has brought
+  /// a majority of voters up to its last entry of an earlier term, but not yet a majority to an
+  /// entry of its own term. Raft must not count that entry as committed; nodes that hold it but
+  /// not the new term may still vote for a candidate whose log lacks it.
+  bool in_window(cluster<>& c, node_id l) const {
+    const auto& leader = c.node(l);
+    const log_view& log = leader.log();
+    const term_t t = leader.term();
+    if (log.last_term() != t) return false;
+    const index_t first_new = log.first_index_of_term_at(log.last_index());
+    if (first_new <= log.first_index()) return false;
+    const index_t old = first_new.prev();
+    const auto old_term = log.term_at(old);
+    if (!old_term || old <= watch_commit_) return false;  // known committed before: no window
+    const auto voters = leader.status().config.voters;
+    std::size_t with_old = 0, with_new = 0;
+    for (node_id v : voters) {
+      if (!c.is_up(v)) continue;
+      const log_view& other = c.node(v).log();
+      if (other.last_term() >= t) ++with_new;
+      if (other.last_index() >= old && other.term_at(old) == old_term) ++with_old;
+    }
+    const std::size_t majority = voters.size() / 2 + 1;
+    return with_old >= majority && with_new < majority;
+  }
+
+  /// Cuts leader `l` off, with the nodes that have entries of its term, from the others.
+  void strike_in_window(cluster<>& c, node_id l) {
+    const auto ids = c.ids();
+    const term_t t = c.node(l).term();
+    std::vector<node_id> small, big;
+    for (node_id id : ids)
+      (c.is_up(id) && (id == l || c.node(id).log().last_term() >= t) ? small : big).push_back(id);
+    c.network().heal();
+    c.network().partition({small, big}, ids);
+    note("ambush in the window: leader " + std::to_string(l.value) + " has an earlier term's entry on a "
+         "majority, its own on none: cut off " + ids_text(small) + " " + ids_text(big));
+    if (pick(0, 2) != 0) {
+      ambush_ = l;
+      note("ambush armed again");
+    }
+  }
+
+  /// The ambush: a new leader is elected; within a few message delays (while it is still
+  /// bringing followers up to date, an entry of an earlier term perhaps on a majority already
+  /// but its own no-op not yet) it is left with at most one other node. Under churn, half the
+  /// time it waits for exactly that moment instead (in_window).
+  void strike(cluster<>& c) {
+    const node_id l = *c.leader();
+    ambush_.reset();
+    if (s_.profile == "churn" && pick(0, 1) == 0) {
+      watch_ = l;
+      watch_commit_ = c.committed();
+      note("ambush: watching new leader " + std::to_string(l.value) + " for the window");
+      return;
+    }
+    const auto ids = c.ids();
+    const auto d = std::chrono::microseconds(pick(0, std::size_t(s_.max_delay.count()) * 6000));
+    reverts_.emplace(c.now() + d, [this, &c, l, ids] {
+      if (!c.is_up(l) || c.node(l).role() != role::leader) return;
+      std::vector<node_id> small{l}, big;
+      for (node_id id : ids)
+        if (id != l) (small.size() < 2 && pick(0, 2) == 0 ? small : big).push_back(id);
+      c.network().heal();
+      c.network().partition({small, big}, ids);
+      note("ambush: new leader " + std::to_string(l.value) + " cut off: " + ids_text(small) + " " + ids_text(big));
+      // Under churn, often lie in wait for the one after it too: leaders in a row, each with
+      // a log the next lacks.
+      if (s_.profile == "churn" && pick(0, 2) != 0 && !ambush_) {
+        ambush_ = l;
+        note("ambush armed again");
+      }
+    });
+  }
+
+  void resume(cluster<>& c, node_id v, bool say) {
+    if (!c.network().is_paused(v)) return;
+    c.network().resume(v);
+    timeline::current().resume(v.value);
+    if (say) note("resume node " + std::to_string(v.value));
+  }
+
+  void heal_all(cluster<>& c) {
+    reverts_.clear();
+    ambush_.reset();
+    watch_.reset();
+    for (node_id id : c.ids()) {
+      resume(c, id, false);
+      timeline::current().set_rate(id.value, 1.0);
+      if (!c.is_up(id)) c.restart(id);
+    }
+    c.network().heal();
+    c.network().faults = network_faults{};
+  }
+
+  void fail(outcome::failure kind, std::string what) {
+    if (out_.kind == outcome::failure::none) {
+      out_.kind = kind;
+      if (out_.failed_at < 0) out_.failed_at = ns_now();
+    }
+    tr_.add("FAILURE " + what.substr(0, what.find('\n')));
+    out_.problems.push_back(std::move(what));
+  }
+
+  std::uint64_t seed_;
+  std::mt19937_64 rng_;
+  tracer tr_;
+  std::uint64_t max_configurations_;
+  std::string profile_;
+  setup s_;
+  outcome out_;
+  trace_hash hash_;
+  std::vector<std::string> keys_;
+  std::multimap<virtual_clock::time_point, std::function<void()>> reverts_;
+  std::size_t clients_running_ = 0;
+  bool stop_clients_ = false;
+  std::int64_t end_time_ = 0;
+  std::string last_error_;
+  std::optional<node_id> ambush_;  ///< armed: strike the first leader other than this one
+  std::optional<node_id> watch_;   ///< a new leader watched for the Figure 3.7 window
+  index_t watch_commit_{0};        ///< what was known committed when the watch began
+};
+
+/// Runs one seed.
+inline outcome run_seed(std::uint64_t seed, const run_options& ro = {}) { return run(seed, ro).go(); }
+
+/// Runs a failed seed again with tracing, and returns the replay (its trace holds the steps
+/// around the failure). The replay must give the same trace hash, or the run was not
+/// deterministic.
+inline outcome replay_traced(const outcome& failed, bool verbose = false, const std::string& profile = {}) {
+  run_options ro;
+  ro.profile = profile;
+  ro.trace = true;
+  ro.verbose = verbose;
+  if (failed.kind == outcome::failure::linearizability && failed.lin.stuck_op < failed.history.size()) {
+    const auto& op = failed.history[failed.lin.stuck_op];
+    ro.window = std::pair(op.start - 300'000'000, op.end.value_or(op.start) + 20'000'000);
+  }
+  return run_seed(failed.seed, ro);
+}
+
+/// A failure report for a person.
+inline std::string report(const outcome& o, const outcome* replay, const std::string& program) {
+  std::ostringstream os;
+  os << "FAIL seed " << o.seed << " (" << to_string(o.kind) << ")\n  setup: " << o.setup << "\n";
+  for (const auto& p : o.problems) {
+    std::string text = p;
+    std::string indented;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) indented += "    " + line + "\n";
+    os << "  problem:\n" << indented;
+  }
+  os << "  replay: " << program << " --seed " << o.seed
+     << (o.forced_profile.empty() ? "" : " --profile " + o.forced_profile)
+     << " --trace   (add --verbose for heartbeats too)\n";
+  os << "  fault schedule (" << o.schedule.size() << " actions):\n";
+  for (const auto& s : o.schedule) os << "    " << s << "\n";
+  if (replay) {
+    os << "  trace of the replay";
+    if (replay->trace_hash != o.trace_hash) os << " (WARNING: the replay diverged: trace hash differs)";
+    os << (o.kind == outcome::failure::linearizability ? ", around the operation that could not be placed:\n"
+                                                       : ", the steps before the failure:\n");
+    for (const auto& l : replay->trace) os << "    " << l << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace sim
