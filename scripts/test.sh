@@ -6,7 +6,8 @@
 #   (default)     build dir build/
 #   --sanitize    build dir build-sanitize/, with AddressSanitizer + UndefinedBehaviorSanitizer
 # Extra arguments go to `meson test`, e.g. `scripts/test.sh --suite core`.
-# Environment: CXX picks the compiler (e.g. CXX=clang++-14), BUILD_DIR overrides the build dir.
+# Environment: CXX picks the compiler (e.g. CXX=clang++-14), BUILD_DIR overrides the build dir,
+# RAFT_SIM_ROTATE (default: the commit) picks the simulation's rotating block of seeds.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -31,6 +32,12 @@ else
 fi
 
 raft_configure "$build" "${setup_args[@]}"
+# The simulation's rotating block of seeds (suite sim) starts at a seed derived from this value:
+# by default the commit, so every commit runs seeds no commit ran before.
+if [[ -z ${RAFT_SIM_ROTATE:-} ]]; then
+  RAFT_SIM_ROTATE=$(git -C "$raft_root" rev-parse HEAD 2>/dev/null || true)
+  export RAFT_SIM_ROTATE
+fi
 ninja -C "$build"
 
 log=$(mktemp)
