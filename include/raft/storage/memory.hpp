@@ -153,6 +153,13 @@ class memory_storage {
 
   /// Makes every change requested so far durable, in order.
   asio::awaitable<void> flush() {
+    flush_now();
+    co_return;
+  }
+
+  /// flush(), synchronously: nothing here waits for a device. A node flushes such a storage in
+  /// the handler that appended, without a trip through its executor.
+  void flush_now() {
     if (!ops_.empty()) {
       std::size_t next = 0;  // first entry of appended_ not yet in the log
       for (const op& o : ops_) {
@@ -179,7 +186,6 @@ class memory_storage {
       ops_.clear();
       appended_.clear();
     }
-    co_return;
   }
 
   /// Simulates a crash: changes not yet flushed are lost; so is a snapshot writer not yet
