@@ -318,7 +318,7 @@ class node {
     index_t match{0};      ///< highest entry known to be durably stored on the follower
     index_t next;          ///< next entry to send
     bool probing = true;   ///< position unknown: one AppendEntries at a time, no pipelining
-    std::deque<std::pair<index_t, std::size_t>> inflight;  ///< last index, bytes per unacked send
+    detail::chunked_deque<std::pair<index_t, std::size_t>> inflight;  ///< last index, bytes per unacked send
     std::size_t inflight_bytes = 0;
     bool heartbeat_due = false;
     int ticks_without_ack = 0;  ///< heartbeat ticks with sends outstanding and nothing acked
@@ -416,7 +416,7 @@ class node {
 
   // Leader side.
   std::map<node_id, std::shared_ptr<peer>> peers_;
-  std::deque<pending_proposal> pending_;
+  detail::chunked_deque<pending_proposal> pending_;  ///< in index order; no allocation per proposal
   bool changing_membership_ = false;
   std::optional<transfer_state> transfer_;
   std::uint64_t hb_round_ = 0;         ///< current heartbeat round, carried by AppendEntries
@@ -538,8 +538,7 @@ class node {
     stopping_ = true;
     round_.reset();
     auto pending = std::move(pending_);
-    pending_.clear();
-    for (auto& p : pending) p.done(error{errc::stopped, leader_});
+    for (std::size_t i = 0; i < pending.size(); ++i) pending[i].done(error{errc::stopped, leader_});
     fail_reads(errc::stopped);
     if (transfer_) finish_transfer(error{errc::stopped, leader_});
     incoming_.reset();
@@ -571,6 +570,7 @@ class node {
       for (auto& m : batch) {
         if (stopping_) break;
         step(std::move(m));
+        recycle(m);  // its entry vector serves the next message
       }
       settle();
     }
@@ -1009,7 +1009,7 @@ class node {
 
   void send_append(peer& p) {
     const index_t prev = p.next.prev();
-    append_request r{term_, prev, *log_.term_at(prev), commit_, {}, hb_round_};
+    append_request r{term_, prev, *log_.term_at(prev), commit_, detail::entry_vectors::take(), hb_round_};
     log_.copy(p.next, opts_.max_entries_per_message, opts_.max_bytes_per_message, r.entries);
     std::size_t bytes = 0;
     for (const auto& e : r.entries) bytes += entry_size(e);
@@ -1576,7 +1576,9 @@ class node {
     return true;
   }
 
-  void on(node_id from, append_request r) {
+  /// Takes `r` by reference: its entries are moved into the log, and the receive loop
+  /// recycles the emptied vector.
+  void on(node_id from, append_request&& r) {
     if (!well_formed(r)) {
       opts_.logger.log(log_level::warning, "node ", opts_.id, " drops malformed AppendEntries from ", from);
       return;

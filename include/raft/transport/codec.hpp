@@ -349,6 +349,7 @@ struct field_reader {
     // Every entry takes at least its header: a count the remaining bytes cannot hold is
     // rejected before the vector reserves anything.
     if (count > r.left() / entry_header_bytes) return void(fail(codec_errc::truncated));
+    if (es.capacity() == 0) es = raft::detail::entry_vectors::take();
     es.reserve(count);
     for (std::uint32_t i = 0; i < count; ++i) {
       log_entry e;

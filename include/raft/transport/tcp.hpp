@@ -63,6 +63,7 @@
 #include <netinet/tcp.h>  // TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT
 #endif
 
+#include "raft/core/chunked_deque.hpp"
 #include "raft/core/messages.hpp"
 #include "raft/detail/asio_check.hpp"
 #include "raft/detail/signal.hpp"
@@ -351,7 +352,7 @@ class basic_tcp_transport {
         : id(peer_id), wake(ex), backoff(ex), resolver(ex) {}
     node_id id;
     std::optional<tcp_address> address;
-    std::deque<message> queue;
+    detail::chunked_deque<message> queue;
     std::size_t queued_bytes = 0;
     std::shared_ptr<connection> conn;      // the established connection, if any
     std::shared_ptr<connection> dialling;  // a dial in progress, if any
@@ -749,6 +750,7 @@ class basic_tcp_transport {
       while (!p.queue.empty() && (out.empty() || out.size() < s->opts.max_write_batch_bytes)) {
         const std::size_t before = out.size();
         codec::encode_frame(p.queue.front(), out);
+        recycle(p.queue.front());  // its entry vector serves the next message built here
         p.queued_bytes -= out.size() - before;
         p.queue.pop_front();
         ++s->stats.messages_sent;
