@@ -109,12 +109,21 @@ class local_transport {
   }
 
   void send(message m) {
-    auto box = lookup(m.to);
-    if (!box) return;  // unknown or stopped node: the message is lost, as on a network
-    std::unique_lock lock(box->mutex);
-    if (box->closed) return;
-    box->queue.push_back(std::move(m));
-    box->wake(lock);
+    // Peers' mailboxes are cached, so a send takes the network's lock only for a peer's first
+    // message, or after the peer restarted with a new mailbox.
+    auto& box = peers_[m.to];
+    for (bool fresh = false;; fresh = true) {
+      if (!box || fresh) box = network_.find(m.to);
+      if (!box) return;  // unknown or stopped node: the message is lost, as on a network
+      std::unique_lock lock(box->mutex);
+      if (box->closed) {
+        if (fresh) return;
+        continue;  // the cached mailbox is closed: look for a new one
+      }
+      box->queue.push_back(std::move(m));
+      box->wake(lock);
+      return;
+    }
   }
 
   asio::awaitable<bool> receive(std::vector<message>& batch) {
@@ -146,19 +155,6 @@ class local_transport {
   }
 
  private:
-  /// Mailboxes of peers, cached so a send takes the network's lock only for a peer's first
-  /// message (or after the peer restarted with a new mailbox).
-  std::shared_ptr<local_network::mailbox> lookup(node_id to) {
-    auto& cached = peers_[to];
-    bool stale = !cached;
-    if (cached) {
-      std::lock_guard lock(cached->mutex);
-      stale = cached->closed;
-    }
-    if (stale) cached = network_.find(to);
-    return cached;
-  }
-
   local_network& network_;
   node_id self_;
   std::shared_ptr<local_network::mailbox> box_;

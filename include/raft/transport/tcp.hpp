@@ -329,8 +329,11 @@ class basic_tcp_transport {
         : stream(security.make_stream(ex)), watchdog(ex), write_timer(ex) {}
     stream_type stream;
     asio::steady_timer watchdog;     // bounds connect + security + handshake
-    asio::steady_timer write_timer;  // bounds each write
-    std::uint64_t write_seq = 0;     // which write the write_timer is for
+    asio::steady_timer write_timer;  // bounds each write (see watch_write)
+    bool writing = false;            // a write is in progress
+    bool write_watched = false;      // write_timer is armed
+    asio::steady_timer::time_point write_started{};
+    std::size_t write_bytes = 0;
     node_id peer;
     std::string remote;           // for log messages
     bool open = true;
@@ -722,15 +725,22 @@ class basic_tcp_transport {
     if (was_empty) s.arrived.notify();
   }
 
-  /// Closes `c` if the write numbered `seq` is still running when the write timer expires.
-  static void arm_write_timer(const std::shared_ptr<state>& s, const std::shared_ptr<connection>& c,
-                              std::uint64_t seq, std::size_t bytes) {
-    c->write_timer.expires_after(s->opts.write_timeout);
-    c->write_timer.async_wait([s, c, seq, bytes](std::error_code ec) {
-      if (ec || !c->open || c->write_seq != seq || s->closed) return;
+  /// Closes `c` if a write is still running write_timeout after it started. The timer is armed
+  /// when a write starts and none is armed; when it fires during a later write it re-arms for
+  /// that write's deadline. So a stream of quick writes costs a clock read each, not a timer
+  /// operation each.
+  static void watch_write(const std::shared_ptr<state>& s, const std::shared_ptr<connection>& c,
+                          asio::steady_timer::time_point deadline) {
+    c->write_watched = true;
+    c->write_timer.expires_at(deadline);
+    c->write_timer.async_wait([s, c](std::error_code ec) {
+      c->write_watched = false;
+      if (ec || !c->open || s->closed || !c->writing) return;
+      const auto due = c->write_started + s->opts.write_timeout;
+      if (asio::steady_timer::clock_type::now() < due) return watch_write(s, c, due);
       ++s->stats.write_timeouts;
       s->log(log_level::warning, "closing the connection with node ", c->peer, " (", c->remote,
-             "): a write of ", bytes, " bytes did not complete within ", s->opts.write_timeout.count(), " ms");
+             "): a write of ", c->write_bytes, " bytes did not complete within ", s->opts.write_timeout.count(), " ms");
       c->close();  // the reader sees it and cleans up; the dialler dials again
     });
   }
@@ -755,13 +765,14 @@ class basic_tcp_transport {
         p.queue.pop_front();
         ++s->stats.messages_sent;
       }
-      const bool timed = s->opts.write_timeout.count() > 0;
-      if (timed) arm_write_timer(s, c, ++c->write_seq, out.size());
-      co_await asio::async_write(c->stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
-      if (timed) {
-        ++c->write_seq;  // a timer that fired but whose handler has not run yet does nothing
-        c->write_timer.cancel();
+      if (s->opts.write_timeout.count() > 0) {
+        c->writing = true;
+        c->write_started = asio::steady_timer::clock_type::now();
+        c->write_bytes = out.size();
+        if (!c->write_watched) watch_write(s, c, c->write_started + s->opts.write_timeout);
       }
+      co_await asio::async_write(c->stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      c->writing = false;
       if (ec || !c->open) {
         c->close();  // the reader sees it and cleans up
         co_return;
