@@ -46,6 +46,7 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/bind_allocator.hpp>
 #include <asio/buffer.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
@@ -164,6 +165,48 @@ struct int_socket_option {
   template <class P> int name(const P&) const { return Name; }
   template <class P> const int* data(const P&) const { return &value; }
   template <class P> std::size_t size(const P&) const { return sizeof value; }
+};
+
+/// Memory for one socket operation at a time. A connection has at most one read and one write in
+/// progress; each reuses its own block (handed to Asio through op_allocator) instead of asking
+/// the heap for every operation, so a stream of messages allocates nothing per message.
+class op_memory {
+ public:
+  op_memory() = default;
+  op_memory(const op_memory&) = delete;
+  op_memory& operator=(const op_memory&) = delete;
+  void* allocate(std::size_t n) {
+    if (in_use_ || n > sizeof storage_) return ::operator new(n);
+    in_use_ = true;
+    return storage_;
+  }
+  void deallocate(void* p) noexcept {
+    if (p == storage_)
+      in_use_ = false;
+    else
+      ::operator delete(p);
+  }
+
+ private:
+  alignas(std::max_align_t) unsigned char storage_[1024];
+  bool in_use_ = false;
+};
+
+template <class T>
+class op_allocator {
+ public:
+  using value_type = T;
+  explicit op_allocator(op_memory& m) noexcept : m_(&m) {}
+  template <class U>
+  op_allocator(const op_allocator<U>& o) noexcept : m_(o.m_) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(m_->allocate(sizeof(T) * n)); }
+  void deallocate(T* p, std::size_t) noexcept { m_->deallocate(p); }
+  friend bool operator==(const op_allocator& a, const op_allocator& b) noexcept { return a.m_ == b.m_; }
+
+ private:
+  template <class U>
+  friend class op_allocator;
+  op_memory* m_;
 };
 }  // namespace detail
 
@@ -340,6 +383,8 @@ class basic_tcp_transport {
     bool established = false;
     std::vector<std::byte> rbuf;  // reused by the reader
     std::vector<std::byte> wbuf;  // reused by the writer
+    detail::op_memory read_memory;   // the reader's socket operation
+    detail::op_memory write_memory;  // the writer's socket operation
     auto& socket() { return stream.lowest_layer(); }
     void close() {
       open = false;
@@ -698,7 +743,9 @@ class basic_tcp_transport {
       }
       if (buf.size() < need) buf.resize(need);
       const std::size_t n = co_await c->stream.async_read_some(
-          asio::buffer(buf.data() + end, buf.size() - end), asio::redirect_error(asio::use_awaitable, ec));
+          asio::buffer(buf.data() + end, buf.size() - end),
+          asio::bind_allocator(detail::op_allocator<void>(c->read_memory),
+                               asio::redirect_error(asio::use_awaitable, ec)));
       if (ec || s->closed || !c->open) co_return;
       end += n;
     }
@@ -771,7 +818,9 @@ class basic_tcp_transport {
         c->write_bytes = out.size();
         if (!c->write_watched) watch_write(s, c, c->write_started + s->opts.write_timeout);
       }
-      co_await asio::async_write(c->stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(c->stream, asio::buffer(out),
+                                 asio::bind_allocator(detail::op_allocator<void>(c->write_memory),
+                                                      asio::redirect_error(asio::use_awaitable, ec)));
       c->writing = false;
       if (ec || !c->open) {
         c->close();  // the reader sees it and cleans up
