@@ -9,13 +9,16 @@
 //   replicate_to(peer)  one per follower while leading: pipelined, batched AppendEntries (§3.5)
 //   heartbeat_loop      while leading: makes every replicator send at least a heartbeat
 //   persist_loop        hands new log entries to storage and flushes them, many per flush
-//   apply_loop          applies committed entries in order and completes proposals
+//   apply_loop          applies committed entries in order and completes proposals, when that
+//                       was not done in the handler that advanced the commit index (see settle())
 //   take_snapshot       writes a state-machine snapshot to storage in chunks, then compacts
 //   install_snapshot    makes a leader's snapshot durable and restores the state machine from it
 //   membership_change   one joint-consensus change (C_old,new then C_new), awaited by its caller
 //
 // Message handlers are plain functions that never suspend, so the protocol state cannot change
-// in the middle of handling one message. Every decision is one of the pure rules in
+// in the middle of handling one message. What an event causes (a batch of messages, a flush, a
+// proposal) goes out at its end, in the same handler: settle() applies what committed, completes
+// proposals, hands new entries to storage and sends followers what they lack, all batched. Every decision is one of the pure rules in
 // raft/core/rules.hpp; this file gathers their inputs and carries their outcomes out.
 // All state is touched only on the node's executor: no locks.
 #pragma once
@@ -91,6 +94,7 @@ class node {
         heartbeat_timer_(ex_),
         persist_signal_(ex_),
         commit_signal_(ex_),
+        apply_signal_(ex_),
         round_signal_(ex_),
         joined_signal_(ex_) {}
 
@@ -267,6 +271,9 @@ class node {
 
   /// Snapshots are on when both the state machine and the storage support them.
   static constexpr bool snapshots = snapshot_state_machine<StateMachine> && snapshot_storage<Storage>;
+  /// A storage whose flush completes at once (memory_storage: `flush_now()`) is flushed inline,
+  /// at the end of the event that appended, instead of on a trip through persist_loop.
+  static constexpr bool inline_flush = requires(Storage& s) { s.flush_now(); };
   struct no_snapshot_io {};
   template <class S>
   struct snapshot_io {
@@ -311,7 +318,7 @@ class node {
     index_t match{0};      ///< highest entry known to be durably stored on the follower
     index_t next;          ///< next entry to send
     bool probing = true;   ///< position unknown: one AppendEntries at a time, no pipelining
-    std::deque<std::pair<index_t, std::size_t>> inflight;  ///< last index, bytes per unacked send
+    detail::chunked_deque<std::pair<index_t, std::size_t>> inflight;  ///< last index, bytes per unacked send
     std::size_t inflight_bytes = 0;
     bool heartbeat_due = false;
     int ticks_without_ack = 0;  ///< heartbeat ticks with sends outstanding and nothing acked
@@ -409,7 +416,7 @@ class node {
 
   // Leader side.
   std::map<node_id, std::shared_ptr<peer>> peers_;
-  std::deque<pending_proposal> pending_;
+  detail::chunked_deque<pending_proposal> pending_;  ///< in index order; no allocation per proposal
   bool changing_membership_ = false;
   std::optional<transfer_state> transfer_;
   std::uint64_t hb_round_ = 0;         ///< current heartbeat round, carried by AppendEntries
@@ -439,10 +446,13 @@ class node {
   Timer election_timer_;
   Timer heartbeat_timer_;
   detail::signal persist_signal_;
-  detail::signal commit_signal_;
+  detail::signal commit_signal_;   ///< the commit index moved (membership changes wait on it)
+  detail::signal apply_signal_;    ///< committed entries wait to be applied by apply_loop
   detail::signal round_signal_;
   detail::signal joined_signal_;
   int running_ = 0;
+  bool handling_ = false;       ///< inside an event: settle() runs at its end
+  bool settle_posted_ = false;  ///< a settle() for work done outside any event is queued
   bool started_ = false;
   bool stopping_ = false;
   std::exception_ptr failure_;
@@ -528,8 +538,7 @@ class node {
     stopping_ = true;
     round_.reset();
     auto pending = std::move(pending_);
-    pending_.clear();
-    for (auto& p : pending) p.done(error{errc::stopped, leader_});
+    for (std::size_t i = 0; i < pending.size(); ++i) pending[i].done(error{errc::stopped, leader_});
     fail_reads(errc::stopped);
     if (transfer_) finish_transfer(error{errc::stopped, leader_});
     incoming_.reset();
@@ -538,6 +547,7 @@ class node {
     heartbeat_timer_.cancel();
     persist_signal_.notify();
     commit_signal_.notify();
+    apply_signal_.notify();
     round_signal_.notify();
     for (auto& [id, p] : peers_) p->wake.notify();
     peers_.clear();
@@ -556,11 +566,59 @@ class node {
     while (!stopping_) {
       batch.clear();
       if (!co_await transport_.receive(batch)) break;
+      handling_ = true;
       for (auto& m : batch) {
         if (stopping_) break;
         step(std::move(m));
+        recycle(m);  // its entry vector serves the next message
+      }
+      settle();
+    }
+  }
+
+  /// The end of every event the node handles (a batch of messages, a flush, a proposal made
+  /// from outside the node's handlers): applies what committed and completes those proposals,
+  /// hands the log's new entries to storage (flushed right here when the storage flushes
+  /// synchronously), then sends every follower what it lacks. Proposals completed here that
+  /// propose again are persisted and sent in the same pass, so a proposal's round trip costs no
+  /// extra trip through the executor, and everything one event caused travels together.
+  void settle() {
+    assert(handling_);
+    const index_t limit = applied_ + opts_.max_apply_batch;
+    for (;;) {
+      apply_committed(limit);
+      persist_now();  // may advance the commit index (a leader counting itself)
+      if (applied_ >= commit_ || stopping_) break;
+      if (applied_ >= limit) {
+        apply_signal_.notify();  // a long backlog: apply_loop takes the rest, letting others run
+        break;
       }
     }
+    if (role_ == role::leader && !stopping_)
+      for (auto& [id, p] : peers_) send_entries(*p);
+    handling_ = false;
+  }
+
+  /// Work done outside any event (a proposal from a client's coroutine, say) gets one settle()
+  /// of its own, posted: a burst of such calls shares it.
+  void schedule_settle() {
+    if (handling_ || settle_posted_ || stopping_) return;
+    settle_posted_ = true;
+    ++running_;
+    asio::post(ex_, [this] {
+      --running_;
+      settle_posted_ = false;
+      if (!stopping_) {
+        try {
+          handling_ = true;
+          settle();
+        } catch (...) {
+          handling_ = false;
+          fail(std::current_exception());
+        }
+      }
+      joined_signal_.notify();
+    });
   }
 
   void step(message&& m) {
@@ -892,8 +950,7 @@ class node {
       ++metrics_.membership_changes;
       reload_configuration();
     }
-    persist_signal_.notify();
-    for (auto& [id, p] : peers_) p->wake.notify();
+    schedule_settle();  // persisted and sent at the end of the current event
     return index;
   }
 
@@ -931,17 +988,17 @@ class node {
         co_await p->wake.wait();
         continue;
       }
-      bool sent = false;
-      while (p->next <= log_.last_index() && can_send(*p)) {
-        send_append(*p);
-        sent = true;
-      }
-      if (p->heartbeat_due) {
-        if (!sent) send_heartbeat(*p);
-        p->heartbeat_due = false;
-      }
+      send_entries(*p);
+      if (p->heartbeat_due) send_heartbeat(*p);  // nothing was sent: an AppendEntries is one
       co_await p->wake.wait();
     }
+  }
+
+  /// Sends the follower what it lacks, up to the flow-control window (§3.5 pipelining). One
+  /// that needs compacted entries gets the snapshot from replicate_to().
+  void send_entries(peer& p) {
+    if (p.next <= log_.base_index()) return;
+    while (p.next <= log_.last_index() && can_send(p)) send_append(p);
   }
 
   [[nodiscard]] bool can_send(const peer& p) const noexcept {
@@ -952,7 +1009,7 @@ class node {
 
   void send_append(peer& p) {
     const index_t prev = p.next.prev();
-    append_request r{term_, prev, *log_.term_at(prev), commit_, {}, hb_round_};
+    append_request r{term_, prev, *log_.term_at(prev), commit_, detail::entry_vectors::take(), hb_round_};
     log_.copy(p.next, opts_.max_entries_per_message, opts_.max_bytes_per_message, r.entries);
     std::size_t bytes = 0;
     for (const auto& e : r.entries) bytes += entry_size(e);
@@ -960,12 +1017,14 @@ class node {
     p.inflight.emplace_back(last, bytes);
     p.inflight_bytes += bytes;
     if (!p.probing) p.next = last.next();  // pipelining: assume success, correct on rejection
+    p.heartbeat_due = false;               // it carries the round and the commit index
     send(p.id, std::move(r));
   }
 
   /// A heartbeat is an AppendEntries with no entries whose prev is the follower's known match:
   /// it always passes the consistency check and carries the commit index (§3.5).
   void send_heartbeat(peer& p) {
+    p.heartbeat_due = false;
     send(p.id, append_request{term_, p.match, *log_.term_at(p.match), commit_, {}, hb_round_});
   }
 
@@ -1009,7 +1068,9 @@ class node {
       if (p.probing && r.rejected_index != p.next.prev()) return;
       restart_probe(p, next_index_after_rejection(log_, r, p.match));
     }
-    p.wake.notify();
+    // settle() sends what the follower lacks at the end of this batch of messages; only a
+    // follower that needs the snapshot wakes its replicator.
+    if (p.next <= log_.base_index()) p.wake.notify();
   }
 
   /// §3.6.2: commit the highest current-term entry a quorum stores; the leader counts itself
@@ -1033,6 +1094,7 @@ class node {
     metrics_.entries_committed += c - commit_;
     commit_ = c;
     commit_signal_.notify();
+    if (!handling_) apply_signal_.notify();  // else settle() applies at the end of the event
   }
 
   /// What a leader does once its configuration entry commits (§4.3): C_old,new committed means
@@ -1514,7 +1576,9 @@ class node {
     return true;
   }
 
-  void on(node_id from, append_request r) {
+  /// Takes `r` by reference: its entries are moved into the log, and the receive loop
+  /// recycles the emptied vector.
+  void on(node_id from, append_request&& r) {
     if (!well_formed(r)) {
       opts_.logger.log(log_level::warning, "node ", opts_.id, " drops malformed AppendEntries from ", from);
       return;
@@ -1536,13 +1600,11 @@ class node {
                                std::to_string(d.truncate_after->next().value));
       truncate_log(*d.truncate_after);
     }
-    const bool appended = d.first_new < r.entries.size();
     for (std::size_t k = d.first_new; k < r.entries.size(); ++k) {
       const bool is_config = r.entries[k].kind == entry_kind::configuration;
       log_.append(std::move(r.entries[k]));
       if (is_config) reload_configuration();
     }
-    if (appended) persist_signal_.notify();
     verified_ = std::max(verified_, d.last_new);
     const index_t commit = std::min(d.commit, log_.last_index());
     if (commit > commit_) advance_commit(commit);
@@ -1615,50 +1677,86 @@ class node {
 
   /// Group commit: everything appended since the last round goes to storage in one call and
   /// becomes durable with one flush. While a flush runs, new entries queue up for the next one.
+  /// A storage that flushes synchronously is flushed by settle() instead (persist_now()); this
+  /// loop then only runs the storage work that other coroutines ask for (compaction, say).
   asio::awaitable<void> persist_loop() {
     while (!stopping_) {
-      if (submitted_ == log_.last_index() && !flush_needed_ && !storage_work_pending()) {
+      if (!persist_pending()) {
         co_await persist_signal_.wait();
         continue;
       }
-      if constexpr (snapshots) {
-        if (reset_) {
-          storage_.truncate_after(reset_->old_base);
-          storage_.compact_through(reset_->index, reset_->term);
-          reset_.reset();
-        }
+      if constexpr (!inline_flush) {
+        const index_t target = submit_to_storage();
+        const auto started = std::chrono::steady_clock::now();
+        co_await storage_.flush();
+        const auto took = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
+        metrics_.storage_flush_ns_total += took;
+        metrics_.storage_flush_ns_max = std::max(metrics_.storage_flush_ns_max, took);
+        if (stopping_) break;
+        handling_ = true;
+        flushed(target);
+      } else {
+        handling_ = true;
       }
-      append_batch_.clear();
-      for (index_t i = submitted_.next(); i <= log_.last_index(); i = i.next())
-        append_batch_.push_back(log_.at(i));
-      if (!append_batch_.empty()) storage_.append(append_batch_);
-      submitted_ = log_.last_index();
-      if constexpr (snapshots) {
-        // Only through what storage holds and a snapshot covers; never past what was applied.
-        if (compact_to_ > log_.base_index() && compact_to_ <= submitted_ && compact_to_ <= snapshot_index_) {
-          const term_t t = *log_.term_at(compact_to_);
-          storage_.compact_through(compact_to_, t);
-          log_.compact_through(compact_to_, t);
-        }
-        compact_to_ = index_t{0};
-      }
-      flush_needed_ = false;
-      const index_t target = submitted_;
-      flush_floor_ = target;
-      const auto started = std::chrono::steady_clock::now();
-      co_await storage_.flush();
-      const auto took = static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
-      ++metrics_.storage_flushes;
-      metrics_.storage_flush_ns_total += took;
-      metrics_.storage_flush_ns_max = std::max(metrics_.storage_flush_ns_max, took);
-      durable_ = std::min(target, flush_floor_);  // a truncation during the flush lowers it
-      if (stopping_) break;
-      if (role_ == role::leader)
-        maybe_commit();
-      else if (ack_owed_)
-        acknowledge();
+      settle();
     }
+  }
+
+  [[nodiscard]] bool persist_pending() const noexcept {
+    return submitted_ != log_.last_index() || flush_needed_ || storage_work_pending();
+  }
+
+  /// In settle(): makes the log's new entries durable now if the storage flushes synchronously;
+  /// otherwise persist_loop does it.
+  void persist_now() {
+    if (!persist_pending()) return;
+    if constexpr (inline_flush) {
+      const index_t target = submit_to_storage();
+      storage_.flush_now();  // not timed: it only moves entries in memory
+      flushed(target);
+    } else {
+      persist_signal_.notify();
+    }
+  }
+
+  /// Hands everything not yet handed over to storage (a log reset after an installed snapshot,
+  /// new entries, a compaction); returns the index the next flush makes durable.
+  index_t submit_to_storage() {
+    if constexpr (snapshots) {
+      if (reset_) {
+        storage_.truncate_after(reset_->old_base);
+        storage_.compact_through(reset_->index, reset_->term);
+        reset_.reset();
+      }
+    }
+    append_batch_.clear();
+    for (index_t i = submitted_.next(); i <= log_.last_index(); i = i.next())
+      append_batch_.push_back(log_.at(i));
+    if (!append_batch_.empty()) storage_.append(append_batch_);
+    submitted_ = log_.last_index();
+    if constexpr (snapshots) {
+      // Only through what storage holds and a snapshot covers; never past what was applied.
+      if (compact_to_ > log_.base_index() && compact_to_ <= submitted_ && compact_to_ <= snapshot_index_) {
+        const term_t t = *log_.term_at(compact_to_);
+        storage_.compact_through(compact_to_, t);
+        log_.compact_through(compact_to_, t);
+      }
+      compact_to_ = index_t{0};
+    }
+    flush_needed_ = false;
+    flush_floor_ = submitted_;
+    return submitted_;
+  }
+
+  /// A flush through `target` completed: the leader counts itself, a follower acknowledges.
+  void flushed(index_t target) {
+    ++metrics_.storage_flushes;
+    durable_ = std::min(target, flush_floor_);  // a truncation during the flush lowers it
+    if (role_ == role::leader)
+      maybe_commit();
+    else if (ack_owed_)
+      acknowledge();
   }
 
   [[nodiscard]] bool storage_work_pending() const noexcept {
@@ -1667,19 +1765,27 @@ class node {
 
   void persist_hard_state() { storage_.save_hard_state(hard_state{term_, voted_for_}); }
 
-  /// Applies committed entries in log order, exactly once, and completes their proposals.
+  /// Applies what settle() left (a long backlog, or a commit advanced outside any event).
   asio::awaitable<void> apply_loop() {
     while (!stopping_) {
       if (applied_ >= commit_) {
-        co_await commit_signal_.wait();
+        co_await apply_signal_.wait();
         continue;
       }
-      const index_t until = std::min(commit_, applied_ + opts_.max_apply_batch);
-      while (applied_ < until && !stopping_) apply(applied_.next());
-      if (!apply_waiters_.empty()) wake_apply_waiters();
-      maybe_take_snapshot();
+      handling_ = true;
+      settle();
       if (applied_ < commit_) co_await asio::post(ex_, asio::use_awaitable);  // let others run
     }
+  }
+
+  /// Applies committed entries in log order through `limit`, exactly once, and completes their
+  /// proposals.
+  void apply_committed(index_t limit) {
+    const index_t until = std::min(commit_, limit);
+    if (applied_ >= until) return;
+    while (applied_ < until && !stopping_) apply(applied_.next());
+    if (!apply_waiters_.empty()) wake_apply_waiters();
+    maybe_take_snapshot();
   }
 
   void apply(index_t i) {
@@ -1723,12 +1829,19 @@ class node {
   /// node is running (a coroutine on the node's executor resumes right away, no queueing),
   /// otherwise posted there. Completions are made only from the node's loops after it removed
   /// the proposal from its queues, so a handler that proposes again is safe.
+  /// A handler without an executor of its own runs on the node's, where completions are made:
+  /// it is stored and called as it is (a small callback costs no allocation and no dispatch).
   template <class T, class Handler>
   op_completion<T> make_completion(Handler h) {
-    auto ex = asio::get_associated_executor(h, ex_);
-    return [h = std::move(h), ex](result<T> r) mutable {
-      asio::dispatch(ex, [h = std::move(h), r = std::move(r)]() mutable { h(std::move(r)); });
-    };
+    if constexpr (std::is_same_v<asio::associated_executor_t<Handler, executor_type>, executor_type> &&
+                  !requires { typename Handler::executor_type; }) {
+      return h;
+    } else {
+      auto ex = asio::get_associated_executor(h, ex_);
+      return [h = std::move(h), ex](result<T> r) mutable {
+        asio::dispatch(ex, [h = std::move(h), r = std::move(r)]() mutable { h(std::move(r)); });
+      };
+    }
   }
 
   /// Starts an operation that completes with result<T>: `start(completion)` runs on the node's

@@ -10,10 +10,10 @@
 
 #include <cassert>
 #include <cstddef>
-#include <deque>
 #include <optional>
 #include <span>
 
+#include "raft/core/chunked_deque.hpp"
 #include "raft/core/entry.hpp"
 
 namespace raft {
@@ -55,7 +55,7 @@ class log_view {
   /// Removes every entry after `i` (keeps `i`).
   void truncate_after(index_t i) {
     assert(i >= base_index_);
-    if (i < last_index()) entries_.resize(i - base_index_);
+    if (i < last_index()) entries_.truncate(i - base_index_);
   }
 
   /// Drops every entry up to and including `i` (whose term is `term`): `i` becomes the base.
@@ -66,7 +66,7 @@ class log_view {
       entries_.clear();
     } else {
       assert(entries_[i - first_index()].term == term);
-      entries_.erase(entries_.begin(), entries_.begin() + std::ptrdiff_t(i - base_index_));
+      entries_.erase_front(i - base_index_);
     }
     base_index_ = i;
     base_term_ = term;
@@ -76,8 +76,8 @@ class log_view {
 
   /// Up to `max_count` entries starting at `from`, stopping before `max_bytes` is exceeded
   /// (at least one entry is returned when any exists).
-  void copy(index_t from, std::size_t max_count, std::size_t max_bytes,
-            std::vector<log_entry>& out) const {
+  template <class Out>
+  void copy(index_t from, std::size_t max_count, std::size_t max_bytes, Out& out) const {
     std::size_t bytes = 0, count = 0;
     for (index_t i = from; i <= last_index() && count < max_count; i = i.next(), ++count) {
       const auto& e = at(i);
@@ -110,7 +110,7 @@ class log_view {
  private:
   index_t base_index_{0};
   term_t base_term_{0};
-  std::deque<log_entry> entries_;
+  detail::chunked_deque<log_entry> entries_;  ///< an allocation per ~1,000 entries, not per 10
 };
 
 }  // namespace v1

@@ -118,6 +118,42 @@ struct message {
   friend bool operator==(const message&, const message&) = default;
 };
 
+namespace detail {
+/// Spare entry vectors of AppendEntries messages, per thread. Whoever builds a message takes one
+/// (send_append, the codec's decoder), whoever is done with one gives it back (the follower once
+/// the entries are in its log, the TCP writer once they are encoded): in steady state messages
+/// reuse the same few vectors instead of allocating one each.
+class entry_vectors {
+ public:
+  [[nodiscard]] static std::vector<log_entry> take() {
+    auto& spare = pool();
+    if (spare.empty()) return {};
+    std::vector<log_entry> v = std::move(spare.back());
+    spare.pop_back();
+    return v;
+  }
+  static void give(std::vector<log_entry>&& v) {
+    v.clear();
+    auto& spare = pool();
+    if (v.capacity() == 0 || v.capacity() > max_capacity || spare.size() >= max_spares) return;
+    spare.push_back(std::move(v));
+  }
+
+ private:
+  static constexpr std::size_t max_spares = 64;
+  static constexpr std::size_t max_capacity = 4096;
+  static std::vector<std::vector<log_entry>>& pool() {
+    thread_local std::vector<std::vector<log_entry>> spare;
+    return spare;
+  }
+};
+}  // namespace detail
+
+/// Gives the entry vector of an AppendEntries back for reuse (see detail::entry_vectors).
+inline void recycle(message& m) {
+  if (auto* r = std::get_if<append_request>(&m.body)) detail::entry_vectors::give(std::move(r->entries));
+}
+
 /// The term a message carries.
 [[nodiscard]] inline term_t term_of(const message_body& body) noexcept {
   return std::visit([](const auto& m) { return m.term; }, body);

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <span>
 #include <vector>
 
 #include "raft/core/configuration.hpp"
@@ -22,13 +24,21 @@ inline namespace v1 {
 template <class MatchOf>
 [[nodiscard]] index_t majority_index(const std::vector<node_id>& voters, MatchOf&& match) {
   if (voters.empty()) return index_t{~std::uint64_t{0}};
-  std::vector<index_t> m;
-  m.reserve(voters.size());
-  for (node_id v : voters) m.push_back(match(v));
-  // The (majority)-th largest value is stored by at least a majority.
-  auto k = m.begin() + static_cast<std::ptrdiff_t>(m.size() - majority(m.size()));
-  std::nth_element(m.begin(), k, m.end());
-  return *k;
+  // The (majority)-th largest value is stored by at least a majority. The leader asks after
+  // every acknowledgement: typical voter sets are sorted on the stack, without an allocation.
+  auto kth = [&](std::span<index_t> m) {
+    for (std::size_t i = 0; i < m.size(); ++i) m[i] = match(voters[i]);
+    auto k = m.begin() + static_cast<std::ptrdiff_t>(m.size() - majority(m.size()));
+    std::nth_element(m.begin(), k, m.end());
+    return *k;
+  };
+  constexpr std::size_t on_stack = 16;
+  if (voters.size() <= on_stack) {
+    std::array<index_t, on_stack> m{};
+    return kth(std::span<index_t>(m.data(), voters.size()));
+  }
+  std::vector<index_t> m(voters.size());
+  return kth(m);
 }
 
 /// The highest index stored by a quorum of `c`: a majority of `voters` and, during joint

@@ -1,19 +1,27 @@
 // raft/detail/signal.hpp - a wake-up signal for coroutines on one executor.
 //
-// A timer that never expires, cancelled to wake whoever waits on it: Asio's condition variable.
-// Waiting completes with an error code, never an exception, so waking is cheap. The waiter
-// re-checks its condition after every wake-up; a notify with nobody waiting is not remembered,
-// which is correct on a single executor: the waiter checks its condition before it waits.
+// Asio's condition variable, without a timer: wait() parks the waiting coroutine's completion
+// handler here, notify() posts every parked handler to the executor. A wake-up is one post (no
+// timer queue, no cancellation); the parked handlers live in a vector that keeps its capacity, so
+// waiting allocates nothing in steady state. The waiter re-checks its condition after every
+// wake-up; a notify with nobody waiting is not remembered, which is correct on a single
+// executor: the waiter checks its condition before it waits.
+//
+// Whoever owns a signal notifies it before destroying it when a coroutine may wait on it (the
+// node and the transports do so when they stop): a parked handler destroyed unwoken destroys its
+// coroutine without resuming it.
 #pragma once
 
-#include <system_error>
+#include <utility>
+#include <vector>
 
 #include <asio/any_io_executor.hpp>
-#include <asio/redirect_error.hpp>
-#include <asio/steady_timer.hpp>
+#include <asio/async_result.hpp>
+#include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "raft/detail/asio_check.hpp"
+#include "raft/detail/unique_function.hpp"
 
 namespace raft {
 inline namespace v1 {
@@ -21,20 +29,26 @@ namespace detail {
 
 class signal {
  public:
-  explicit signal(const asio::any_io_executor& ex)
-      : timer_(ex, asio::steady_timer::time_point::max()) {}
+  explicit signal(const asio::any_io_executor& ex) : ex_(ex) {}
 
-  /// Suspends until the next notify(). Awaitable; no exception on wake-up.
+  /// Suspends until the next notify(). Awaitable; never throws on wake-up.
   [[nodiscard]] auto wait() {
-    return timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored_));
+    return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+        [this](auto handler) { waiters_.emplace_back(std::move(handler)); }, asio::use_awaitable);
   }
 
-  /// Wakes every current waiter.
-  void notify() { timer_.cancel(); }
+  /// Wakes every current waiter (each resumes later, from the executor, never inside this call).
+  void notify() {
+    if (waiters_.empty()) return;
+    waking_.swap(waiters_);  // a woken coroutine that waits again parks for the next notify
+    for (auto& h : waking_) asio::post(ex_, std::move(h));
+    waking_.clear();
+  }
 
  private:
-  asio::steady_timer timer_;
-  std::error_code ignored_;
+  asio::any_io_executor ex_;
+  std::vector<unique_function<void()>> waiters_;
+  std::vector<unique_function<void()>> waking_;
 };
 
 }  // namespace detail

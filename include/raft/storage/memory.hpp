@@ -7,7 +7,7 @@
 // what a real disk would have kept. Term and vote are durable as soon as they are saved; a
 // snapshot is durable as soon as its writer's commit() completes.
 //
-// How: the durable log is a deque; the changes requested since the last flush wait in a journal
+// How: the durable log is a chunked deque; the changes requested since the last flush wait in a journal
 // (the appended entries plus a list of operations), which flush() replays onto the durable log
 // and crash() drops. Entries share their payloads with the node's in-memory log, so neither
 // appending nor flushing copies a payload.
@@ -23,7 +23,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
@@ -36,6 +35,7 @@
 
 #include <asio/awaitable.hpp>
 
+#include "raft/core/chunked_deque.hpp"
 #include "raft/core/persistent_state.hpp"
 #include "raft/core/snapshot.hpp"
 
@@ -117,9 +117,11 @@ class memory_storage {
       : state_(initial.state),
         base_index_(initial.base_index),
         base_term_(initial.base_term),
-        log_(initial.entries.begin(), initial.entries.end()),
+
         live_base_(base_index_),
-        live_last_(base_index_ + log_.size()) {}
+        live_last_(base_index_ + initial.entries.size()) {
+    for (auto& e : initial.entries) log_.push_back(std::move(e));
+  }
 
   /// Everything durable: what a node restarted after a crash would read.
   [[nodiscard]] persistent_state load() const { return {state_, base_index_, base_term_, entries()}; }
@@ -153,24 +155,30 @@ class memory_storage {
 
   /// Makes every change requested so far durable, in order.
   asio::awaitable<void> flush() {
+    flush_now();
+    co_return;
+  }
+
+  /// flush(), synchronously: nothing here waits for a device. A node flushes such a storage in
+  /// the handler that appended, without a trip through its executor.
+  void flush_now() {
     if (!ops_.empty()) {
       std::size_t next = 0;  // first entry of appended_ not yet in the log
       for (const op& o : ops_) {
         switch (o.what) {
           case op::append:
-            log_.insert(log_.end(), std::make_move_iterator(appended_.begin() + std::ptrdiff_t(next)),
-                        std::make_move_iterator(appended_.begin() + std::ptrdiff_t(next + o.count)));
+            for (std::size_t k = next; k < next + o.count; ++k) log_.push_back(std::move(appended_[k]));
             next += o.count;
             break;
           case op::truncate:
-            if (const std::size_t keep = o.index - base_index_; keep < log_.size()) log_.resize(keep);
+            if (const std::size_t keep = o.index - base_index_; keep < log_.size()) log_.truncate(keep);
             break;
           case op::compact:
             if (o.index <= base_index_) break;
             if (const std::size_t drop = o.index - base_index_; drop >= log_.size())
               log_.clear();
             else
-              log_.erase(log_.begin(), log_.begin() + std::ptrdiff_t(drop));
+              log_.erase_front(drop);
             base_index_ = o.index;
             base_term_ = o.term;
             break;
@@ -179,7 +187,6 @@ class memory_storage {
       ops_.clear();
       appended_.clear();
     }
-    co_return;
   }
 
   /// Simulates a crash: changes not yet flushed are lost; so is a snapshot writer not yet
@@ -193,7 +200,12 @@ class memory_storage {
   }
 
   /// The durable log (for tests).
-  [[nodiscard]] std::vector<log_entry> entries() const { return {log_.begin(), log_.end()}; }
+  [[nodiscard]] std::vector<log_entry> entries() const {
+    std::vector<log_entry> out;
+    out.reserve(log_.size());
+    for (std::size_t i = 0; i < log_.size(); ++i) out.push_back(log_[i]);
+    return out;
+  }
   [[nodiscard]] const hard_state& state() const noexcept { return state_; }
 
   // ---- raft::snapshot_storage ------------------------------------------------------------------
@@ -245,7 +257,7 @@ class memory_storage {
   // Durable.
   index_t base_index_{0};
   term_t base_term_{0};
-  std::deque<log_entry> log_;                 ///< the entries after base_index_
+  detail::chunked_deque<log_entry> log_;      ///< the entries after base_index_
   std::shared_ptr<const detail::memory_snapshot> snapshot_;
   // Requested since the last flush, in call order.
   std::vector<op> ops_;

@@ -349,6 +349,7 @@ struct field_reader {
     // Every entry takes at least its header: a count the remaining bytes cannot hold is
     // rejected before the vector reserves anything.
     if (count > r.left() / entry_header_bytes) return void(fail(codec_errc::truncated));
+    if (es.capacity() == 0) es = raft::detail::entry_vectors::take();
     es.reserve(count);
     for (std::uint32_t i = 0; i < count; ++i) {
       log_entry e;
@@ -438,8 +439,9 @@ inline void emplace_alternative(message_body& body, std::size_t k) {
 }
 
 /// Decodes exactly one body from `in` into `out`. On error `out` holds an unspecified but valid
-/// message. Each payload becomes a raft::buffer of its own (one allocation per non-empty
-/// payload); nothing is allocated before the bytes it describes are known to be there.
+/// message. Each payload becomes a raft::buffer of its own (small ones share a slab, see
+/// raft/core/buffer.hpp), an AppendEntries' entry vector is a recycled one when a spare exists
+/// (raft::recycle); nothing is allocated before the bytes it describes are known to be there.
 [[nodiscard]] inline std::error_code decode_body(std::span<const std::byte> in, message& out) {
   detail::reader r(in);
   std::uint8_t ver = 0, type = 0;

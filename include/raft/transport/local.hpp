@@ -2,8 +2,9 @@
 //
 // Nodes in one process exchange messages through a shared raft::local_network. A message is moved
 // into the receiver's mailbox, payloads are shared, never copied. Nodes may run on different
-// threads: the mailbox is guarded by a mutex and the receiver is woken on its own executor, at
-// most one wake-up in flight per mailbox, so a burst of messages costs one wake-up.
+// threads: the mailbox is guarded by a mutex. A receiver with nothing to do parks its completion
+// handler in the mailbox; the first message that arrives posts that handler to the receiver's
+// executor (one post), and the messages that follow before it runs are taken in the same batch.
 // This is the benchmark baseline: it never loses, duplicates or reorders messages between a pair.
 #pragma once
 
@@ -16,13 +17,15 @@
 #include <vector>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/async_result.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include "raft/detail/asio_check.hpp"
 
 #include "raft/core/messages.hpp"
-#include "raft/detail/signal.hpp"
+#include "raft/detail/unique_function.hpp"
 
 namespace raft {
 inline namespace v1 {
@@ -40,16 +43,25 @@ class local_network {
   friend class local_transport;
 
   struct mailbox {
-    explicit mailbox(const asio::any_io_executor& ex) : executor(ex), arrived(std::in_place, ex) {}
-    // Other transports may keep a mailbox (and its pending wake-ups) alive longer than the
-    // receiver's io_context, and no Asio object may outlive its io_context: the owning transport
-    // empties `executor` and `arrived` when it is destroyed.
-    asio::any_io_executor executor;          // guarded by mutex
-    std::optional<detail::signal> arrived;   // touched only on `executor`
+    explicit mailbox(const asio::any_io_executor& ex) : executor(ex) {}
+    // Other transports may keep a mailbox alive longer than the receiver's io_context, and no
+    // Asio object may outlive its io_context: the owning transport empties `executor` and
+    // `waiter` when it is destroyed.
     std::mutex mutex;
-    std::vector<message> queue;  // guarded by mutex
-    bool closed = false;         // guarded by mutex
-    bool wake_pending = false;   // guarded by mutex
+    asio::any_io_executor executor;             // guarded by mutex
+    detail::unique_function<void()> waiter;     // guarded by mutex: a parked receive()
+    std::vector<message> queue;                 // guarded by mutex
+    bool closed = false;                        // guarded by mutex
+
+    /// Called with the mutex held (`lock`): posts the parked receiver, if any, and unlocks.
+    void wake(std::unique_lock<std::mutex>& lock) {
+      if (!waiter) return;
+      auto h = std::move(waiter);
+      waiter = {};
+      auto ex = executor;
+      lock.unlock();
+      asio::post(ex, std::move(h));
+    }
   };
 
   std::shared_ptr<mailbox> open(node_id id, const asio::any_io_executor& ex) {
@@ -92,25 +104,26 @@ class local_transport {
     close();
     network_.forget(self_, box_);
     std::lock_guard lock(box_->mutex);
-    box_->arrived.reset();
+    box_->waiter = {};
     box_->executor = asio::any_io_executor{};
   }
 
   void send(message m) {
-    auto box = lookup(m.to);
-    if (!box) return;  // unknown or stopped node: the message is lost, as on a network
-    std::lock_guard lock(box->mutex);
-    if (box->closed) return;
-    box->queue.push_back(std::move(m));
-    if (box->wake_pending) return;
-    box->wake_pending = true;
-    asio::post(box->executor, [box] {
-      {
-        std::lock_guard lock(box->mutex);
-        box->wake_pending = false;
+    // Peers' mailboxes are cached, so a send takes the network's lock only for a peer's first
+    // message, or after the peer restarted with a new mailbox.
+    auto& box = peers_[m.to];
+    for (bool fresh = false;; fresh = true) {
+      if (!box || fresh) box = network_.find(m.to);
+      if (!box) return;  // unknown or stopped node: the message is lost, as on a network
+      std::unique_lock lock(box->mutex);
+      if (box->closed) {
+        if (fresh) return;
+        continue;  // the cached mailbox is closed: look for a new one
       }
-      if (box->arrived) box->arrived->notify();
-    });
+      box->queue.push_back(std::move(m));
+      box->wake(lock);
+      return;
+    }
   }
 
   asio::awaitable<bool> receive(std::vector<message>& batch) {
@@ -123,34 +136,25 @@ class local_transport {
           co_return true;
         }
       }
-      co_await box_->arrived->wait();
+      co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+          [box = box_.get()](auto handler) {
+            std::unique_lock lock(box->mutex);
+            box->waiter = std::move(handler);
+            if (box->closed || !box->queue.empty()) box->wake(lock);  // arrived meanwhile
+          },
+          asio::use_awaitable);
     }
   }
 
   void close() {
-    std::lock_guard lock(box_->mutex);
+    std::unique_lock lock(box_->mutex);
     if (box_->closed) return;
     box_->closed = true;
     box_->queue.clear();
-    asio::post(box_->executor, [box = box_] {
-      if (box->arrived) box->arrived->notify();
-    });
+    box_->wake(lock);
   }
 
  private:
-  /// Mailboxes of peers, cached so a send takes the network's lock only for a peer's first
-  /// message (or after the peer restarted with a new mailbox).
-  std::shared_ptr<local_network::mailbox> lookup(node_id to) {
-    auto& cached = peers_[to];
-    bool stale = !cached;
-    if (cached) {
-      std::lock_guard lock(cached->mutex);
-      stale = cached->closed;
-    }
-    if (stale) cached = network_.find(to);
-    return cached;
-  }
-
   local_network& network_;
   node_id self_;
   std::shared_ptr<local_network::mailbox> box_;

@@ -46,6 +46,7 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/bind_allocator.hpp>
 #include <asio/buffer.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
@@ -63,6 +64,7 @@
 #include <netinet/tcp.h>  // TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT
 #endif
 
+#include "raft/core/chunked_deque.hpp"
 #include "raft/core/messages.hpp"
 #include "raft/detail/asio_check.hpp"
 #include "raft/detail/signal.hpp"
@@ -163,6 +165,48 @@ struct int_socket_option {
   template <class P> int name(const P&) const { return Name; }
   template <class P> const int* data(const P&) const { return &value; }
   template <class P> std::size_t size(const P&) const { return sizeof value; }
+};
+
+/// Memory for one socket operation at a time. A connection has at most one read and one write in
+/// progress; each reuses its own block (handed to Asio through op_allocator) instead of asking
+/// the heap for every operation, so a stream of messages allocates nothing per message.
+class op_memory {
+ public:
+  op_memory() = default;
+  op_memory(const op_memory&) = delete;
+  op_memory& operator=(const op_memory&) = delete;
+  void* allocate(std::size_t n) {
+    if (in_use_ || n > sizeof storage_) return ::operator new(n);
+    in_use_ = true;
+    return storage_;
+  }
+  void deallocate(void* p) noexcept {
+    if (p == storage_)
+      in_use_ = false;
+    else
+      ::operator delete(p);
+  }
+
+ private:
+  alignas(std::max_align_t) unsigned char storage_[1024];
+  bool in_use_ = false;
+};
+
+template <class T>
+class op_allocator {
+ public:
+  using value_type = T;
+  explicit op_allocator(op_memory& m) noexcept : m_(&m) {}
+  template <class U>
+  op_allocator(const op_allocator<U>& o) noexcept : m_(o.m_) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(m_->allocate(sizeof(T) * n)); }
+  void deallocate(T* p, std::size_t) noexcept { m_->deallocate(p); }
+  friend bool operator==(const op_allocator& a, const op_allocator& b) noexcept { return a.m_ == b.m_; }
+
+ private:
+  template <class U>
+  friend class op_allocator;
+  op_memory* m_;
 };
 }  // namespace detail
 
@@ -328,14 +372,19 @@ class basic_tcp_transport {
         : stream(security.make_stream(ex)), watchdog(ex), write_timer(ex) {}
     stream_type stream;
     asio::steady_timer watchdog;     // bounds connect + security + handshake
-    asio::steady_timer write_timer;  // bounds each write
-    std::uint64_t write_seq = 0;     // which write the write_timer is for
+    asio::steady_timer write_timer;  // bounds each write (see watch_write)
+    bool writing = false;            // a write is in progress
+    bool write_watched = false;      // write_timer is armed
+    asio::steady_timer::time_point write_started{};
+    std::size_t write_bytes = 0;
     node_id peer;
     std::string remote;           // for log messages
     bool open = true;
     bool established = false;
     std::vector<std::byte> rbuf;  // reused by the reader
     std::vector<std::byte> wbuf;  // reused by the writer
+    detail::op_memory read_memory;   // the reader's socket operation
+    detail::op_memory write_memory;  // the writer's socket operation
     auto& socket() { return stream.lowest_layer(); }
     void close() {
       open = false;
@@ -351,7 +400,7 @@ class basic_tcp_transport {
         : id(peer_id), wake(ex), backoff(ex), resolver(ex) {}
     node_id id;
     std::optional<tcp_address> address;
-    std::deque<message> queue;
+    detail::chunked_deque<message> queue;
     std::size_t queued_bytes = 0;
     std::shared_ptr<connection> conn;      // the established connection, if any
     std::shared_ptr<connection> dialling;  // a dial in progress, if any
@@ -694,7 +743,9 @@ class basic_tcp_transport {
       }
       if (buf.size() < need) buf.resize(need);
       const std::size_t n = co_await c->stream.async_read_some(
-          asio::buffer(buf.data() + end, buf.size() - end), asio::redirect_error(asio::use_awaitable, ec));
+          asio::buffer(buf.data() + end, buf.size() - end),
+          asio::bind_allocator(detail::op_allocator<void>(c->read_memory),
+                               asio::redirect_error(asio::use_awaitable, ec)));
       if (ec || s->closed || !c->open) co_return;
       end += n;
     }
@@ -721,15 +772,22 @@ class basic_tcp_transport {
     if (was_empty) s.arrived.notify();
   }
 
-  /// Closes `c` if the write numbered `seq` is still running when the write timer expires.
-  static void arm_write_timer(const std::shared_ptr<state>& s, const std::shared_ptr<connection>& c,
-                              std::uint64_t seq, std::size_t bytes) {
-    c->write_timer.expires_after(s->opts.write_timeout);
-    c->write_timer.async_wait([s, c, seq, bytes](std::error_code ec) {
-      if (ec || !c->open || c->write_seq != seq || s->closed) return;
+  /// Closes `c` if a write is still running write_timeout after it started. The timer is armed
+  /// when a write starts and none is armed; when it fires during a later write it re-arms for
+  /// that write's deadline. So a stream of quick writes costs a clock read each, not a timer
+  /// operation each.
+  static void watch_write(const std::shared_ptr<state>& s, const std::shared_ptr<connection>& c,
+                          asio::steady_timer::time_point deadline) {
+    c->write_watched = true;
+    c->write_timer.expires_at(deadline);
+    c->write_timer.async_wait([s, c](std::error_code ec) {
+      c->write_watched = false;
+      if (ec || !c->open || s->closed || !c->writing) return;
+      const auto due = c->write_started + s->opts.write_timeout;
+      if (asio::steady_timer::clock_type::now() < due) return watch_write(s, c, due);
       ++s->stats.write_timeouts;
       s->log(log_level::warning, "closing the connection with node ", c->peer, " (", c->remote,
-             "): a write of ", bytes, " bytes did not complete within ", s->opts.write_timeout.count(), " ms");
+             "): a write of ", c->write_bytes, " bytes did not complete within ", s->opts.write_timeout.count(), " ms");
       c->close();  // the reader sees it and cleans up; the dialler dials again
     });
   }
@@ -749,17 +807,21 @@ class basic_tcp_transport {
       while (!p.queue.empty() && (out.empty() || out.size() < s->opts.max_write_batch_bytes)) {
         const std::size_t before = out.size();
         codec::encode_frame(p.queue.front(), out);
+        recycle(p.queue.front());  // its entry vector serves the next message built here
         p.queued_bytes -= out.size() - before;
         p.queue.pop_front();
         ++s->stats.messages_sent;
       }
-      const bool timed = s->opts.write_timeout.count() > 0;
-      if (timed) arm_write_timer(s, c, ++c->write_seq, out.size());
-      co_await asio::async_write(c->stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
-      if (timed) {
-        ++c->write_seq;  // a timer that fired but whose handler has not run yet does nothing
-        c->write_timer.cancel();
+      if (s->opts.write_timeout.count() > 0) {
+        c->writing = true;
+        c->write_started = asio::steady_timer::clock_type::now();
+        c->write_bytes = out.size();
+        if (!c->write_watched) watch_write(s, c, c->write_started + s->opts.write_timeout);
       }
+      co_await asio::async_write(c->stream, asio::buffer(out),
+                                 asio::bind_allocator(detail::op_allocator<void>(c->write_memory),
+                                                      asio::redirect_error(asio::use_awaitable, ec)));
+      c->writing = false;
       if (ec || !c->open) {
         c->close();  // the reader sees it and cleans up
         co_return;
