@@ -31,7 +31,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <random>
 #include <span>
 #include <stdexcept>
 #include <utility>
@@ -60,8 +59,10 @@
 #include "raft/core/quorum.hpp"
 #include "raft/core/rules.hpp"
 #include "raft/core/status.hpp"
+#include "raft/detail/jitter_rng.hpp"
 #include "raft/detail/log_line.hpp"
 #include "raft/detail/signal.hpp"
+#include "raft/detail/take_front.hpp"
 #include "raft/core/snapshot.hpp"
 #include "raft/detail/unique_function.hpp"
 #include "raft/events.hpp"
@@ -113,6 +114,7 @@ class node {
   /// is empty, and starts the node's coroutines. Call on the node's executor (or before the
   /// executor runs). Throws std::invalid_argument for bad options and std::runtime_error for a
   /// storage whose contents break the log's invariants.
+  [[gnu::cold, gnu::noinline]]
   void start() {
     if (const char* why = validate(opts_)) throw std::invalid_argument(why);
     if (started_) throw std::logic_error("raft::node::start called twice");
@@ -386,7 +388,7 @@ class node {
   StateMachine& sm_;
   Storage& storage_;
   Transport& transport_;
-  std::mt19937_64 rng_;
+  detail::jitter_rng rng_;  ///< election jitter: std::mt19937_64 seeded with options::seed
 
   // Persistent state (Figure 3.1), mirrored in storage.
   term_t term_{0};
@@ -428,11 +430,11 @@ class node {
   std::uint64_t confirmed_round_ = 0;  ///< highest round a quorum acknowledged
   std::deque<std::pair<std::uint64_t, time_point>> round_starts_;  ///< unconfirmed rounds
   time_point lease_until_{};
-  std::deque<pending_read> reads_;
+  std::vector<pending_read> reads_;   ///< in order of round (detail/take_front.hpp)
 
   // Reads, any role.
   std::vector<apply_waiter> apply_waiters_;
-  std::deque<forwarded_read> forwarded_;
+  std::vector<forwarded_read> forwarded_;  ///< in order of deadline
   std::uint64_t next_read_id_ = 0;
 
   // Snapshots.
@@ -646,8 +648,8 @@ class node {
 
   void reset_election_deadline() {
     const auto spread = (opts_.election_timeout_max - opts_.election_timeout_min).count();
-    std::uniform_int_distribution<std::int64_t> jitter(0, spread - 1);
-    set_election_deadline(opts_.election_timeout_min + std::chrono::nanoseconds(jitter(rng_)));
+    const auto jitter = static_cast<std::int64_t>(rng_.below(static_cast<std::uint64_t>(spread)));
+    set_election_deadline(opts_.election_timeout_min + std::chrono::nanoseconds(jitter));
   }
 
   /// Moves the election deadline to `after` from now. The timer is re-armed lazily when it
@@ -902,12 +904,14 @@ class node {
   /// Completes an operation refused on arrival. Posted, so the handler never runs inside the
   /// call that started it (a caller retrying in a loop would otherwise recurse).
   template <class T>
+  [[gnu::cold, gnu::noinline]]
   void refuse(op_completion<T> done, errc why) {
     if constexpr (std::is_same_v<T, result_type>) ++metrics_.proposals_refused;
     complete_later(std::move(done), result<T>(error{why, leader_}));
   }
 
   template <class T>
+  [[gnu::cold, gnu::noinline]]
   void complete_later(op_completion<T> done, result<T> r) {
     asio::post(ex_, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
@@ -1186,11 +1190,8 @@ class node {
     } else if (transfer_) {
       if (auto it = peers_.find(transfer_->target); it != peers_.end()) maybe_send_timeout_now(*it->second);
     }
-    while (!reads_.empty() && now >= reads_.front().deadline) {
-      auto r = std::move(reads_.front());
-      reads_.pop_front();
-      r.confirmed(error{errc::timeout, leader_});
-    }
+    auto expired = detail::take_front_while(reads_, [&](const pending_read& r) { return now >= r.deadline; });
+    for (auto& r : expired) r.confirmed(error{errc::timeout, leader_});
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1217,6 +1218,7 @@ class node {
   }
 
   /// The leader's half of a read: `confirmed` gets a read index once leadership is confirmed.
+  [[gnu::cold, gnu::noinline]]
   void leader_read(op_completion<index_t> confirmed) {
     if (opts_.lease_reads && committed_in_term() && Clock::now() < lease_until_) {
       ++metrics_.lease_reads;
@@ -1228,6 +1230,7 @@ class node {
   }
 
   /// Starts a heartbeat round: every read without one joins it, every follower hears from us.
+  [[gnu::cold, gnu::noinline]]
   void start_round() {
     ++hb_round_;
     round_starts_.emplace_back(hb_round_, Clock::now());
@@ -1249,6 +1252,7 @@ class node {
 
   /// The highest round a quorum acknowledged (we acknowledge our own rounds) confirms every
   /// read of that round or earlier, and renews the lease from that round's start.
+  [[gnu::cold, gnu::noinline]]
   void confirm_rounds() {
     const index_t q = quorum_index(config_, [&](node_id v) {
       if (v == opts_.id) return index_t{hb_round_};
@@ -1265,13 +1269,12 @@ class node {
       }
       round_starts_.pop_front();
     }
-    while (!reads_.empty() && reads_.front().round != 0 && reads_.front().round <= confirmed_round_) {
-      auto r = std::move(reads_.front());
-      reads_.pop_front();
-      r.confirmed(r.index);
-    }
+    auto confirmed = detail::take_front_while(
+        reads_, [&](const pending_read& r) { return r.round != 0 && r.round <= confirmed_round_; });
+    for (auto& r : confirmed) r.confirmed(r.index);
   }
 
+  [[gnu::cold, gnu::noinline]]
   void wait_applied(index_t index, op_completion<index_t> done) {
     if (applied_ >= index) {
       ++metrics_.read_barriers;
@@ -1280,6 +1283,7 @@ class node {
     apply_waiters_.push_back(apply_waiter{index, std::move(done)});
   }
 
+  [[gnu::cold, gnu::noinline]]
   void wake_apply_waiters() {
     std::erase_if(apply_waiters_, [&](apply_waiter& w) {
       if (w.index > applied_) return false;
@@ -1311,13 +1315,11 @@ class node {
     wait_applied(r.index, std::move(done));
   }
 
+  [[gnu::cold, gnu::noinline]]
   void expire_forwarded_reads() {
     const auto now = Clock::now();
-    while (!forwarded_.empty() && now >= forwarded_.front().deadline) {
-      auto f = std::move(forwarded_.front());
-      forwarded_.pop_front();
-      complete_later(std::move(f.done), result<index_t>(error{errc::timeout, leader_}));
-    }
+    auto expired = detail::take_front_while(forwarded_, [&](const forwarded_read& f) { return now >= f.deadline; });
+    for (auto& f : expired) complete_later(std::move(f.done), result<index_t>(error{errc::timeout, leader_}));
   }
 
   [[gnu::cold, gnu::noinline]]
