@@ -597,7 +597,7 @@ class node {
     if (t.value == std::numeric_limits<std::uint64_t>::max()) {
       // No real cluster gets there; adopting it would wrap the term to 0 at the next election.
       log_line(log_level::warning, "node ", opts_.id, " drops a message from ", m.from,
-                       " with the largest possible term");
+               " with the largest possible term");
       return false;
     }
     const bool from_leader = std::holds_alternative<append_request>(m.body) ||
@@ -612,7 +612,7 @@ class node {
         if (!r->pre_vote) {
           if (opts_.check_quorum && !r->transfer && leader_is_alive()) {
             log_line(log_level::debug, "node ", opts_.id, " ignores vote request from ",
-                             m.from, " for term ", t, ": leader ", leader_, " is alive");
+                     m.from, " for term ", t, ": leader ", leader_, " is alive");
             return false;
           }
           become_follower(t, no_node);
@@ -660,6 +660,7 @@ class node {
   }
 
   /// Re-arms to the latest deadline instead of being cancelled on every heartbeat.
+  [[gnu::cold, gnu::noinline]]
   asio::awaitable<void> election_timer() {
     std::error_code ec;
     while (!stopping_) {
@@ -686,7 +687,7 @@ class node {
       for (auto& [id, p] : peers_) p->active = false;
       if (heard != vote_result::won) {
         log_line(log_level::info, "node ", opts_.id, " steps down in term ", term_,
-                         ": no quorum heard within an election timeout");
+                 ": no quorum heard within an election timeout");
         become_follower(term_, no_node);
       }
       return;
@@ -702,6 +703,7 @@ class node {
   /// changing anyone's term; if it wins, the real round follows. Replies are counted as they
   /// arrive (on_vote_response) and the round ends as soon as the outcome is decided, or when a
   /// newer round, a leader or a higher term supersedes it.
+  [[gnu::cold, gnu::noinline]]
   asio::awaitable<void> campaign(bool pre_vote, bool transfer) {
     const term_t round_term = term_.next();
     set_leader(no_node);  // we stopped hearing from it: stop naming it in hints
@@ -723,7 +725,7 @@ class node {
     round_ = election_round{id, pre_vote, round_term, {opts_.id}, {}};
     round_signal_.notify();  // a round this one replaces ends now
     log_line(log_level::info, "node ", opts_.id, " starts ", pre_vote ? "pre-vote" : "election",
-                     " for term ", round_term, transfer ? " (leadership transfer)" : "");
+             " for term ", round_term, transfer ? " (leadership transfer)" : "");
     for (node_id v : config_.all_members())
       if (v != opts_.id && config_.is_voter(v))
         send(v, vote_request{round_term, log_.last_index(), log_.last_term(), pre_vote, transfer});
@@ -787,7 +789,7 @@ class node {
     const bool was_leader = role_ == role::leader;
     if (role_ != role::follower || leader_ != leader)
       log_line(log_level::info, "node ", opts_.id, " is follower in term ", term_,
-                       leader != no_node ? " of leader " : "", leader != no_node ? std::to_string(leader.value) : "");
+               leader != no_node ? " of leader " : "", leader != no_node ? std::to_string(leader.value) : "");
     set_role(role::follower);
     set_leader(leader);
     if (round_) {
@@ -864,12 +866,14 @@ class node {
     commit_signal_.notify();  // membership changes in flight notice
   }
 
+  [[gnu::cold, gnu::noinline]]
   void set_role(raft::role r) {
     if (r == role_) return;
     role_ = r;
     emit(event_kind::role_changed);
   }
 
+  [[gnu::cold, gnu::noinline]]
   void set_leader(node_id l) {
     if (l == leader_) return;
     leader_ = l;
@@ -878,6 +882,7 @@ class node {
     if (transfer_ && role_ != role::leader && l != no_node) finish_transfer(l);
   }
 
+  [[gnu::cold, gnu::noinline]]
   void emit(event_kind kind, index_t index = index_t{0}) {
     if (!opts_.on_event) return;
     opts_.on_event(node_event{kind, opts_.id, term_, role_, leader_, index,
@@ -930,6 +935,7 @@ class node {
     return index;
   }
 
+  [[gnu::cold, gnu::noinline]]
   asio::awaitable<void> heartbeat_loop(term_t term) {
     std::error_code ec;
     while (still_leading(term)) {
@@ -1081,7 +1087,7 @@ class node {
       append_local(entry_kind::configuration, encode(configuration{config_.voters, {}, config_.learners}));
     } else if (!config_.is_voter(opts_.id)) {
       log_line(log_level::info, "node ", opts_.id, " steps down in term ", term_,
-                       ": it is not a voter of the committed configuration");
+               ": it is not a voter of the committed configuration");
       become_follower(term_, no_node);
     }
   }
@@ -1185,7 +1191,7 @@ class node {
     const auto now = Clock::now();
     if (transfer_ && now >= transfer_->deadline) {
       log_line(log_level::info, "node ", opts_.id, " gives up transferring leadership to ",
-                       transfer_->target);
+               transfer_->target);
       finish_transfer(error{errc::timeout, leader_});
     } else if (transfer_) {
       if (auto it = peers_.find(transfer_->target); it != peers_.end()) maybe_send_timeout_now(*it->second);
@@ -1395,7 +1401,7 @@ class node {
         auto r = storage_.open_snapshot();
         if (!r) {
           log_line(log_level::error, "node ", opts_.id, " must send a snapshot to ", p.id,
-                           " but storage has none");
+                   " but storage has none");
           return;
         }
         snapshot_meta meta = r->meta();
@@ -1442,7 +1448,7 @@ class node {
     if (!accept_leader_message(from)) return;
     if constexpr (!snapshots) {
       log_line(log_level::warning, "node ", opts_.id, " cannot install a snapshot from ", from,
-                       ": its state machine or storage does not support snapshots");
+               ": its state machine or storage does not support snapshots");
     } else {
       auto reply = [&](std::uint64_t next, bool installed) {
         send(from, install_snapshot_response{term_, r.meta.index, next, installed});
@@ -1544,7 +1550,7 @@ class node {
     if (role_ == role::leader) {
       // Election safety makes this impossible; refuse to act on it.
       log_line(log_level::error, "node ", opts_.id, " is leader of term ", term_,
-                       " and got a leader's message from ", from, " for the same term; ignored");
+               " and got a leader's message from ", from, " for the same term; ignored");
       return false;
     }
     if (role_ != role::follower || leader_ != from) {
@@ -1614,6 +1620,7 @@ class node {
                                   index_t{0}, term_t{0}, leader_round_});
   }
 
+  [[gnu::cold, gnu::noinline]]
   void truncate_log(index_t after) {
     log_.truncate_after(after);
     if (after < submitted_) {
