@@ -89,7 +89,7 @@ echo "runs    : $runs of each, alternating"
 
 : > "$out/raft"
 : > "$out/echo"
-: > "$out/ref"
+: > "$out/ref_times"
 [ -n "$csv" ] && echo "file,run,cpu_seconds,wall_seconds" > "$csv"
 for i in $(seq 1 "$runs"); do
   read -r c_echo w_echo < <(compile "$echo_tu")
@@ -100,7 +100,7 @@ for i in $(seq 1 "$runs"); do
     "$i" "$c_raft" "$w_raft" "$c_echo" "$w_echo"
   if [ -n "$against" ]; then
     read -r c_ref w_ref < <(compile "$raft_tu" --ref)
-    echo "$c_ref $w_ref" >> "$out/ref"
+    echo "$c_ref $w_ref" >> "$out/ref_times"
     printf ', raft_node_tu with %s'"'"'s headers %.2f s CPU' "$against" "$c_ref"
     [ -n "$csv" ] && echo "raft_node_tu@$against,$i,$c_ref,$w_ref" >> "$csv"
   fi
@@ -127,8 +127,8 @@ printf 'echo_server.cpp  (Asio coroutine echo)     : median %.2f s CPU, min %.2f
 printf 'ratio raft / echo: %.2f (CPU medians), %.2f (CPU minimums), %.2f (wall medians); target <= 2\n' \
   "$ratio" "$ratio_min" "$ratio_wall"
 if [ -n "$against" ]; then
-  ref_med=$(cut -d' ' -f1 "$out/ref" | median)
-  ref_min=$(cut -d' ' -f1 "$out/ref" | minimum)
+  ref_med=$(cut -d' ' -f1 "$out/ref_times" | median)
+  ref_min=$(cut -d' ' -f1 "$out/ref_times" | minimum)
   printf 'raft_node_tu.cpp with %s'"'"'s headers: median %.2f s CPU, min %.2f s; ratio to echo %.2f (medians)\n' \
     "$against" "$ref_med" "$ref_min" "$(echo "$ref_med / $echo_med" | bc -l)"
   printf 'ratio new / %s: %.3f (CPU medians), %.3f (CPU minimums)\n' "$against" \
