@@ -8,7 +8,7 @@
 #include "raft/detail/jitter_rng.hpp"
 
 TEST_CASE("jitter_rng produces the output of std::mt19937_64 for the same seed") {
-  for (std::uint64_t seed : {std::uint64_t{1}, std::uint64_t{42}, 0x9E3779B97F4A7C15ull * 3}) {
+  for (std::uint64_t seed : {std::uint64_t{1}, std::uint64_t{42}, std::uint64_t{0x9E3779B97F4A7C15ull * 3}}) {
     std::mt19937_64 reference(seed);
     raft::detail::jitter_rng rng(seed);
     for (int i = 0; i < 2000; ++i) REQUIRE(rng() == reference());
