@@ -1003,9 +1003,12 @@ class node {
   }
 
   /// A heartbeat is an AppendEntries with no entries whose prev is the follower's known match:
-  /// it always passes the consistency check and carries the commit index (§3.5).
+  /// it always passes the consistency check and carries the commit index (§3.5). A follower
+  /// whose match is behind our compacted prefix (pipelined sends still in flight) gets our
+  /// snapshot's index as prev, the oldest entry whose term we still know.
   void send_heartbeat(peer& p) {
-    send(p.id, append_request{term_, p.match, *log_.term_at(p.match), commit_, {}, hb_round_});
+    const index_t prev = std::max(p.match, log_.base_index());
+    send(p.id, append_request{term_, prev, *log_.term_at(prev), commit_, {}, hb_round_});
   }
 
   void restart_probe(peer& p, index_t next) {
