@@ -12,8 +12,11 @@
 # a shared machine disturbs much less than wall-clock time; the wall-clock times are printed too.
 # The target is a ratio of at most 2.
 #
-#   benchmarks/compile_time.sh [--runs N] [--check] [--csv FILE]
+#   benchmarks/compile_time.sh [--runs N] [--check] [--csv FILE] [--against REF]
 #     --runs N    compilations of each file (default 5)
+#     --against REF  also compile raft_node_tu.cpp against the headers of git revision REF (say
+#                 main), in the same alternation, and print the ratio new / REF: how a change to
+#                 the headers moved the compile time, measured under the same load
 #     --check     exit 1 if the ratio of the medians is above 2 (off by default: timing on a
 #                 shared machine is noisy, and CI never fails on speed)
 #     --csv FILE  also write one line per compilation (file,run,cpu_seconds,wall_seconds)
@@ -27,11 +30,13 @@ root="$(cd "$here/.." && pwd)"
 runs=5
 check=0
 csv=""
+against=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --check) check=1; shift ;;
     --csv) csv="$2"; shift 2 ;;
+    --against) against="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "compile_time.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -47,11 +52,20 @@ echo_tu="$here/compile_time/echo_server.cpp"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
+# The headers of revision REF, for --against.
+ref_flags=()
+if [ -n "$against" ]; then
+  mkdir -p "$out/ref"
+  git -C "$root" archive "$against" include | tar -x -C "$out/ref"
+  ref_flags=("${flags[@]/#-I$root\/include/-I$out/ref/include}")
+fi
+
 # "CPU WALL": seconds of one compilation (to an object file, as a build does). CPU is user +
-# system time of the compiler and its children (cc1plus, as).
+# system time of the compiler and its children (cc1plus, as). With --ref, against REF's headers.
 compile() {
-  local TIMEFORMAT='%U %S %R' t
-  t=$( { time "$cxx" "${flags[@]}" -c "$1" -o "$out/tu.o" 2> "$out/diag"; } 2>&1 ) || {
+  local TIMEFORMAT='%U %S %R' t f=("${flags[@]}")
+  if [ "${2:-}" = --ref ]; then f=("${ref_flags[@]}"); fi
+  t=$( { time "$cxx" "${f[@]}" -c "$1" -o "$out/tu.o" 2> "$out/diag"; } 2>&1 ) || {
     cat "$out/diag" >&2
     exit 1
   }
@@ -71,17 +85,26 @@ echo "runs    : $runs of each, alternating"
 # One untimed compilation of each first: the headers are then in the page cache for both.
 "$cxx" "${flags[@]}" -c "$raft_tu" -o "$out/tu.o"
 "$cxx" "${flags[@]}" -c "$echo_tu" -o "$out/tu.o"
+[ -n "$against" ] && "$cxx" "${ref_flags[@]}" -c "$raft_tu" -o "$out/tu.o"
 
 : > "$out/raft"
 : > "$out/echo"
+: > "$out/ref_times"
 [ -n "$csv" ] && echo "file,run,cpu_seconds,wall_seconds" > "$csv"
 for i in $(seq 1 "$runs"); do
   read -r c_echo w_echo < <(compile "$echo_tu")
   read -r c_raft w_raft < <(compile "$raft_tu")
   echo "$c_echo $w_echo" >> "$out/echo"
   echo "$c_raft $w_raft" >> "$out/raft"
-  printf '  run %d: raft_node_tu %.2f s CPU (%.2f s wall), echo_server %.2f s CPU (%.2f s wall)\n' \
+  printf '  run %d: raft_node_tu %.2f s CPU (%.2f s wall), echo_server %.2f s CPU (%.2f s wall)' \
     "$i" "$c_raft" "$w_raft" "$c_echo" "$w_echo"
+  if [ -n "$against" ]; then
+    read -r c_ref w_ref < <(compile "$raft_tu" --ref)
+    echo "$c_ref $w_ref" >> "$out/ref_times"
+    printf ', raft_node_tu with %s'"'"'s headers %.2f s CPU' "$against" "$c_ref"
+    [ -n "$csv" ] && echo "raft_node_tu@$against,$i,$c_ref,$w_ref" >> "$csv"
+  fi
+  printf '\n'
   if [ -n "$csv" ]; then
     echo "raft_node_tu,$i,$c_raft,$w_raft" >> "$csv"
     echo "echo_server,$i,$c_echo,$w_echo" >> "$csv"
@@ -103,6 +126,14 @@ printf 'echo_server.cpp  (Asio coroutine echo)     : median %.2f s CPU, min %.2f
   "$echo_med" "$echo_min" "$echo_wall"
 printf 'ratio raft / echo: %.2f (CPU medians), %.2f (CPU minimums), %.2f (wall medians); target <= 2\n' \
   "$ratio" "$ratio_min" "$ratio_wall"
+if [ -n "$against" ]; then
+  ref_med=$(cut -d' ' -f1 "$out/ref_times" | median)
+  ref_min=$(cut -d' ' -f1 "$out/ref_times" | minimum)
+  printf 'raft_node_tu.cpp with %s'"'"'s headers: median %.2f s CPU, min %.2f s; ratio to echo %.2f (medians)\n' \
+    "$against" "$ref_med" "$ref_min" "$(echo "$ref_med / $echo_med" | bc -l)"
+  printf 'ratio new / %s: %.3f (CPU medians), %.3f (CPU minimums)\n' "$against" \
+    "$(echo "$raft_med / $ref_med" | bc -l)" "$(echo "$raft_min / $ref_min" | bc -l)"
+fi
 if [ "$check" = 1 ] && [ "$(echo "$ratio > 2" | bc -l)" = 1 ]; then
   echo "compile_time.sh: ratio above 2" >&2
   exit 1

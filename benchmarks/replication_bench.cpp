@@ -234,6 +234,8 @@ struct params {
   bool fsync = true;
   std::string dir;          // parent of the fresh temporary directory (file storage)
   std::string latency_cdf;  // where to write the latency distribution, if set
+  std::uint64_t snapshot_every = 100'000;  // options.snapshot_entries (0: never, the log grows)
+  double rss_every = 0;     // seconds between RSS lines during the window (0: none)
   std::string command_line;
   // Hidden: a follower process of --transport tcp-procs.
   bool follower = false;
@@ -252,7 +254,8 @@ struct params {
                "                         [--storage memory|file] [--fsync on|off] [--dir PATH]\n"
                "                         [--client callback|coroutine] [--heartbeat-ms MS]\n"
                "                         [--election-ms MS] [--json | --csv]\n"
-               "                         [--latency-cdf FILE] [--check]\n",
+               "                         [--latency-cdf FILE] [--check]\n"
+               "                         [--snapshot-every ENTRIES] [--rss-every SECONDS]\n",
                why);
   std::exit(2);
 }
@@ -328,6 +331,10 @@ params parse(int argc, char** argv) {
       p.heartbeat_ms = number;
     } else if (arg == "--election-ms") {
       p.election_ms = number;
+    } else if (arg == "--snapshot-every") {
+      p.snapshot_every = static_cast<std::uint64_t>(number);
+    } else if (arg == "--rss-every") {
+      p.rss_every = number;
     } else if (arg == "--id") {
       p.id = static_cast<std::uint64_t>(number);
     } else if (arg == "--parent-pid") {
@@ -421,12 +428,46 @@ class histogram {
 // The nodes.
 
 /// Applies nothing; counts. Its result (the entry's index) is what propose() completes with.
+/// Its snapshot is the count (8 bytes), so snapshots cost the library, not the state machine.
 struct null_state_machine {
   std::uint64_t applied = 0;
   std::uint64_t apply(raft::index_t index, std::span<const std::byte>) noexcept {
     ++applied;
     return index.value;
   }
+
+  /// The count at the time of the call, read out once.
+  struct source {
+    std::array<std::byte, 8> bytes{};
+    std::size_t offset = 0;
+    std::size_t read(std::span<std::byte> buf) noexcept {
+      const std::size_t n = std::min(buf.size(), bytes.size() - offset);
+      std::memcpy(buf.data(), bytes.data() + offset, n);
+      offset += n;
+      return n;
+    }
+  };
+  /// Collects the 8 bytes of a count; finish() makes it the state machine's.
+  struct sink {
+    null_state_machine* sm;
+    std::array<std::byte, 8> bytes{};
+    std::size_t received = 0;
+    void write(std::span<const std::byte> b) {
+      if (b.size() > bytes.size() - received) throw std::runtime_error("null_state_machine: snapshot too long");
+      std::memcpy(bytes.data() + received, b.data(), b.size());
+      received += b.size();
+    }
+    void finish() {
+      if (received != bytes.size()) throw std::runtime_error("null_state_machine: snapshot too short");
+      std::memcpy(&sm->applied, bytes.data(), bytes.size());
+    }
+  };
+  source snapshot() const noexcept {
+    source s;
+    std::memcpy(s.bytes.data(), &applied, s.bytes.size());
+    return s;
+  }
+  sink restore() noexcept { return sink{this}; }
 };
 
 using result_type = raft::result<std::uint64_t>;
@@ -494,6 +535,9 @@ raft::options node_options(const params& p, const raft::configuration& founders,
   o.election_timeout_min = from_ms(election);
   o.election_timeout_max = from_ms(2 * election);
   o.heartbeat_interval = from_ms(p.heartbeat_ms);
+  // Like a real deployment: a snapshot every --snapshot-every applied entries, then the log is
+  // compacted behind it (keeping options' default trailing entries), so memory stays bounded.
+  o.snapshot_entries = p.snapshot_every;
   o.logger.min_level = raft::log_level::info;
   o.logger.sink = [leaders](raft::log_level level, std::string_view text) {
     if (text.find(" is leader in term ") != std::string_view::npos) leaders->fetch_add(1);
@@ -608,14 +652,25 @@ struct cpu_sample {
   double cpu_seconds = 0;
   double system_seconds = 0;  // of cpu_seconds, in the kernel
   long max_rss_kb = 0;
+  long rss_kb = 0;            // resident now (/proc/self/statm), -1 if unknown
   std::optional<std::uint64_t> allocations;
 };
+
+/// The process's resident set now, in KiB (Linux), or -1.
+long current_rss_kb() {
+  long pages = -1, resident = -1;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = -1;
+    std::fclose(f);
+  }
+  return resident < 0 ? -1 : resident * (::sysconf(_SC_PAGESIZE) / 1024);
+}
 
 cpu_sample sample_cpu() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   auto secs = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
-  return {secs(u.ru_utime) + secs(u.ru_stime), secs(u.ru_stime), u.ru_maxrss,
+  return {secs(u.ru_utime) + secs(u.ru_stime), secs(u.ru_stime), u.ru_maxrss, current_rss_kb(),
           alloc_stats::allocation_count()};
 }
 
@@ -879,6 +934,8 @@ struct outcome {
   double leader_cpu_seconds = 0;  // this process
   std::optional<std::uint64_t> allocations;
   double peak_rss_kb = 0;          // summed over the cluster's processes
+  double rss_start_kb = 0;         // resident at the window's start and end, summed likewise
+  double rss_end_kb = 0;
   storage_counts leader_storage;   // in the window
   storage_counts all_storage;      // in the window, every node
   histogram latency;
@@ -918,7 +975,8 @@ class bench {
             "replication_bench", "--role", "follower", "--id", std::to_string(i),
             "--nodes", std::to_string(p_.nodes), "--storage", to_string(p_.storage),
             "--fsync", p_.fsync ? "on" : "off", "--heartbeat-ms", std::to_string(p_.heartbeat_ms),
-            "--election-ms", std::to_string(p_.election_ms), "--cluster-id",
+            "--election-ms", std::to_string(p_.election_ms), "--snapshot-every",
+            std::to_string(p_.snapshot_every), "--cluster-id",
             std::to_string(p_.cluster_id), "--parent-pid", std::to_string(::getpid()),
             "--node-dir", is_file ? node_directory(scratch_->path(), id).string() : std::string("-")};
         followers_.spawn(id, args);
@@ -1049,7 +1107,8 @@ class bench {
     double cpu = 0;
     double sys = 0;
     std::optional<std::uint64_t> allocations;
-    double rss_kb = 0;
+    double rss_kb = 0;      // peak (ru_maxrss)
+    double cur_rss_kb = 0;  // resident now
     storage_counts leader_storage, all_storage;
     std::uint64_t follower_elections = 0;
   };
@@ -1061,6 +1120,7 @@ class bench {
     s.sys = c.system_seconds;
     s.allocations = c.allocations;
     s.rss_kb = double(c.max_rss_kb);
+    s.cur_rss_kb = double(c.rss_kb);
     for (auto& m : members_) {
       const storage_counts sc = counts_of(*m->storage);
       s.all_storage += sc;
@@ -1081,6 +1141,7 @@ class bench {
       else
         s.allocations.reset();
       s.rss_kb += f["rss_kb"];
+      s.cur_rss_kb += f["cur_rss_kb"];
       s.all_storage += storage_counts{static_cast<std::uint64_t>(f["entries"]),
                                       static_cast<std::uint64_t>(f["syncs"]),
                                       static_cast<std::uint64_t>(f["rounds"])};
@@ -1141,7 +1202,22 @@ class bench {
     stage_ = "sampling the follower processes (window start)";
     co_await add_followers(begin.sample);
     stage_ = "measuring";
-    co_await sleep_for(from_seconds(p_.duration));
+    if (p_.rss_every > 0) {
+      // Resident memory during the window (stderr, so --json/--csv stay clean).
+      const auto window_end = begin.at + from_seconds(p_.duration);
+      for (auto next = begin.at + from_seconds(p_.rss_every); next < window_end;
+           next += from_seconds(p_.rss_every)) {
+        co_await sleep_for(next - bench_clock::now());
+        cluster_sample now = co_await run_on(leader->ex, [this, leader] { return local_sample(leader); });
+        co_await add_followers(now);
+        std::fprintf(stderr, "replication_bench: t=%.0f s  RSS %.1f MB  (peak %.1f MB)\n",
+                     std::chrono::duration<double>(bench_clock::now() - begin.at).count(),
+                     now.cur_rss_kb / 1024, now.rss_kb / 1024);
+      }
+      co_await sleep_for(window_end - bench_clock::now());
+    } else {
+      co_await sleep_for(from_seconds(p_.duration));
+    }
     mark end = co_await run_on(leader->ex, [this, &load, leader] {
       load.stage = phase::drain;
       const mark m{bench_clock::now(), local_sample(leader)};
@@ -1158,6 +1234,8 @@ class bench {
     if (begin.sample.allocations && end.sample.allocations)
       out_.allocations = *end.sample.allocations - *begin.sample.allocations;
     out_.leader_storage = end.sample.leader_storage - begin.sample.leader_storage;
+    out_.rss_start_kb = begin.sample.cur_rss_kb;
+    out_.rss_end_kb = end.sample.cur_rss_kb;
     out_.all_storage = end.sample.all_storage - begin.sample.all_storage;
 
     // 4. Drain: proposers stop re-proposing; wait for the outstanding ones.
@@ -1329,6 +1407,9 @@ class bench {
         {"leader_process_cpu_s", format("%.3f", out_.leader_cpu_seconds)},
         {"allocations_per_entry", format("%.2f", allocs)},
         {"peak_rss_mb", format("%.1f", out_.peak_rss_kb / 1024)},
+        {"rss_start_mb", format("%.1f", out_.rss_start_kb / 1024)},
+        {"rss_end_mb", format("%.1f", out_.rss_end_kb / 1024)},
+        {"snapshot_every", u64(p_.snapshot_every)},
         {"fsyncs_per_s", format("%.1f", fsyncs_per_s)},
         {"entries_per_fsync", format("%.1f", per_fsync)},
         {"entries_per_fsync_all_nodes", format("%.1f", all_per_fsync)},
@@ -1405,8 +1486,9 @@ class bench {
     if (out_.allocations)
       std::printf("  allocations     : %.2f heap allocations per committed entry (%s)\n", allocs,
                   processes > 1 ? "all processes" : "whole process");
-    std::printf("  peak RSS        : %.1f MB%s\n", out_.peak_rss_kb / 1024,
-                processes > 1 ? " (summed over the processes)" : "");
+    std::printf("  peak RSS        : %.1f MB%s; resident %.1f MB at the window's start, %.1f MB at its end\n",
+                out_.peak_rss_kb / 1024, processes > 1 ? " (summed over the processes)" : "",
+                out_.rss_start_kb / 1024, out_.rss_end_kb / 1024);
     if (is_file)
       std::printf("  group commit    : leader %.1f entries per write round; %.0f fsyncs/s, %.1f entries "
                   "per fsync (all nodes: %.1f)\n",
@@ -1477,10 +1559,10 @@ int follower_main(const params& p) {
             const storage_counts sc = counts_of(*storage);
             char reply[256];
             std::snprintf(reply, sizeof reply,
-                          "sample cpu=%.6f sys=%.6f allocs=%lld rss_kb=%ld entries=%llu syncs=%llu "
-                          "rounds=%llu leaders=%llu failed=%d\n",
+                          "sample cpu=%.6f sys=%.6f allocs=%lld rss_kb=%ld cur_rss_kb=%ld entries=%llu "
+                          "syncs=%llu rounds=%llu leaders=%llu failed=%d\n",
                           c.cpu_seconds, c.system_seconds,
-                          c.allocations ? static_cast<long long>(*c.allocations) : -1LL, c.max_rss_kb,
+                          c.allocations ? static_cast<long long>(*c.allocations) : -1LL, c.max_rss_kb, c.rss_kb,
                           static_cast<unsigned long long>(sc.entries),
                           static_cast<unsigned long long>(sc.syncs),
                           static_cast<unsigned long long>(sc.rounds),

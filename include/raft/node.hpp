@@ -34,7 +34,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <random>
 #include <span>
 #include <stdexcept>
 #include <utility>
@@ -46,7 +45,9 @@
 #include <asio/steady_timer.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/dispatch.hpp>
+#include <asio/execution/outstanding_work.hpp>
 #include <asio/post.hpp>
+#include <asio/prefer.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -54,13 +55,17 @@
 
 #include "raft/concepts.hpp"
 #include "raft/core/configuration.hpp"
+#include "raft/core/election_round.hpp"
 #include "raft/core/errors.hpp"
 #include "raft/core/log.hpp"
 #include "raft/core/messages.hpp"
 #include "raft/core/quorum.hpp"
 #include "raft/core/rules.hpp"
 #include "raft/core/status.hpp"
+#include "raft/detail/jitter_rng.hpp"
+#include "raft/detail/log_line.hpp"
 #include "raft/detail/signal.hpp"
+#include "raft/detail/take_front.hpp"
 #include "raft/core/snapshot.hpp"
 #include "raft/detail/unique_function.hpp"
 #include "raft/events.hpp"
@@ -95,8 +100,7 @@ class node {
         persist_signal_(ex_),
         commit_signal_(ex_),
         apply_signal_(ex_),
-        round_signal_(ex_),
-        joined_signal_(ex_) {}
+        round_signal_(ex_) {}
 
   node(const node&) = delete;
   node& operator=(const node&) = delete;
@@ -114,6 +118,7 @@ class node {
   /// is empty, and starts the node's coroutines. Call on the node's executor (or before the
   /// executor runs). Throws std::invalid_argument for bad options and std::runtime_error for a
   /// storage whose contents break the log's invariants.
+  [[gnu::cold, gnu::noinline]]
   void start() {
     if (const char* why = validate(opts_)) throw std::invalid_argument(why);
     if (started_) throw std::logic_error("raft::node::start called twice");
@@ -129,7 +134,23 @@ class node {
   /// Stops the node: every pending proposal completes with errc::stopped, the transport is
   /// closed, and this completes once every coroutine of the node has finished, after which the
   /// node may be destroyed. Safe to call more than once, from any executor.
-  asio::awaitable<void> stop() { co_await asio::co_spawn(ex_, shutdown(), asio::use_awaitable); }
+  asio::awaitable<void> stop() {
+    // An asynchronous operation rather than a coroutine spawned on the node's executor: the
+    // caller's handler waits in stop_waiters_ until the last coroutine has finished.
+    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+        [this](auto handler) {
+          auto ex = asio::get_associated_executor(handler, ex_);
+          auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+          asio::dispatch(ex_, [this, h = std::move(handler), work = std::move(work)]() mutable {
+            stop_waiters_.push_back([h = std::move(h), work = std::move(work)]() mutable {
+              asio::post(work, std::move(h));
+            });
+            begin_stop();
+            finish_stop_if_idle();
+          });
+        },
+        asio::use_awaitable);
+  }
 
   /// Proposes `command` for the replicated log. Completes with the state machine's result for the
   /// command once it is applied on this node, or with an error: errc::not_leader (with the
@@ -329,13 +350,6 @@ class node {
     detail::signal wake;        ///< wakes replicate_to(): new entries, an ack, a heartbeat tick
   };
 
-  /// One PreVote or vote round. Each voter's answer is counted once.
-  struct election_round {
-    std::uint64_t id;
-    bool pre_vote;
-    term_t term;
-    std::map<node_id, bool> votes;
-  };
 
   struct pending_proposal {
     index_t index;
@@ -381,7 +395,7 @@ class node {
   StateMachine& sm_;
   Storage& storage_;
   Transport& transport_;
-  std::mt19937_64 rng_;
+  detail::jitter_rng rng_;  ///< election jitter: std::mt19937_64 seeded with options::seed
 
   // Persistent state (Figure 3.1), mirrored in storage.
   term_t term_{0};
@@ -423,11 +437,11 @@ class node {
   std::uint64_t confirmed_round_ = 0;  ///< highest round a quorum acknowledged
   std::deque<std::pair<std::uint64_t, time_point>> round_starts_;  ///< unconfirmed rounds
   time_point lease_until_{};
-  std::deque<pending_read> reads_;
+  std::vector<pending_read> reads_;   ///< in order of round (detail/take_front.hpp)
 
   // Reads, any role.
   std::vector<apply_waiter> apply_waiters_;
-  std::deque<forwarded_read> forwarded_;
+  std::vector<forwarded_read> forwarded_;  ///< in order of deadline
   std::uint64_t next_read_id_ = 0;
 
   // Snapshots.
@@ -449,7 +463,7 @@ class node {
   detail::signal commit_signal_;   ///< the commit index moved (membership changes wait on it)
   detail::signal apply_signal_;    ///< committed entries wait to be applied by apply_loop
   detail::signal round_signal_;
-  detail::signal joined_signal_;
+  std::vector<detail::unique_function<void()>> stop_waiters_;  ///< stop() callers
   int running_ = 0;
   bool handling_ = false;       ///< inside an event: settle() runs at its end
   bool settle_posted_ = false;  ///< a settle() for work done outside any event is queued
@@ -461,6 +475,7 @@ class node {
   // ---------------------------------------------------------------------------------------------
   // Lifecycle.
 
+  [[gnu::cold, gnu::noinline]]
   void recover(persistent_state ps) {
     term_ = ps.state.term;
     voted_for_ = ps.state.voted_for;
@@ -516,23 +531,25 @@ class node {
     asio::co_spawn(ex_, std::move(task), [this](std::exception_ptr e) {
       --running_;
       if (e) fail(e);
-      joined_signal_.notify();
+      finish_stop_if_idle();
     });
   }
 
   /// Fail-stop: an error the node cannot recover from (storage failure, a broken invariant).
+  [[gnu::cold, gnu::noinline]]
   void fail(std::exception_ptr e) {
     if (!failure_) failure_ = e;
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-      opts_.logger.log(log_level::error, "node ", opts_.id, " stopping after error: ", ex.what());
+      log_line(log_level::error, "node ", opts_.id, " stopping after error: ", ex.what());
     } catch (...) {
-      opts_.logger.log(log_level::error, "node ", opts_.id, " stopping after unknown error");
+      log_line(log_level::error, "node ", opts_.id, " stopping after unknown error");
     }
     begin_stop();
   }
 
+  [[gnu::cold, gnu::noinline]]
   void begin_stop() {
     if (stopping_) return;
     stopping_ = true;
@@ -553,9 +570,13 @@ class node {
     peers_.clear();
   }
 
-  asio::awaitable<void> shutdown() {
-    begin_stop();
-    while (running_ > 0) co_await joined_signal_.wait();
+  /// Once stopping and the last coroutine has finished, stop() completes for every caller.
+  [[gnu::cold, gnu::noinline]]
+  void finish_stop_if_idle() {
+    if (!stopping_ || running_ > 0 || stop_waiters_.empty()) return;
+    auto waiters = std::move(stop_waiters_);
+    stop_waiters_.clear();
+    for (auto& w : waiters) w();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -617,18 +638,25 @@ class node {
           fail(std::current_exception());
         }
       }
-      joined_signal_.notify();
+      finish_stop_if_idle();
     });
   }
 
   void step(message&& m) {
     if (m.to != opts_.id || m.from == opts_.id || m.from == no_node) return;
     const term_t t = term_of(m.body);
+    if (t != term_ && !handle_other_term(m, t)) return;
+    std::visit([&](auto& body) { on(m.from, std::move(body)); }, m.body);
+  }
+
+  /// A message whose term is not ours (rare: once per term change). Returns whether step()
+  /// goes on to handle it.
+  [[gnu::cold, gnu::noinline]] bool handle_other_term(const message& m, term_t t) {
     if (t.value == std::numeric_limits<std::uint64_t>::max()) {
       // No real cluster gets there; adopting it would wrap the term to 0 at the next election.
-      opts_.logger.log(log_level::warning, "node ", opts_.id, " drops a message from ", m.from,
-                       " with the largest possible term");
-      return;
+      log_line(log_level::warning, "node ", opts_.id, " drops a message from ", m.from,
+               " with the largest possible term");
+      return false;
     }
     const bool from_leader = std::holds_alternative<append_request>(m.body) ||
                              std::holds_alternative<install_snapshot_request>(m.body);
@@ -641,9 +669,9 @@ class node {
       if (const auto* r = std::get_if<vote_request>(&m.body)) {
         if (!r->pre_vote) {
           if (opts_.check_quorum && !r->transfer && leader_is_alive()) {
-            opts_.logger.log(log_level::debug, "node ", opts_.id, " ignores vote request from ",
-                             m.from, " for term ", t, ": leader ", leader_, " is alive");
-            return;
+            log_line(log_level::debug, "node ", opts_.id, " ignores vote request from ",
+                     m.from, " for term ", t, ": leader ", leader_, " is alive");
+            return false;
           }
           become_follower(t, no_node);
         }
@@ -663,9 +691,9 @@ class node {
       } else if (const auto* q = std::get_if<read_index_request>(&m.body)) {
         send(m.from, read_index_response{term_, q->id, false, index_t{0}});
       }
-      return;
+      return false;
     }
-    std::visit([&](auto& body) { on(m.from, std::move(body)); }, m.body);
+    return true;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -678,8 +706,8 @@ class node {
 
   void reset_election_deadline() {
     const auto spread = (opts_.election_timeout_max - opts_.election_timeout_min).count();
-    std::uniform_int_distribution<std::int64_t> jitter(0, spread - 1);
-    set_election_deadline(opts_.election_timeout_min + std::chrono::nanoseconds(jitter(rng_)));
+    const auto jitter = static_cast<std::int64_t>(rng_.below(static_cast<std::uint64_t>(spread)));
+    set_election_deadline(opts_.election_timeout_min + std::chrono::nanoseconds(jitter));
   }
 
   /// Moves the election deadline to `after` from now. The timer is re-armed lazily when it
@@ -690,6 +718,7 @@ class node {
   }
 
   /// Re-arms to the latest deadline instead of being cancelled on every heartbeat.
+  [[gnu::cold, gnu::noinline]]
   asio::awaitable<void> election_timer() {
     std::error_code ec;
     while (!stopping_) {
@@ -702,6 +731,7 @@ class node {
     }
   }
 
+  [[gnu::cold, gnu::noinline]]
   void on_election_timeout() {
     if (role_ == role::leader) {
       // §6.2 CheckQuorum: step down unless a quorum was heard from during the last timeout.
@@ -714,8 +744,8 @@ class node {
       });
       for (auto& [id, p] : peers_) p->active = false;
       if (heard != vote_result::won) {
-        opts_.logger.log(log_level::info, "node ", opts_.id, " steps down in term ", term_,
-                         ": no quorum heard within an election timeout");
+        log_line(log_level::info, "node ", opts_.id, " steps down in term ", term_,
+                 ": no quorum heard within an election timeout");
         become_follower(term_, no_node);
       }
       return;
@@ -731,6 +761,7 @@ class node {
   /// changing anyone's term; if it wins, the real round follows. Replies are counted as they
   /// arrive (on_vote_response) and the round ends as soon as the outcome is decided, or when a
   /// newer round, a leader or a higher term supersedes it.
+  [[gnu::cold, gnu::noinline]]
   asio::awaitable<void> campaign(bool pre_vote, bool transfer) {
     const term_t round_term = term_.next();
     set_leader(no_node);  // we stopped hearing from it: stop naming it in hints
@@ -749,10 +780,10 @@ class node {
       ++metrics_.elections_started;
     }
     const std::uint64_t id = ++round_seq_;
-    round_ = election_round{id, pre_vote, round_term, {{opts_.id, true}}};
+    round_ = election_round{id, pre_vote, round_term, {opts_.id}, {}};
     round_signal_.notify();  // a round this one replaces ends now
-    opts_.logger.log(log_level::info, "node ", opts_.id, " starts ", pre_vote ? "pre-vote" : "election",
-                     " for term ", round_term, transfer ? " (leadership transfer)" : "");
+    log_line(log_level::info, "node ", opts_.id, " starts ", pre_vote ? "pre-vote" : "election",
+             " for term ", round_term, transfer ? " (leadership transfer)" : "");
     for (node_id v : config_.all_members())
       if (v != opts_.id && config_.is_voter(v))
         send(v, vote_request{round_term, log_.last_index(), log_.last_term(), pre_vote, transfer});
@@ -760,11 +791,7 @@ class node {
     vote_result outcome = vote_result::pending;
     for (;;) {
       if (stopping_ || !round_ || round_->id != id) co_return;  // superseded
-      outcome = quorum_vote(config_, [&](node_id v) -> std::optional<bool> {
-        auto it = round_->votes.find(v);
-        if (it == round_->votes.end()) return std::nullopt;
-        return it->second;
-      });
+      outcome = quorum_vote(config_, [&](node_id v) { return round_->answer(v); });
       if (outcome != vote_result::pending) break;
       co_await round_signal_.wait();
     }
@@ -779,6 +806,7 @@ class node {
       become_leader();
   }
 
+  [[gnu::cold, gnu::noinline]]
   void on(node_id from, vote_request r) {
     // A vote request sent on the leader's TimeoutNow may take over from a live leader (§3.10).
     const voter_state me{term_, voted_for_, log_.last_term(), log_.last_index(),
@@ -794,6 +822,7 @@ class node {
     send(from, vote_response{granted && r.pre_vote ? r.term : term_, granted, r.pre_vote});
   }
 
+  [[gnu::cold, gnu::noinline]]
   void on(node_id from, vote_response r) {
     if (!round_ || r.pre_vote != round_->pre_vote) return;
     // A grant names the round's term. A pre-vote refusal carries the voter's term, which is not
@@ -801,10 +830,11 @@ class node {
     const bool for_this_round = r.granted || !r.pre_vote ? r.term == round_->term : true;
     if (!for_this_round) return;
     if (!config_.is_voter(from)) return;
-    round_->votes.emplace(from, r.granted);  // one answer per voter per round
+    round_->record(from, r.granted);  // one answer per voter per round
     round_signal_.notify();
   }
 
+  [[gnu::cold, gnu::noinline]]
   void become_follower(term_t term, node_id leader) {
     if (term > term_) {
       term_ = term;
@@ -816,8 +846,8 @@ class node {
     }
     const bool was_leader = role_ == role::leader;
     if (role_ != role::follower || leader_ != leader)
-      opts_.logger.log(log_level::info, "node ", opts_.id, " is follower in term ", term_,
-                       leader != no_node ? " of leader " : "", leader != no_node ? std::to_string(leader.value) : "");
+      log_line(log_level::info, "node ", opts_.id, " is follower in term ", term_,
+               leader != no_node ? " of leader " : "", leader != no_node ? std::to_string(leader.value) : "");
     set_role(role::follower);
     set_leader(leader);
     if (round_) {
@@ -830,11 +860,12 @@ class node {
     }
   }
 
+  [[gnu::cold, gnu::noinline]]
   void become_leader() {
     set_role(role::leader);
     set_leader(opts_.id);
     ++metrics_.times_leader;
-    opts_.logger.log(log_level::info, "node ", opts_.id, " is leader in term ", term_);
+    log_line(log_level::info, "node ", opts_.id, " is leader in term ", term_);
     hb_round_ = confirmed_round_ = 0;
     round_starts_.clear();
     lease_until_ = time_point{};
@@ -847,6 +878,7 @@ class node {
   }
 
   /// While leading: one replicator per member of the latest configuration (§4.1), no more.
+  [[gnu::cold, gnu::noinline]]
   void sync_peers() {
     if (role_ != role::leader) return;
     const auto members = config_.all_members();
@@ -866,6 +898,7 @@ class node {
     });
   }
 
+  [[gnu::cold, gnu::noinline]]
   void stop_leading() {
     for (auto& [id, p] : peers_) p->wake.notify();
     peers_.clear();
@@ -891,12 +924,14 @@ class node {
     commit_signal_.notify();  // membership changes in flight notice
   }
 
+  [[gnu::cold, gnu::noinline]]
   void set_role(raft::role r) {
     if (r == role_) return;
     role_ = r;
     emit(event_kind::role_changed);
   }
 
+  [[gnu::cold, gnu::noinline]]
   void set_leader(node_id l) {
     if (l == leader_) return;
     leader_ = l;
@@ -905,6 +940,7 @@ class node {
     if (transfer_ && role_ != role::leader && l != no_node) finish_transfer(l);
   }
 
+  [[gnu::cold, gnu::noinline]]
   void emit(event_kind kind, index_t index = index_t{0}) {
     if (!opts_.on_event) return;
     opts_.on_event(node_event{kind, opts_.id, term_, role_, leader_, index,
@@ -931,12 +967,14 @@ class node {
   /// Completes an operation refused on arrival. Posted, so the handler never runs inside the
   /// call that started it (a caller retrying in a loop would otherwise recurse).
   template <class T>
+  [[gnu::cold, gnu::noinline]]
   void refuse(op_completion<T> done, errc why) {
     if constexpr (std::is_same_v<T, result_type>) ++metrics_.proposals_refused;
     complete_later(std::move(done), result<T>(error{why, leader_}));
   }
 
   template <class T>
+  [[gnu::cold, gnu::noinline]]
   void complete_later(op_completion<T> done, result<T> r) {
     asio::post(ex_, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
@@ -954,6 +992,7 @@ class node {
     return index;
   }
 
+  [[gnu::cold, gnu::noinline]]
   asio::awaitable<void> heartbeat_loop(term_t term) {
     std::error_code ec;
     while (still_leading(term)) {
@@ -1022,10 +1061,13 @@ class node {
   }
 
   /// A heartbeat is an AppendEntries with no entries whose prev is the follower's known match:
-  /// it always passes the consistency check and carries the commit index (§3.5).
+  /// it always passes the consistency check and carries the commit index (§3.5). A follower
+  /// whose match is behind our compacted prefix (pipelined sends still in flight) gets our
+  /// snapshot's index as prev, the oldest entry whose term we still know.
   void send_heartbeat(peer& p) {
     p.heartbeat_due = false;
-    send(p.id, append_request{term_, p.match, *log_.term_at(p.match), commit_, {}, hb_round_});
+    const index_t prev = std::max(p.match, log_.base_index());
+    send(p.id, append_request{term_, prev, *log_.term_at(prev), commit_, {}, hb_round_});
   }
 
   void restart_probe(peer& p, index_t next) {
@@ -1109,8 +1151,8 @@ class node {
     if (config_.joint()) {
       append_local(entry_kind::configuration, encode(configuration{config_.voters, {}, config_.learners}));
     } else if (!config_.is_voter(opts_.id)) {
-      opts_.logger.log(log_level::info, "node ", opts_.id, " steps down in term ", term_,
-                       ": it is not a voter of the committed configuration");
+      log_line(log_level::info, "node ", opts_.id, " steps down in term ", term_,
+               ": it is not a voter of the committed configuration");
       become_follower(term_, no_node);
     }
   }
@@ -1154,7 +1196,7 @@ class node {
     if (next == normalized(config_)) co_return config_index_;
     if (next.voters != normalized(config_).voters) next.outgoing = normalized(config_).voters;  // C_old,new
     const index_t first = append_local(entry_kind::configuration, encode(next));
-    opts_.logger.log(log_level::info, "node ", opts_.id, " starts a membership change at index ", first);
+    log_line(log_level::info, "node ", opts_.id, " starts a membership change at index ", first);
     // The leader appends C_new itself once C_old,new commits (leader_after_commit).
     for (;;) {
       if (!config_.joint() && config_index_ >= first && commit_ >= config_index_) co_return config_index_;
@@ -1171,13 +1213,14 @@ class node {
   // ---------------------------------------------------------------------------------------------
   // Leadership transfer (§3.10).
 
+  [[gnu::cold, gnu::noinline]]
   void start_transfer(node_id target, op_completion<node_id> done) {
     if (stopping_) return refuse(std::move(done), errc::stopped);
     if (role_ != role::leader) return refuse(std::move(done), errc::not_leader);
     if (transfer_) return refuse(std::move(done), errc::transferring);
     if (target == opts_.id) return complete_later(std::move(done), result<node_id>(opts_.id));
     if (!config_.is_voter(target) || !peers_.contains(target)) return refuse(std::move(done), errc::invalid_argument);
-    opts_.logger.log(log_level::info, "node ", opts_.id, " transfers leadership to ", target);
+    log_line(log_level::info, "node ", opts_.id, " transfers leadership to ", target);
     transfer_ = transfer_state{target, term_, Clock::now() + std::chrono::duration_cast<typename Clock::duration>(
                                                                    opts_.election_timeout_max),
                                std::move(done)};
@@ -1187,6 +1230,7 @@ class node {
   }
 
   /// Completes the transfer in progress (posted: never inside the node's own handlers).
+  [[gnu::cold, gnu::noinline]]
   void finish_transfer(result<node_id> r) {
     complete_later(std::move(std::exchange(transfer_, std::nullopt)->done), std::move(r));
   }
@@ -1198,33 +1242,33 @@ class node {
     send(p.id, timeout_now{term_});
   }
 
+  [[gnu::cold, gnu::noinline]]
   void on(node_id from, timeout_now) {
     if (role_ == role::leader || from != leader_ || !config_.is_voter(opts_.id)) return;
-    opts_.logger.log(log_level::info, "node ", opts_.id, " got TimeoutNow from ", from);
+    log_line(log_level::info, "node ", opts_.id, " got TimeoutNow from ", from);
     reset_election_deadline();
     spawn(campaign(false, true));
   }
 
   /// Leader housekeeping on every heartbeat tick: abandon a transfer and reads that ran out of time.
+  [[gnu::cold, gnu::noinline]]
   void expire_leader_work() {
     const auto now = Clock::now();
     if (transfer_ && now >= transfer_->deadline) {
-      opts_.logger.log(log_level::info, "node ", opts_.id, " gives up transferring leadership to ",
-                       transfer_->target);
+      log_line(log_level::info, "node ", opts_.id, " gives up transferring leadership to ",
+               transfer_->target);
       finish_transfer(error{errc::timeout, leader_});
     } else if (transfer_) {
       if (auto it = peers_.find(transfer_->target); it != peers_.end()) maybe_send_timeout_now(*it->second);
     }
-    while (!reads_.empty() && now >= reads_.front().deadline) {
-      auto r = std::move(reads_.front());
-      reads_.pop_front();
-      r.confirmed(error{errc::timeout, leader_});
-    }
+    auto expired = detail::take_front_while(reads_, [&](const pending_read& r) { return now >= r.deadline; });
+    for (auto& r : expired) r.confirmed(error{errc::timeout, leader_});
   }
 
   // ---------------------------------------------------------------------------------------------
   // Linearizable reads (§6.4 ReadIndex, §6.4.1 follower reads and leases).
 
+  [[gnu::cold, gnu::noinline]]
   void start_read(op_completion<index_t> done) {
     if (stopping_) return refuse(std::move(done), errc::stopped);
     if (role_ == role::leader) {
@@ -1245,6 +1289,7 @@ class node {
   }
 
   /// The leader's half of a read: `confirmed` gets a read index once leadership is confirmed.
+  [[gnu::cold, gnu::noinline]]
   void leader_read(op_completion<index_t> confirmed) {
     if (opts_.lease_reads && committed_in_term() && Clock::now() < lease_until_) {
       ++metrics_.lease_reads;
@@ -1256,6 +1301,7 @@ class node {
   }
 
   /// Starts a heartbeat round: every read without one joins it, every follower hears from us.
+  [[gnu::cold, gnu::noinline]]
   void start_round() {
     ++hb_round_;
     round_starts_.emplace_back(hb_round_, Clock::now());
@@ -1277,6 +1323,7 @@ class node {
 
   /// The highest round a quorum acknowledged (we acknowledge our own rounds) confirms every
   /// read of that round or earlier, and renews the lease from that round's start.
+  [[gnu::cold, gnu::noinline]]
   void confirm_rounds() {
     const index_t q = quorum_index(config_, [&](node_id v) {
       if (v == opts_.id) return index_t{hb_round_};
@@ -1293,13 +1340,12 @@ class node {
       }
       round_starts_.pop_front();
     }
-    while (!reads_.empty() && reads_.front().round != 0 && reads_.front().round <= confirmed_round_) {
-      auto r = std::move(reads_.front());
-      reads_.pop_front();
-      r.confirmed(r.index);
-    }
+    auto confirmed = detail::take_front_while(
+        reads_, [&](const pending_read& r) { return r.round != 0 && r.round <= confirmed_round_; });
+    for (auto& r : confirmed) r.confirmed(r.index);
   }
 
+  [[gnu::cold, gnu::noinline]]
   void wait_applied(index_t index, op_completion<index_t> done) {
     if (applied_ >= index) {
       ++metrics_.read_barriers;
@@ -1308,6 +1354,7 @@ class node {
     apply_waiters_.push_back(apply_waiter{index, std::move(done)});
   }
 
+  [[gnu::cold, gnu::noinline]]
   void wake_apply_waiters() {
     std::erase_if(apply_waiters_, [&](apply_waiter& w) {
       if (w.index > applied_) return false;
@@ -1317,6 +1364,7 @@ class node {
     });
   }
 
+  [[gnu::cold, gnu::noinline]]
   void on(node_id from, read_index_request r) {
     if (role_ != role::leader || transfer_) {
       send(from, read_index_response{term_, r.id, false, index_t{0}});
@@ -1328,6 +1376,7 @@ class node {
     });
   }
 
+  [[gnu::cold, gnu::noinline]]
   void on(node_id, read_index_response r) {
     auto it = std::find_if(forwarded_.begin(), forwarded_.end(), [&](const auto& f) { return f.id == r.id; });
     if (it == forwarded_.end()) return;
@@ -1337,21 +1386,21 @@ class node {
     wait_applied(r.index, std::move(done));
   }
 
+  [[gnu::cold, gnu::noinline]]
   void expire_forwarded_reads() {
     const auto now = Clock::now();
-    while (!forwarded_.empty() && now >= forwarded_.front().deadline) {
-      auto f = std::move(forwarded_.front());
-      forwarded_.pop_front();
-      complete_later(std::move(f.done), result<index_t>(error{errc::timeout, leader_}));
-    }
+    auto expired = detail::take_front_while(forwarded_, [&](const forwarded_read& f) { return now >= f.deadline; });
+    for (auto& f : expired) complete_later(std::move(f.done), result<index_t>(error{errc::timeout, leader_}));
   }
 
+  [[gnu::cold, gnu::noinline]]
   void fail_forwarded_reads(errc why) {
     auto all = std::move(forwarded_);
     forwarded_.clear();
     for (auto& f : all) complete_later(std::move(f.done), result<index_t>(error{why, leader_}));
   }
 
+  [[gnu::cold, gnu::noinline]]
   void fail_reads(errc why) {
     fail_forwarded_reads(why);
     auto reads = std::move(reads_);
@@ -1400,7 +1449,7 @@ class node {
       snapshot_term_ = meta.term;
       snapshot_config_ = std::move(meta.config);
       ++metrics_.snapshots_created;
-      opts_.logger.log(log_level::info, "node ", opts_.id, " took a snapshot through index ", index);
+      log_line(log_level::info, "node ", opts_.id, " took a snapshot through index ", index);
       emit(event_kind::snapshot_created, index);
       const std::uint64_t keep = opts_.snapshot_trailing_entries;
       if (index.value > keep) {
@@ -1410,13 +1459,14 @@ class node {
     }
   }
 
+  [[gnu::cold, gnu::noinline]]
   void send_snapshot_chunk(peer& p) {
     if constexpr (snapshots) {
       if (!p.snapshot) {
         auto r = storage_.open_snapshot();
         if (!r) {
-          opts_.logger.log(log_level::error, "node ", opts_.id, " must send a snapshot to ", p.id,
-                           " but storage has none");
+          log_line(log_level::error, "node ", opts_.id, " must send a snapshot to ", p.id,
+                   " but storage has none");
           return;
         }
         snapshot_meta meta = r->meta();
@@ -1435,6 +1485,7 @@ class node {
     }
   }
 
+  [[gnu::cold, gnu::noinline]]
   void on(node_id from, install_snapshot_response r) {
     if (role_ != role::leader) return;
     auto it = peers_.find(from);
@@ -1457,11 +1508,12 @@ class node {
     p.wake.notify();
   }
 
+  [[gnu::cold, gnu::noinline]]
   void on(node_id from, install_snapshot_request r) {
     if (!accept_leader_message(from)) return;
     if constexpr (!snapshots) {
-      opts_.logger.log(log_level::warning, "node ", opts_.id, " cannot install a snapshot from ", from,
-                       ": its state machine or storage does not support snapshots");
+      log_line(log_level::warning, "node ", opts_.id, " cannot install a snapshot from ", from,
+               ": its state machine or storage does not support snapshots");
     } else {
       auto reply = [&](std::uint64_t next, bool installed) {
         send(from, install_snapshot_response{term_, r.meta.index, next, installed});
@@ -1480,7 +1532,7 @@ class node {
       auto& in = *incoming_;
       if (r.offset != in.received) return reply(in.received, false);  // resume from here
       if (r.data.size() > in.size - in.received) {
-        opts_.logger.log(log_level::warning, "node ", opts_.id, " drops a snapshot chunk past the snapshot's end");
+        log_line(log_level::warning, "node ", opts_.id, " drops a snapshot chunk past the snapshot's end");
         incoming_.reset();
         return reply(0, false);
       }
@@ -1533,7 +1585,7 @@ class node {
       snapshot_config_ = m.config;
       reload_configuration();
       ++metrics_.snapshots_installed;
-      opts_.logger.log(log_level::info, "node ", opts_.id, " installed a snapshot through index ", m.index);
+      log_line(log_level::info, "node ", opts_.id, " installed a snapshot through index ", m.index);
       emit(event_kind::snapshot_installed, m.index);
       wake_apply_waiters();
       if (leader_ != no_node) send(leader_, install_snapshot_response{term_, m.index, in.size, true});
@@ -1562,8 +1614,8 @@ class node {
   bool accept_leader_message(node_id from) {
     if (role_ == role::leader) {
       // Election safety makes this impossible; refuse to act on it.
-      opts_.logger.log(log_level::error, "node ", opts_.id, " is leader of term ", term_,
-                       " and got a leader's message from ", from, " for the same term; ignored");
+      log_line(log_level::error, "node ", opts_.id, " is leader of term ", term_,
+               " and got a leader's message from ", from, " for the same term; ignored");
       return false;
     }
     if (role_ != role::follower || leader_ != from) {
@@ -1580,7 +1632,7 @@ class node {
   /// recycles the emptied vector.
   void on(node_id from, append_request&& r) {
     if (!well_formed(r)) {
-      opts_.logger.log(log_level::warning, "node ", opts_.id, " drops malformed AppendEntries from ", from);
+      log_line(log_level::warning, "node ", opts_.id, " drops malformed AppendEntries from ", from);
       return;
     }
     if (!accept_leader_message(from)) return;
@@ -1633,6 +1685,7 @@ class node {
                                   index_t{0}, term_t{0}, leader_round_});
   }
 
+  [[gnu::cold, gnu::noinline]]
   void truncate_log(index_t after) {
     log_.truncate_after(after);
     if (after < submitted_) {
@@ -1648,6 +1701,7 @@ class node {
   }
 
   /// The latest configuration entry in the log is the one in effect (§4.1).
+  [[gnu::cold, gnu::noinline]]
   void reload_configuration() {
     auto [c, i] = config_at(log_.last_index());
     config_index_ = i;
@@ -1660,6 +1714,7 @@ class node {
 
   /// The configuration in effect at `index` and the index of its entry: the latest
   /// configuration entry at or before `index`, else the snapshot's.
+  [[gnu::cold, gnu::noinline]]
   [[nodiscard]] std::pair<configuration, index_t> config_at(index_t index) const {
     for (index_t i = std::min(index, log_.last_index()); i > log_.base_index(); i = i.prev()) {
       const log_entry& e = log_.at(i);
@@ -1808,6 +1863,13 @@ class node {
   // ---------------------------------------------------------------------------------------------
   // Helpers.
 
+  /// Logs one message if the logger takes `level`. Every message is joined by the same
+  /// out-of-line function (raft/detail/log_line.hpp), not by a template per list of parts.
+  template <class... Parts>
+  void log_line(log_level level, const Parts&... parts) const {
+    if (opts_.logger.enabled(level)) detail::write_log(opts_.logger, level, {detail::log_part(parts)...});
+  }
+
   template <class Body>
   void send(node_id to, Body&& body) {
     ++metrics_.messages_sent;
@@ -1870,7 +1932,7 @@ class node {
                      } else {
                        done(std::move(r));
                      }
-                     joined_signal_.notify();
+                     finish_stop_if_idle();
                    });
   }
 };
