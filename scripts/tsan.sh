@@ -3,7 +3,8 @@
 # (build-tsan/, or $BUILD_DIR), with g++ (or $CXX).
 #
 # What runs (everything where two threads touch the library's objects):
-#   node_tests      "nodes on separate threads ...": local_transport, three nodes, three threads
+#   node_threaded_tests  tests/node/test_local_transport.cpp alone (not all of node_tests):
+#                   "nodes on separate threads ...": local_transport, three nodes, three threads
 #   storage_tests   every file_storage test and the conformance suite: the storage's writer
 #                   thread, group commit, flush completion posted back to the caller's executor
 #   transport_tests every tcp_transport test (sockets, a cluster in one process) and the codec
@@ -26,7 +27,8 @@ quick=0
 raft_install_deps
 build=${BUILD_DIR:-$raft_root/build-tsan}
 start=$SECONDS
-# -O1: TSan's own recommendation (fast enough, exact stacks). Examples are not threaded.
+# -O1: TSan's own recommendation (fast enough, exact stacks). -g1: line tables, which is all a
+# report's stacks use (full -g costs a third more compile time). Examples are not threaded.
 # ASIO_DISABLE_FENCED_BLOCK: Asio brackets every handler call with std::atomic_thread_fence
 # (detail/std_fenced_block.hpp). TSan does not model stand-alone fences (GCC refuses to compile
 # them under -fsanitize=thread: -Werror=tsan), and they are redundant here: a handler crosses
@@ -35,11 +37,11 @@ start=$SECONDS
 # tested is the one that ships. Nothing else is changed or suppressed.
 benchmarks=true
 ((quick)) && benchmarks=false
-raft_configure "$build" -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debugoptimized \
-  -Doptimization=1 -Dexamples=false -Dbenchmarks=$benchmarks >/dev/null
+raft_configure "$build" -Db_sanitize=thread -Db_lundef=false -Doptimization=1 -Ddebug=false \
+  -Dexamples=false -Dbenchmarks=$benchmarks -Dcompile_checks=false >/dev/null
 # (set apart: `meson setup --reconfigure` of meson 1.0 keeps an existing build dir's cpp_args)
-meson configure "$build" -Dcpp_args=-DASIO_DISABLE_FENCED_BLOCK >/dev/null
-targets=(tests/node_tests tests/storage/storage_tests tests/transport/transport_tests)
+meson configure "$build" "-Dcpp_args=['-DASIO_DISABLE_FENCED_BLOCK','-g1']" >/dev/null
+targets=(tests/node_threaded_tests tests/storage/storage_tests tests/transport/transport_tests)
 ((quick)) || targets+=(benchmarks/replication_bench)
 ninja ${RAFT_JOBS:+-j "$RAFT_JOBS"} -C "$build" "${targets[@]}"
 built=$SECONDS
@@ -61,7 +63,7 @@ run() {
   fi
 }
 
-run "node: threaded local_transport" "$build/tests/node_tests" --test-case='*separate threads*'
+run "node: local_transport, threaded" "$build/tests/node_threaded_tests"
 run "storage: file_storage and conformance" "$build/tests/storage/storage_tests"
 run "transport: tcp_transport and codec" "$build/tests/transport/transport_tests"
 if ((!quick)); then

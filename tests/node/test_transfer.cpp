@@ -11,7 +11,7 @@ std::optional<result<node_id>> transfer(cluster<>& c, node_id via, node_id targe
   return await_op<node_id>(c, [&](auto h) { c.node(via).transfer_leadership(target, std::move(h)); });
 }
 
-node_id another(const cluster<>& c, node_id not_this) {
+node_id some_other(const cluster<>& c, node_id not_this) {
   for (node_id id : c.ids())
     if (id != not_this) return id;
   throw std::logic_error("no other node");
@@ -22,7 +22,7 @@ node_id another(const cluster<>& c, node_id not_this) {
 TEST_CASE("leadership moves to a lagging node once it has caught up; proposals wait meanwhile") {
   cluster<> c(3, 21);
   const node_id old = c.wait_for_leader();
-  const node_id target = another(c, old);
+  const node_id target = some_other(c, old);
   // The target misses a batch of writes and is behind when the transfer starts.
   c.network().isolate(target, c.ids());
   REQUIRE(write_some(c, "k", 30) == 30);
@@ -50,7 +50,7 @@ TEST_CASE("leadership moves to a lagging node once it has caught up; proposals w
 TEST_CASE("a transfer to a dead node gives up after an election timeout, and the leader carries on") {
   cluster<> c(3, 22);
   const node_id leader = c.wait_for_leader();
-  const node_id target = another(c, leader);
+  const node_id target = some_other(c, leader);
   c.crash(target);
   const auto started = c.now();
   auto r = transfer(c, leader, target);
@@ -64,7 +64,7 @@ TEST_CASE("a transfer to a dead node gives up after an election timeout, and the
 TEST_CASE("a transfer needs a voter and a leader") {
   cluster<> c(3, 23);
   const node_id leader = c.wait_for_leader();
-  const node_id follower = another(c, leader);
+  const node_id follower = some_other(c, leader);
   CHECK(error_of(transfer(c, follower, leader)) == errc::not_leader);
   CHECK(error_of(transfer(c, leader, node_id{9})) == errc::invalid_argument);
   auto self = transfer(c, leader, leader);
