@@ -39,6 +39,8 @@
 
 #include "raft/testing/cluster.hpp"
 
+#include "../node/node_support.hpp"
+
 #include "linearizability.hpp"
 
 namespace sim {
@@ -515,7 +517,8 @@ class run {
     }
 
     // The replicas converge on the same state.
-    if (!settle(c, 20s)) {
+    // (every node is up here: heal_all restarted the crashed ones)
+    if (!node_test::settle(c, 20s)) {
       fail(outcome::failure::liveness, c.describe("the replicas did not converge within 20 s"));
       return;
     }
@@ -581,25 +584,6 @@ class run {
       if (!done->value().has_value()) c.run_for(et / 4);
     }
     return false;
-  }
-
-  /// Settled: a leader, everything in its log committed, every node up holding and applying it.
-  static bool settle(cluster<>& c, vduration limit) {
-    return c.run_until(
-        [&] {
-          const auto l = c.leader();
-          if (!l) return false;
-          const auto& leader = c.node(*l);
-          if (leader.commit_index() != leader.log().last_index()) return false;
-          for (node_id id : c.ids()) {
-            if (!c.is_up(id)) return false;
-            const auto& n = c.node(id);
-            if (n.log().last_index() != leader.log().last_index() || n.applied_index() != leader.commit_index())
-              return false;
-          }
-          return true;
-        },
-        limit);
   }
 
   /// A driver-side operation through `via`, waited for up to `limit`; recorded in the history.
