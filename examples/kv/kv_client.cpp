@@ -362,7 +362,8 @@ asio::awaitable<int> run(const request& r) {
       co_await pause();
       continue;
     }
-    if (reply.starts_with("ERR leadership_lost") || reply.starts_with("ERR stopped")) {
+    if (reply.starts_with("ERR leadership_lost") || reply.starts_with("ERR stopped") ||
+        reply.starts_with("ERR timeout")) {
       if (r.idempotent) {
         next_server();
         co_await pause();

@@ -32,7 +32,8 @@
 //   REMOVE id          -> OK <index>            voter or learner leaves (the leader too)
 //   TRANSFER id        -> OK <new leader>       leadership transfer
 // Errors: `ERR not_leader <leader id, 0 if unknown>`, `ERR leadership_lost` / `ERR stopped`
-// (outcome unknown: the command may still be applied), `ERR busy`, `ERR <reason>`.
+// (outcome unknown: the command may still be applied), `ERR busy`, `ERR timeout` (a GET whose
+// read index no quorum confirmed in time: nothing was read, retry; or an abandoned TRANSFER), `ERR <reason>`.
 // GET waits for node.read_barrier() (ReadIndex: a heartbeat round on the leader, or the leader's
 // read index on a follower) and then reads this node's state machine: linearizable, and no log
 // entry. Member addresses live in the replicated map under keys "__peer/<id>"; every server
@@ -503,6 +504,7 @@ class server {
       case raft::errc::stopped: return "ERR stopped (outcome unknown)";
       case raft::errc::busy: return "ERR busy";
       case raft::errc::transferring: return "ERR busy (leadership transfer)";
+      case raft::errc::timeout: return "ERR timeout (not confirmed in time)";
       default: return "ERR " + e.message();
     }
   }

@@ -15,6 +15,7 @@
 //     hint, to the next server), `ERR busy` and refused or timed-out connections retry: none of
 //     these applied the command;
 //   - `OK <value>` is a success (for get, the value read: empty means absent);
+//   - `ERR timeout` (no quorum confirmed a read in time): a get is tried again, elsewhere;
 //   - `ERR leadership_lost`/`ERR stopped`, or a connection that breaks or stays silent after the
 //     command was sent: the outcome is unknown;
 //   - no answer by --op-timeout with every attempt certainly not applied: it failed.
@@ -228,6 +229,12 @@ class workload {
       }
       if (reply->starts_with("ERR busy")) {
         co_await pause(20ms);
+        continue;
+      }
+      if (reply->starts_with("ERR timeout")) {  // no quorum confirmed the read index in time
+        if (!line.starts_with("GET ")) co_return result::unknown;
+        target = next_server(target);  // a get read nothing: try again, elsewhere
+        co_await pause(50ms);
         continue;
       }
       if (reply->starts_with("ERR leadership_lost") || reply->starts_with("ERR stopped")) co_return result::unknown;
