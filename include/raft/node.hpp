@@ -295,6 +295,13 @@ class node {
   /// A storage whose flush completes at once (memory_storage: `flush_now()`) is flushed inline,
   /// at the end of the event that appended, instead of on a trip through persist_loop.
   static constexpr bool inline_flush = requires(Storage& s) { s.flush_now(); };
+  /// A transport that can hold an event's messages until its end (tcp_transport:
+  /// `send_batched()` then `flush()`) gets them so from inside an event, and a flush from
+  /// settle(): one write per peer per event.
+  static constexpr bool batching_transport = requires(Transport& t, message m) {
+    t.send_batched(std::move(m));
+    t.flush();
+  };
   struct no_snapshot_io {};
   template <class S>
   struct snapshot_io {
@@ -617,6 +624,7 @@ class node {
     }
     if (role_ == role::leader && !stopping_)
       for (auto& [id, p] : peers_) send_entries(*p);
+    if constexpr (batching_transport) transport_.flush();  // what this event sent goes out now
     handling_ = false;
   }
 
@@ -1874,6 +1882,12 @@ class node {
   void send(node_id to, Body&& body) {
     ++metrics_.messages_sent;
     metrics_.bytes_sent += message_bytes(body);
+    if constexpr (batching_transport) {
+      if (handling_) {  // settle() flushes at the end of the event
+        transport_.send_batched(message{opts_.id, to, std::forward<Body>(body)});
+        return;
+      }
+    }
     transport_.send(message{opts_.id, to, std::forward<Body>(body)});
   }
 

@@ -45,6 +45,17 @@ class signal {
     waking_.clear();
   }
 
+  /// Like notify(), but a single waiter resumes inside this call, without a trip through the
+  /// executor (several waiters are posted as by notify()). Only for a caller whose own state is
+  /// consistent at this point and that expects the waiter to run (and perhaps call back into it)
+  /// before this returns. Must be called on the executor.
+  void notify_now() {
+    if (waiters_.size() != 1) return notify();
+    auto h = std::move(waiters_.back());
+    waiters_.pop_back();
+    std::move(h)();
+  }
+
  private:
   asio::any_io_executor ex_;
   std::vector<unique_function<void()>> waiters_;
