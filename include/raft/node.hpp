@@ -295,6 +295,8 @@ class node {
   /// A storage whose flush completes at once (memory_storage: `flush_now()`) is flushed inline,
   /// at the end of the event that appended, instead of on a trip through persist_loop.
   static constexpr bool inline_flush = requires(Storage& s) { s.flush_now(); };
+  /// Compacted log entries destroyed at the end of each event (log_view::reclaim()).
+  static constexpr std::size_t reclaim_slice = 4096;
   /// A transport that can hold an event's messages until its end (tcp_transport:
   /// `send_batched()` then `flush()`) gets them so from inside an event, and a flush from
   /// settle(): one write per peer per event.
@@ -625,6 +627,7 @@ class node {
     if (role_ == role::leader && !stopping_)
       for (auto& [id, p] : peers_) send_entries(*p);
     if constexpr (batching_transport) transport_.flush();  // what this event sent goes out now
+    log_.reclaim(reclaim_slice);  // entries a compaction dropped are freed a slice per event
     handling_ = false;
   }
 
@@ -1724,13 +1727,12 @@ class node {
   /// configuration entry at or before `index`, else the snapshot's.
   [[gnu::cold, gnu::noinline]]
   [[nodiscard]] std::pair<configuration, index_t> config_at(index_t index) const {
-    for (index_t i = std::min(index, log_.last_index()); i > log_.base_index(); i = i.prev()) {
-      const log_entry& e = log_.at(i);
-      if (e.kind != entry_kind::configuration) continue;
+    if (const auto i = log_.last_configuration_through(std::min(index, log_.last_index()))) {
+      const log_entry& e = log_.at(*i);
       auto c = decode_configuration(e.data.bytes());
       if (!c) throw std::runtime_error("raft: undecodable configuration entry at index " +
-                                       std::to_string(i.value));
-      return {std::move(*c), i};
+                                       std::to_string(i->value));
+      return {std::move(*c), *i};
     }
     return {snapshot_config_, snapshot_index_};
   }
