@@ -159,6 +159,9 @@ concept snapshot_storage = storage<S> && requires(S& s, const snapshot_meta& met
 ///   moves every arrived message into `batch` (which the node has cleared), and returns true;
 ///   it returns false once the transport is closed;
 /// - `t.close()` ends delivery: a pending and every later `receive` returns false.
+/// Optionally `t.send_batched(message)` and `t.flush()`: the node then sends what it sends while
+/// handling an event with send_batched() and calls flush() at the event's end (see
+/// docs/concepts.md; tcp_transport has them).
 ///
 /// The node promises: all calls come from the node's executor; it awaits `receive` from one
 /// coroutine at a time; it calls `close` when stopping.
