@@ -44,11 +44,13 @@
 #include <asio/async_result.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/execution/outstanding_work.hpp>
 #include <asio/post.hpp>
 #include <asio/prefer.hpp>
 #include <asio/redirect_error.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "raft/detail/asio_check.hpp"
@@ -65,6 +67,7 @@
 #include "raft/detail/jitter_rng.hpp"
 #include "raft/detail/log_line.hpp"
 #include "raft/detail/signal.hpp"
+#include "raft/detail/suspend.hpp"
 #include "raft/detail/take_front.hpp"
 #include "raft/core/snapshot.hpp"
 #include "raft/detail/unique_function.hpp"
@@ -137,19 +140,18 @@ class node {
   asio::awaitable<void> stop() {
     // An asynchronous operation rather than a coroutine spawned on the node's executor: the
     // caller's handler waits in stop_waiters_ until the last coroutine has finished.
-    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-        [this](auto handler) {
-          auto ex = asio::get_associated_executor(handler, ex_);
-          auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
-          asio::dispatch(ex_, [this, h = std::move(handler), work = std::move(work)]() mutable {
-            stop_waiters_.push_back([h = std::move(h), work = std::move(work)]() mutable {
-              asio::post(work, std::move(h));
-            });
-            begin_stop();
-            finish_stop_if_idle();
-          });
+    struct stop_request {
+      node* self;
+      executor_type caller;  ///< where the caller resumes
+    };
+    executor_type caller = co_await asio::this_coro::executor;
+    stop_request request{this, std::move(caller)};
+    co_await detail::suspend(
+        [](void* r, detail::resume_fn resume) {
+          auto& req = *static_cast<stop_request*>(r);
+          req.self->request_stop(std::move(resume), req.caller);
         },
-        asio::use_awaitable);
+        &request);
   }
 
   /// Proposes `command` for the replicated log. Completes with the state machine's result for the
@@ -526,13 +528,24 @@ class node {
     reload_configuration();
   }
 
+  /// Runs `task` as one of the node's coroutines: stop() waits for it, and an exception from it
+  /// stops the node. Spawned with asio::detached (whose co_spawn machinery a program that uses
+  /// Asio has instantiated already); the bookkeeping is done by guarded().
   void spawn(asio::awaitable<void> task) {
     ++running_;
-    asio::co_spawn(ex_, std::move(task), [this](std::exception_ptr e) {
-      --running_;
-      if (e) fail(e);
-      finish_stop_if_idle();
-    });
+    asio::co_spawn(ex_, guarded(std::move(task)), asio::detached);
+  }
+
+  asio::awaitable<void> guarded(asio::awaitable<void> task) {
+    std::exception_ptr e;
+    try {
+      co_await std::move(task);
+    } catch (...) {
+      e = std::current_exception();
+    }
+    --running_;
+    if (e) fail(e);
+    finish_stop_if_idle();
   }
 
   /// Fail-stop: an error the node cannot recover from (storage failure, a broken invariant).
@@ -568,6 +581,21 @@ class node {
     round_signal_.notify();
     for (auto& [id, p] : peers_) p->wake.notify();
     peers_.clear();
+  }
+
+  /// stop()'s caller waits in stop_waiters_ until the last coroutine has finished; it resumes
+  /// on its own executor, which is kept busy until then.
+  [[gnu::cold, gnu::noinline]]
+  void request_stop(detail::resume_fn resume, const executor_type& caller) {
+    detail::resume_fn on_node = [this, resume = std::move(resume),
+                                 work = asio::prefer(caller, asio::execution::outstanding_work.tracked)]() mutable {
+      stop_waiters_.push_back([resume = std::move(resume), work = std::move(work)]() mutable {
+        asio::post(work, std::move(resume));
+      });
+      begin_stop();
+      finish_stop_if_idle();
+    };
+    asio::dispatch(ex_, std::move(on_node));
   }
 
   /// Once stopping and the last coroutine has finished, stop() completes for every caller.
@@ -626,7 +654,8 @@ class node {
     if (handling_ || settle_posted_ || stopping_) return;
     settle_posted_ = true;
     ++running_;
-    asio::post(ex_, [this] {
+    // Posted type-erased, as detail::signal posts its waiters: one instantiation of asio::post.
+    asio::post(ex_, detail::resume_fn([this] {
       --running_;
       settle_posted_ = false;
       if (!stopping_) {
@@ -639,7 +668,7 @@ class node {
         }
       }
       finish_stop_if_idle();
-    });
+    }));
   }
 
   void step(message&& m) {
@@ -976,7 +1005,7 @@ class node {
   template <class T>
   [[gnu::cold, gnu::noinline]]
   void complete_later(op_completion<T> done, result<T> r) {
-    asio::post(ex_, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+    asio::post(ex_, detail::resume_fn([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); }));
   }
 
   /// Appends an entry of the current term to the leader's log. Storage and followers receive it
@@ -1440,7 +1469,7 @@ class node {
         const std::size_t n = source.read(std::span<std::byte>(chunk));
         if (n == 0) break;
         writer.write(std::span<const std::byte>(chunk).first(n));
-        co_await asio::post(ex_, asio::use_awaitable);
+        co_await detail::yield_to(ex_);
         if (stopping_) co_return;
       }
       co_await writer.commit();
@@ -1829,7 +1858,7 @@ class node {
       }
       handling_ = true;
       settle();
-      if (applied_ < commit_) co_await asio::post(ex_, asio::use_awaitable);  // let others run
+      if (applied_ < commit_) co_await detail::yield_to(ex_);  // let others run
     }
   }
 
