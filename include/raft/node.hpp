@@ -49,7 +49,6 @@
 #include <asio/execution/outstanding_work.hpp>
 #include <asio/post.hpp>
 #include <asio/prefer.hpp>
-#include <asio/redirect_error.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -749,11 +748,10 @@ class node {
   /// Re-arms to the latest deadline instead of being cancelled on every heartbeat.
   [[gnu::cold, gnu::noinline]]
   asio::awaitable<void> election_timer() {
-    std::error_code ec;
     while (!stopping_) {
       armed_deadline_ = election_deadline_;
       election_timer_.expires_at(armed_deadline_);
-      co_await election_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await detail::wait_for(election_timer_);
       if (stopping_) break;
       if (Clock::now() < election_deadline_) continue;  // the deadline moved while we slept
       on_election_timeout();
@@ -1023,7 +1021,6 @@ class node {
 
   [[gnu::cold, gnu::noinline]]
   asio::awaitable<void> heartbeat_loop(term_t term) {
-    std::error_code ec;
     while (still_leading(term)) {
       start_round();
       for (auto& [id, p] : peers_) {
@@ -1039,7 +1036,7 @@ class node {
       if (!still_leading(term)) break;
       heartbeat_timer_.expires_after(std::chrono::duration_cast<typename Clock::duration>(
           opts_.heartbeat_interval));
-      co_await heartbeat_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await detail::wait_for(heartbeat_timer_);
     }
   }
 

@@ -13,6 +13,7 @@
 // initiation type, non-template, that machinery is instantiated once, whatever suspends.
 #pragma once
 
+#include <system_error>
 #include <utility>
 
 #include <asio/any_io_executor.hpp>
@@ -49,6 +50,23 @@ struct suspend_initiation {
 [[nodiscard]] inline auto suspend(suspend_start start, void* context) {
   return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(suspend_initiation{start, context},
                                                                        asio::use_awaitable);
+}
+
+/// A completion handler for an operation that completes with an error code the caller does not
+/// look at (a timer's wait): resumes a suspended coroutine. One type for every such wait.
+struct resume_on_completion {
+  resume_fn resume;
+  void operator()(const std::error_code&) { resume(); }
+};
+
+/// Suspends the awaiting coroutine until `timer`'s wait completes, expired or cancelled.
+template <class Timer>
+[[nodiscard]] auto wait_for(Timer& timer) {
+  return suspend(
+      [](void* t, resume_fn resume) {
+        static_cast<Timer*>(t)->async_wait(resume_on_completion{std::move(resume)});
+      },
+      &timer);
 }
 
 /// Suspends the awaiting coroutine and resumes it from `ex`'s queue: lets others run first.
