@@ -16,7 +16,6 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
-#include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "raft/detail/asio_check.hpp"
@@ -159,6 +158,9 @@ concept snapshot_storage = storage<S> && requires(S& s, const snapshot_meta& met
 ///   moves every arrived message into `batch` (which the node has cleared), and returns true;
 ///   it returns false once the transport is closed;
 /// - `t.close()` ends delivery: a pending and every later `receive` returns false.
+/// Optionally `t.send_batched(message)` and `t.flush()`: the node then sends what it sends while
+/// handling an event with send_batched() and calls flush() at the event's end (see
+/// docs/concepts.md; tcp_transport has them).
 ///
 /// The node promises: all calls come from the node's executor; it awaits `receive` from one
 /// coroutine at a time; it calls `close` when stopping.
@@ -172,20 +174,28 @@ concept transport = requires(T& t, message m, std::vector<message>& batch) {
   { t.close() } -> std::same_as<void>;
 };
 
+namespace detail {
+/// Stands for the completion handler the node gives a timer's async_wait (a callable taking the
+/// error code, with no associated executor: it runs on the timer's).
+struct timer_wait_handler {
+  void operator()(const std::error_code&) const noexcept {}
+};
+}  // namespace detail
+
 /// Given a type T and an object `t` of it, T is a timer for raft::node if it does what the node
 /// uses of asio::steady_timer: constructed from the node's executor, `t.expires_at(time_point)`,
-/// `t.expires_after(duration)`, `t.cancel()`, and `co_await t.async_wait(token)` with an
-/// error-code token; `T::clock_type::now()` is the node's clock. asio::steady_timer (real time)
-/// and raft::testing::virtual_timer (the simulation's clock) model it.
+/// `t.expires_after(duration)`, `t.cancel()`, and `t.async_wait(handler)` with a completion
+/// handler that takes a `std::error_code` (as every Asio timer accepts: any completion token);
+/// `T::clock_type::now()` is the node's clock. asio::steady_timer (real time) and
+/// raft::testing::virtual_timer (the simulation's clock) model it.
 template <class T>
 concept timer = std::constructible_from<T, const asio::any_io_executor&> &&
-    requires(T& t, typename T::clock_type::time_point at, typename T::clock_type::duration d,
-             std::error_code& ec) {
+    requires(T& t, typename T::clock_type::time_point at, typename T::clock_type::duration d) {
   { T::clock_type::now() } -> std::same_as<typename T::clock_type::time_point>;
   t.expires_at(at);
   t.expires_after(d);
   t.cancel();
-  { t.async_wait(asio::redirect_error(asio::use_awaitable, ec)) } -> std::same_as<asio::awaitable<void>>;
+  t.async_wait(detail::timer_wait_handler{});
 };
 
 }  // namespace v1

@@ -44,11 +44,12 @@
 #include <asio/async_result.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/execution/outstanding_work.hpp>
 #include <asio/post.hpp>
 #include <asio/prefer.hpp>
-#include <asio/redirect_error.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "raft/detail/asio_check.hpp"
@@ -65,6 +66,7 @@
 #include "raft/detail/jitter_rng.hpp"
 #include "raft/detail/log_line.hpp"
 #include "raft/detail/signal.hpp"
+#include "raft/detail/suspend.hpp"
 #include "raft/detail/take_front.hpp"
 #include "raft/core/snapshot.hpp"
 #include "raft/detail/unique_function.hpp"
@@ -137,19 +139,18 @@ class node {
   asio::awaitable<void> stop() {
     // An asynchronous operation rather than a coroutine spawned on the node's executor: the
     // caller's handler waits in stop_waiters_ until the last coroutine has finished.
-    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-        [this](auto handler) {
-          auto ex = asio::get_associated_executor(handler, ex_);
-          auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
-          asio::dispatch(ex_, [this, h = std::move(handler), work = std::move(work)]() mutable {
-            stop_waiters_.push_back([h = std::move(h), work = std::move(work)]() mutable {
-              asio::post(work, std::move(h));
-            });
-            begin_stop();
-            finish_stop_if_idle();
-          });
+    struct stop_request {
+      node* self;
+      executor_type caller;  ///< where the caller resumes
+    };
+    executor_type caller = co_await asio::this_coro::executor;
+    stop_request request{this, std::move(caller)};
+    co_await detail::suspend(
+        [](void* r, detail::resume_fn resume) {
+          auto& req = *static_cast<stop_request*>(r);
+          req.self->request_stop(std::move(resume), req.caller);
         },
-        asio::use_awaitable);
+        &request);
   }
 
   /// Proposes `command` for the replicated log. Completes with the state machine's result for the
@@ -295,6 +296,15 @@ class node {
   /// A storage whose flush completes at once (memory_storage: `flush_now()`) is flushed inline,
   /// at the end of the event that appended, instead of on a trip through persist_loop.
   static constexpr bool inline_flush = requires(Storage& s) { s.flush_now(); };
+  /// Compacted log entries destroyed at the end of each event (log_view::reclaim()).
+  static constexpr std::size_t reclaim_slice = 4096;
+  /// A transport that can hold an event's messages until its end (tcp_transport:
+  /// `send_batched()` then `flush()`) gets them so from inside an event, and a flush from
+  /// settle(): one write per peer per event.
+  static constexpr bool batching_transport = requires(Transport& t, message m) {
+    t.send_batched(std::move(m));
+    t.flush();
+  };
   struct no_snapshot_io {};
   template <class S>
   struct snapshot_io {
@@ -526,13 +536,24 @@ class node {
     reload_configuration();
   }
 
+  /// Runs `task` as one of the node's coroutines: stop() waits for it, and an exception from it
+  /// stops the node. Spawned with asio::detached (whose co_spawn machinery a program that uses
+  /// Asio has instantiated already); the bookkeeping is done by guarded().
   void spawn(asio::awaitable<void> task) {
     ++running_;
-    asio::co_spawn(ex_, std::move(task), [this](std::exception_ptr e) {
-      --running_;
-      if (e) fail(e);
-      finish_stop_if_idle();
-    });
+    asio::co_spawn(ex_, guarded(std::move(task)), asio::detached);
+  }
+
+  asio::awaitable<void> guarded(asio::awaitable<void> task) {
+    std::exception_ptr e;
+    try {
+      co_await std::move(task);
+    } catch (...) {
+      e = std::current_exception();
+    }
+    --running_;
+    if (e) fail(e);
+    finish_stop_if_idle();
   }
 
   /// Fail-stop: an error the node cannot recover from (storage failure, a broken invariant).
@@ -568,6 +589,21 @@ class node {
     round_signal_.notify();
     for (auto& [id, p] : peers_) p->wake.notify();
     peers_.clear();
+  }
+
+  /// stop()'s caller waits in stop_waiters_ until the last coroutine has finished; it resumes
+  /// on its own executor, which is kept busy until then.
+  [[gnu::cold, gnu::noinline]]
+  void request_stop(detail::resume_fn resume, const executor_type& caller) {
+    detail::resume_fn on_node = [this, resume = std::move(resume),
+                                 work = asio::prefer(caller, asio::execution::outstanding_work.tracked)]() mutable {
+      stop_waiters_.push_back([resume = std::move(resume), work = std::move(work)]() mutable {
+        asio::post(work, std::move(resume));
+      });
+      begin_stop();
+      finish_stop_if_idle();
+    };
+    asio::dispatch(ex_, std::move(on_node));
   }
 
   /// Once stopping and the last coroutine has finished, stop() completes for every caller.
@@ -617,6 +653,8 @@ class node {
     }
     if (role_ == role::leader && !stopping_)
       for (auto& [id, p] : peers_) send_entries(*p);
+    if constexpr (batching_transport) transport_.flush();  // what this event sent goes out now
+    log_.reclaim(reclaim_slice);  // entries a compaction dropped are freed a slice per event
     handling_ = false;
   }
 
@@ -626,7 +664,8 @@ class node {
     if (handling_ || settle_posted_ || stopping_) return;
     settle_posted_ = true;
     ++running_;
-    asio::post(ex_, [this] {
+    // Posted type-erased, as detail::signal posts its waiters: one instantiation of asio::post.
+    asio::post(ex_, detail::resume_fn([this] {
       --running_;
       settle_posted_ = false;
       if (!stopping_) {
@@ -639,14 +678,27 @@ class node {
         }
       }
       finish_stop_if_idle();
-    });
+    }));
   }
 
   void step(message&& m) {
     if (m.to != opts_.id || m.from == opts_.id || m.from == no_node) return;
     const term_t t = term_of(m.body);
     if (t != term_ && !handle_other_term(m, t)) return;
-    std::visit([&](auto& body) { on(m.from, std::move(body)); }, m.body);
+    // A switch rather than std::visit: the same jump table, less for the compiler to instantiate.
+    static_assert(std::variant_size_v<message_body> == 9, "a new message type needs a case here");
+    auto& b = m.body;
+    switch (b.index()) {
+      case 0: return on(m.from, std::move(*std::get_if<vote_request>(&b)));
+      case 1: return on(m.from, std::move(*std::get_if<vote_response>(&b)));
+      case 2: return on(m.from, std::move(*std::get_if<append_request>(&b)));
+      case 3: return on(m.from, std::move(*std::get_if<append_response>(&b)));
+      case 4: return on(m.from, std::move(*std::get_if<install_snapshot_request>(&b)));
+      case 5: return on(m.from, std::move(*std::get_if<install_snapshot_response>(&b)));
+      case 6: return on(m.from, std::move(*std::get_if<timeout_now>(&b)));
+      case 7: return on(m.from, std::move(*std::get_if<read_index_request>(&b)));
+      case 8: return on(m.from, std::move(*std::get_if<read_index_response>(&b)));
+    }
   }
 
   /// A message whose term is not ours (rare: once per term change). Returns whether step()
@@ -720,11 +772,10 @@ class node {
   /// Re-arms to the latest deadline instead of being cancelled on every heartbeat.
   [[gnu::cold, gnu::noinline]]
   asio::awaitable<void> election_timer() {
-    std::error_code ec;
     while (!stopping_) {
       armed_deadline_ = election_deadline_;
       election_timer_.expires_at(armed_deadline_);
-      co_await election_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await detail::wait_for(election_timer_);
       if (stopping_) break;
       if (Clock::now() < election_deadline_) continue;  // the deadline moved while we slept
       on_election_timeout();
@@ -976,7 +1027,7 @@ class node {
   template <class T>
   [[gnu::cold, gnu::noinline]]
   void complete_later(op_completion<T> done, result<T> r) {
-    asio::post(ex_, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+    asio::post(ex_, detail::resume_fn([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); }));
   }
 
   /// Appends an entry of the current term to the leader's log. Storage and followers receive it
@@ -994,7 +1045,6 @@ class node {
 
   [[gnu::cold, gnu::noinline]]
   asio::awaitable<void> heartbeat_loop(term_t term) {
-    std::error_code ec;
     while (still_leading(term)) {
       start_round();
       for (auto& [id, p] : peers_) {
@@ -1010,7 +1060,7 @@ class node {
       if (!still_leading(term)) break;
       heartbeat_timer_.expires_after(std::chrono::duration_cast<typename Clock::duration>(
           opts_.heartbeat_interval));
-      co_await heartbeat_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await detail::wait_for(heartbeat_timer_);
     }
   }
 
@@ -1440,7 +1490,7 @@ class node {
         const std::size_t n = source.read(std::span<std::byte>(chunk));
         if (n == 0) break;
         writer.write(std::span<const std::byte>(chunk).first(n));
-        co_await asio::post(ex_, asio::use_awaitable);
+        co_await detail::yield_to(ex_);
         if (stopping_) co_return;
       }
       co_await writer.commit();
@@ -1716,13 +1766,12 @@ class node {
   /// configuration entry at or before `index`, else the snapshot's.
   [[gnu::cold, gnu::noinline]]
   [[nodiscard]] std::pair<configuration, index_t> config_at(index_t index) const {
-    for (index_t i = std::min(index, log_.last_index()); i > log_.base_index(); i = i.prev()) {
-      const log_entry& e = log_.at(i);
-      if (e.kind != entry_kind::configuration) continue;
+    if (const auto i = log_.last_configuration_through(std::min(index, log_.last_index()))) {
+      const log_entry& e = log_.at(*i);
       auto c = decode_configuration(e.data.bytes());
       if (!c) throw std::runtime_error("raft: undecodable configuration entry at index " +
-                                       std::to_string(i.value));
-      return {std::move(*c), i};
+                                       std::to_string(i->value));
+      return {std::move(*c), *i};
     }
     return {snapshot_config_, snapshot_index_};
   }
@@ -1829,7 +1878,7 @@ class node {
       }
       handling_ = true;
       settle();
-      if (applied_ < commit_) co_await asio::post(ex_, asio::use_awaitable);  // let others run
+      if (applied_ < commit_) co_await detail::yield_to(ex_);  // let others run
     }
   }
 
@@ -1870,20 +1919,26 @@ class node {
     if (opts_.logger.enabled(level)) detail::write_log(opts_.logger, level, {detail::log_part(parts)...});
   }
 
-  template <class Body>
-  void send(node_id to, Body&& body) {
+  /// Not a template on the message type: one function for every kind of message.
+  void send(node_id to, message_body&& body) {
     ++metrics_.messages_sent;
     metrics_.bytes_sent += message_bytes(body);
-    transport_.send(message{opts_.id, to, std::forward<Body>(body)});
+    if constexpr (batching_transport) {
+      if (handling_) {  // settle() flushes at the end of the event
+        transport_.send_batched(message{opts_.id, to, std::move(body)});
+        return;
+      }
+    }
+    transport_.send(message{opts_.id, to, std::move(body)});
   }
 
   /// An estimate of a message's size for the metrics: payloads plus a fixed header.
-  template <class Body>
-  static std::uint64_t message_bytes(const Body& body) noexcept {
+  static std::uint64_t message_bytes(const message_body& body) noexcept {
     std::uint64_t n = 48;
-    if constexpr (std::is_same_v<std::decay_t<Body>, append_request>)
-      for (const auto& e : body.entries) n += entry_size(e);
-    if constexpr (std::is_same_v<std::decay_t<Body>, install_snapshot_request>) n += body.data.size();
+    if (const auto* a = std::get_if<append_request>(&body))
+      for (const auto& e : a->entries) n += entry_size(e);
+    else if (const auto* s = std::get_if<install_snapshot_request>(&body))
+      n += s->data.size();
     return n;
   }
 

@@ -265,3 +265,116 @@ TEST_CASE("last_index_of_term looks only at the entries held after the compactio
   CHECK(log.last_index_of_term(term_t{3}) == index_t{12});
   CHECK_FALSE(log.last_index_of_term(term_t{1}).has_value());
 }
+
+namespace {
+/// Counts live instances, to check that chunked_deque destroys every element exactly once.
+struct counted {
+  static inline long live = 0;
+  std::uint64_t value = 0;
+  explicit counted(std::uint64_t v) : value(v) { ++live; }
+  counted(const counted& o) : value(o.value) { ++live; }
+  counted(counted&& o) noexcept : value(o.value) { ++live; }
+  counted& operator=(const counted&) = default;
+  counted& operator=(counted&&) noexcept = default;
+  ~counted() { --live; }
+};
+}  // namespace
+
+TEST_CASE("chunked_deque: a deferred front erase destroys the dropped elements by reclaim(), each once") {
+  using deque = raft::detail::chunked_deque<counted>;
+  const std::size_t chunk = deque::chunk_size;
+  std::uint64_t rng = 12345;
+  auto next = [&](std::uint64_t bound) {
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (rng >> 33) % bound;
+  };
+  {
+    deque d;
+    std::uint64_t first = 0, end = 0;  // d holds first..end-1
+    for (int step = 0; step < 3000; ++step) {
+      switch (next(6)) {
+        case 0:
+        case 1:
+          for (std::uint64_t k = next(3 * chunk); k > 0; --k) d.push_back(counted(end++));
+          break;
+        case 2: {
+          const std::size_t n = next(d.size() + 1);
+          d.erase_front_deferred(n);
+          first += n;
+          break;
+        }
+        case 3:
+          d.reclaim(next(2 * chunk));
+          break;
+        case 4: {
+          const std::size_t n = next(d.size() + 1);
+          d.erase_front(n);
+          first += n;
+          break;
+        }
+        case 5:
+          if (!d.empty() && next(4) == 0) {
+            const std::size_t keep = next(d.size() + 1);
+            d.truncate(keep);
+            end = first + keep;
+          }
+          break;
+      }
+      REQUIRE(d.size() == end - first);
+      REQUIRE(counted::live == static_cast<long>(d.size() + d.waiting()));
+      if (!d.empty()) {
+        REQUIRE(d.front().value == first);
+        REQUIRE(d.back().value == end - 1);
+        const std::size_t i = next(d.size());
+        REQUIRE(d[i].value == first + i);
+      }
+    }
+    d.reclaim(d.waiting());
+    CHECK(d.waiting() == 0);
+    CHECK(counted::live == static_cast<long>(d.size()));
+    d.erase_front_deferred(d.size() / 2);
+    deque moved(std::move(d));  // what waits moves along, and is destroyed with it
+  }
+  CHECK(counted::live == 0);
+}
+
+TEST_CASE("compaction frees the dropped entries a slice at a time") {
+  log_view log = log_of_sized_entries(50000, 8);
+  log.compact_through(index_t{40000}, term_t{1});
+  CHECK(log.first_index() == index_t{40001});
+  CHECK(log.at(index_t{40001}).index == index_t{40001});
+  std::size_t waiting = log.reclaim(0);
+  CHECK(waiting > 30000);
+  CHECK(waiting <= 40000);
+  CHECK(log.reclaim(1000) == waiting - 1000);
+  log.compact_through(index_t{50000}, term_t{1});  // everything: the log is empty, entries wait
+  CHECK(log.last_index() == index_t{50000});
+  while (log.reclaim(4096) > 0) {
+  }
+  log.append(make_entry(50001, 1));
+  CHECK(log.at(index_t{50001}).index == index_t{50001});
+}
+
+TEST_CASE("the log finds its last configuration entry at or before an index, through truncations and compactions") {
+  log_view log;
+  auto add = [&](std::uint64_t i, entry_kind kind) { log.append(log_entry{term_t{1}, index_t{i}, kind, buffer{}}); };
+  for (std::uint64_t i = 1; i <= 100; ++i)
+    add(i, i == 1 || i == 40 || i == 70 ? entry_kind::configuration : entry_kind::command);
+  CHECK(log.last_configuration_through(index_t{100}) == index_t{70});
+  CHECK(log.last_configuration_through(index_t{69}) == index_t{40});
+  CHECK(log.last_configuration_through(index_t{40}) == index_t{40});
+  CHECK(log.last_configuration_through(index_t{1}) == index_t{1});
+  CHECK(log.last_configuration_through(index_t{0}) == std::nullopt);
+  log.truncate_after(index_t{69});
+  CHECK(log.last_configuration_through(index_t{69}) == index_t{40});
+  add(70, entry_kind::command);
+  add(71, entry_kind::configuration);
+  CHECK(log.last_configuration_through(index_t{100}) == index_t{71});
+  log.compact_through(index_t{40}, term_t{1});
+  CHECK(log.last_configuration_through(index_t{70}) == std::nullopt);  // 40 is the base now
+  CHECK(log.last_configuration_through(index_t{71}) == index_t{71});
+  log_view copy = log;
+  CHECK(copy.last_configuration_through(index_t{71}) == index_t{71});
+  log.compact_through(index_t{71}, term_t{1});
+  CHECK(log.last_configuration_through(index_t{71}) == std::nullopt);
+}

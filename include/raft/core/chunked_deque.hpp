@@ -32,13 +32,16 @@ class chunked_deque {
   }
   chunked_deque(chunked_deque&& o) noexcept
       : chunks_(std::move(o.chunks_)), spare_(std::exchange(o.spare_, nullptr)),
-        head_(std::exchange(o.head_, 0)), size_(std::exchange(o.size_, 0)) {}
+        head_(std::exchange(o.head_, 0)), size_(std::exchange(o.size_, 0)),
+        graveyard_(std::move(o.graveyard_)), dead_head_(std::exchange(o.dead_head_, 0)),
+        dead_(std::exchange(o.dead_, 0)) {}
   chunked_deque& operator=(chunked_deque o) noexcept {
     swap(o);
     return *this;
   }
   ~chunked_deque() {
     clear();
+    reclaim(dead_);
     release(spare_);
   }
 
@@ -47,6 +50,9 @@ class chunked_deque {
     std::swap(spare_, o.spare_);
     std::swap(head_, o.head_);
     std::swap(size_, o.size_);
+    graveyard_.swap(o.graveyard_);
+    std::swap(dead_head_, o.dead_head_);
+    std::swap(dead_, o.dead_);
   }
 
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
@@ -91,6 +97,56 @@ class chunked_deque {
     head_ = size_ == 0 ? 0 : head_ - whole * chunk_size;
   }
 
+  /// Removes the first `n` elements like erase_front(), but destroys at once only those that
+  /// share a chunk with the elements kept (fewer than a chunk); the elements of the chunks that
+  /// empty wait for reclaim(), so removing a long prefix costs O(chunks) now. At most about
+  /// one such removal waits: elements still waiting from an earlier one, if more than `n`, are
+  /// destroyed first.
+  void erase_front_deferred(std::size_t n) {
+    assert(n <= size_);
+    if (dead_ > n) reclaim(dead_);
+    const std::size_t end = head_ + n;          // position of the first element kept
+    const std::size_t whole = end / chunk_size;  // chunks holding only removed elements
+    graveyard_.reserve(graveyard_.size() + whole);
+    for (std::size_t c = 0; c < whole; ++c) {
+      const std::size_t from = c == 0 ? head_ : 0;
+      graveyard_.push_back(dead_chunk{chunks_[c], from, chunk_size});
+      dead_ += chunk_size - from;
+    }
+    for (std::size_t at = std::max(head_, whole * chunk_size); at < end; ++at)
+      std::destroy_at(chunks_[at / chunk_size] + at % chunk_size);
+    head_ = end;
+    size_ -= n;
+    const std::size_t drop = size_ == 0 ? chunks_.size() : whole;
+    for (std::size_t c = whole; c < drop; ++c) keep_spare(chunks_[c]);  // emptied, not dead
+    chunks_.erase(chunks_.begin(), chunks_.begin() + static_cast<std::ptrdiff_t>(drop));
+    head_ = size_ == 0 ? 0 : head_ - drop * chunk_size;
+  }
+
+  /// Destroys up to `budget` of the elements erase_front_deferred() left waiting, oldest first,
+  /// and frees their chunks as they empty. Returns how many still wait.
+  std::size_t reclaim(std::size_t budget) noexcept {
+    while (budget > 0 && dead_ > 0) {
+      dead_chunk& d = graveyard_[dead_head_];
+      const std::size_t k = std::min(budget, d.to - d.from);
+      for (std::size_t i = 0; i < k; ++i) std::destroy_at(d.chunk + d.from + i);
+      d.from += k;
+      dead_ -= k;
+      budget -= k;
+      if (d.from == d.to) {
+        keep_spare(d.chunk);
+        if (++dead_head_ == graveyard_.size()) {
+          graveyard_.clear();
+          dead_head_ = 0;
+        }
+      }
+    }
+    return dead_;
+  }
+
+  /// Elements erase_front_deferred() removed that reclaim() has not destroyed yet.
+  [[nodiscard]] std::size_t waiting() const noexcept { return dead_; }
+
   /// Keeps the first `n` elements (n <= size()).
   void truncate(std::size_t n) noexcept {
     while (size_ > n) pop_back();
@@ -125,10 +181,20 @@ class chunked_deque {
     if (size_ == 0) head_ = 0;
   }
 
+  /// A chunk erase_front_deferred() took out, its elements [from, to) not destroyed yet.
+  struct dead_chunk {
+    T* chunk;
+    std::size_t from;
+    std::size_t to;
+  };
+
   std::vector<T*> chunks_;
   T* spare_ = nullptr;
   std::size_t head_ = 0;  ///< position of the first element in chunks_.front()
   std::size_t size_ = 0;
+  std::vector<dead_chunk> graveyard_;  ///< from dead_head_ on: waiting for reclaim()
+  std::size_t dead_head_ = 0;
+  std::size_t dead_ = 0;  ///< elements waiting in the graveyard
 };
 
 }  // namespace detail

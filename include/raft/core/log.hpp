@@ -8,10 +8,13 @@
 // first one held: 0 for a log that starts at the beginning, the last compacted entry otherwise.
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
+#include <iterator>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "raft/core/chunked_deque.hpp"
 #include "raft/core/entry.hpp"
@@ -49,6 +52,7 @@ class log_view {
   void append(log_entry e) {
     assert(e.index == last_index().next());
     assert(e.term >= last_term());
+    if (e.kind == entry_kind::configuration) configs_.push_back(e.index);
     entries_.push_back(std::move(e));
   }
 
@@ -56,21 +60,36 @@ class log_view {
   void truncate_after(index_t i) {
     assert(i >= base_index_);
     if (i < last_index()) entries_.truncate(i - base_index_);
+    while (!configs_.empty() && configs_.back() > i) configs_.pop_back();
   }
 
   /// Drops every entry up to and including `i` (whose term is `term`): `i` becomes the base.
   /// An `i` at or past the last entry empties the log. An `i` at or below the base does nothing.
+  /// The dropped entries are destroyed a slice at a time by reclaim() (a snapshot compacts
+  /// ~100,000 entries at once: freeing them in one go would stall the node for milliseconds).
   void compact_through(index_t i, term_t term) {
     if (i <= base_index_) return;
     if (i >= last_index()) {
-      entries_.clear();
+      entries_.erase_front_deferred(entries_.size());
     } else {
       assert(entries_[i - first_index()].term == term);
-      entries_.erase_front(i - base_index_);
+      entries_.erase_front_deferred(i - base_index_);
     }
     base_index_ = i;
     base_term_ = term;
+    configs_.erase(configs_.begin(), std::upper_bound(configs_.begin(), configs_.end(), i));
   }
+
+  /// The index of the last configuration entry held at or before `i`, if any: found without
+  /// walking the (~snapshot_entries long) run of commands since it.
+  [[nodiscard]] std::optional<index_t> last_configuration_through(index_t i) const noexcept {
+    const auto it = std::upper_bound(configs_.begin(), configs_.end(), i);
+    if (it == configs_.begin()) return std::nullopt;
+    return *std::prev(it);
+  }
+
+  /// Destroys up to `budget` entries that compact_through() dropped; returns how many still wait.
+  std::size_t reclaim(std::size_t budget) noexcept { return entries_.reclaim(budget); }
 
   [[nodiscard]] index_t base_index() const noexcept { return base_index_; }
 
@@ -111,6 +130,7 @@ class log_view {
   index_t base_index_{0};
   term_t base_term_{0};
   detail::chunked_deque<log_entry> entries_;  ///< an allocation per ~1,000 entries, not per 10
+  std::vector<index_t> configs_;              ///< indices of the configuration entries held, ascending
 };
 
 }  // namespace v1

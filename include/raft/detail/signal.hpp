@@ -16,11 +16,10 @@
 #include <vector>
 
 #include <asio/any_io_executor.hpp>
-#include <asio/async_result.hpp>
 #include <asio/post.hpp>
-#include <asio/use_awaitable.hpp>
 
 #include "raft/detail/asio_check.hpp"
+#include "raft/detail/suspend.hpp"
 #include "raft/detail/unique_function.hpp"
 
 namespace raft {
@@ -33,8 +32,11 @@ class signal {
 
   /// Suspends until the next notify(). Awaitable; never throws on wake-up.
   [[nodiscard]] auto wait() {
-    return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-        [this](auto handler) { waiters_.emplace_back(std::move(handler)); }, asio::use_awaitable);
+    return suspend(
+        [](void* self, resume_fn resume) {
+          static_cast<signal*>(self)->waiters_.push_back(std::move(resume));
+        },
+        this);
   }
 
   /// Wakes every current waiter (each resumes later, from the executor, never inside this call).
@@ -45,10 +47,21 @@ class signal {
     waking_.clear();
   }
 
+  /// Like notify(), but a single waiter resumes inside this call, without a trip through the
+  /// executor (several waiters are posted as by notify()). Only for a caller whose own state is
+  /// consistent at this point and that expects the waiter to run (and perhaps call back into it)
+  /// before this returns. Must be called on the executor.
+  void notify_now() {
+    if (waiters_.size() != 1) return notify();
+    auto h = std::move(waiters_.back());
+    waiters_.pop_back();
+    std::move(h)();
+  }
+
  private:
   asio::any_io_executor ex_;
-  std::vector<unique_function<void()>> waiters_;
-  std::vector<unique_function<void()>> waking_;
+  std::vector<resume_fn> waiters_;
+  std::vector<resume_fn> waking_;
 };
 
 }  // namespace detail

@@ -74,22 +74,29 @@ class unique_function<R(Args...)> {
     else return **static_cast<T**>(p);
   }
 
+  // Static member function templates rather than lambdas: one function per operation and type
+  // (a captureless lambda is two, its call operator and the function its pointer points to).
   template <class T>
-  static constexpr ops ops_for{
-      [](void* p, Args&&... args) -> R { return target<T>(p)(std::forward<Args>(args)...); },
-      [](void* from, void* to) noexcept {
-        if constexpr (fits_inline<T>) {
-          ::new (to) T(std::move(target<T>(from)));
-          target<T>(from).~T();
-        } else {
-          *static_cast<T**>(to) = *static_cast<T**>(from);
-        }
-      },
-      [](void* p) noexcept {
-        if constexpr (fits_inline<T>) target<T>(p).~T();
-        else delete *static_cast<T**>(p);
-      },
-  };
+  static R call_target(void* p, Args&&... args) {
+    return target<T>(p)(std::forward<Args>(args)...);
+  }
+  template <class T>
+  static void move_target(void* from, void* to) noexcept {
+    if constexpr (fits_inline<T>) {
+      ::new (to) T(std::move(target<T>(from)));
+      target<T>(from).~T();
+    } else {
+      *static_cast<T**>(to) = *static_cast<T**>(from);
+    }
+  }
+  template <class T>
+  static void destroy_target(void* p) noexcept {
+    if constexpr (fits_inline<T>) target<T>(p).~T();
+    else delete *static_cast<T**>(p);
+  }
+
+  template <class T>
+  static constexpr ops ops_for{&call_target<T>, &move_target<T>, &destroy_target<T>};
 
   void reset() noexcept {
     if (ops_) ops_->destroy(storage_);

@@ -25,6 +25,7 @@
 #include "raft/detail/asio_check.hpp"
 
 #include "raft/core/messages.hpp"
+#include "raft/detail/suspend.hpp"
 #include "raft/detail/unique_function.hpp"
 
 namespace raft {
@@ -136,13 +137,14 @@ class local_transport {
           co_return true;
         }
       }
-      co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-          [box = box_.get()](auto handler) {
+      co_await detail::suspend(
+          [](void* mailbox, detail::resume_fn resume) {
+            auto* box = static_cast<local_network::mailbox*>(mailbox);
             std::unique_lock lock(box->mutex);
-            box->waiter = std::move(handler);
+            box->waiter = std::move(resume);
             if (box->closed || !box->queue.empty()) box->wake(lock);  // arrived meanwhile
           },
-          asio::use_awaitable);
+          box_.get());
     }
   }
 

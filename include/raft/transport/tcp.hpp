@@ -12,6 +12,10 @@
 //     and writes it with one async_write, and a reader coroutine that reads into one reused
 //     buffer, checks every frame's length against the limit before growing the buffer, decodes,
 //     and puts the messages into the node's inbox; receive() swaps the inbox out;
+//   - the hot path skips the executor: an idle plain TCP connection is written from send() (or
+//     flush(), after send_batched()) with one non-blocking write, the writer coroutine finishing
+//     only what the kernel did not take; a read hands its messages to a waiting receive() at
+//     once (the node handles them inside the reader's turn);
 //   - malformed, oversized or misaddressed input closes that connection (logged); a message whose
 //     `from` is not the peer named in the handshake is dropped;
 //   - a write that does not finish within write_timeout closes the connection, and TCP keep-alive
@@ -41,6 +45,7 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -244,24 +249,55 @@ class basic_tcp_transport {
   /// message exceeds max_frame_bytes, `m.to` was removed, or the connection breaks before it is
   /// written.
   void send(message m) {
+    if (peer* p = enqueue(std::move(m))) write_soon(*p);
+  }
+
+  /// Like send(), but the message may wait in its queue until the next flush(): the messages of
+  /// one event go out together, one write per peer. The caller promises a flush() before it
+  /// leaves the executor (raft::node flushes at the end of every event).
+  void send_batched(message m) {
+    peer* p = enqueue(std::move(m));
+    if (p && !p->dirty) {
+      p->dirty = true;
+      s_->dirty.push_back(p);
+    }
+  }
+
+  /// Writes what send_batched() queued (see send()).
+  void flush() {
     auto& s = *s_;
-    if (s.closed || m.to == s.self || m.to == no_node) return;
+    for (peer* p : s.dirty) {
+      p->dirty = false;
+      write_soon(*p);
+    }
+    s.dirty.clear();
+  }
+
+ private:
+  struct connection;
+  struct peer;
+  struct state;
+
+  /// Queues `m` for its peer; returns the peer, or nullptr if `m` was dropped.
+  peer* enqueue(message&& m) {
+    auto& s = *s_;
+    if (s.closed || m.to == s.self || m.to == no_node) return nullptr;
     if (!codec::fits(m, s.opts.max_frame_bytes)) {
       ++s.stats.dropped_too_large;
       s.opts.logger.log(log_level::warning, "tcp_transport ", s.self, ": dropping a message to ",
                         m.to, " of ", codec::body_size(m), " bytes (max_frame_bytes ",
                         s.opts.max_frame_bytes, ")");
-      return;
+      return nullptr;
     }
     auto& p = s.peer_for(m.to);
     if (p.removed) {
       ++s.stats.dropped_removed;
-      return;
+      return nullptr;
     }
     const std::size_t size = codec::frame_size(m);
     if (size > s.opts.max_queue_bytes || s.opts.max_queue_messages == 0) {
       ++s.stats.dropped_queue_full;
-      return;
+      return nullptr;
     }
     while (!p.queue.empty() && (p.queue.size() >= s.opts.max_queue_messages ||
                                 p.queued_bytes + size > s.opts.max_queue_bytes)) {
@@ -269,11 +305,23 @@ class basic_tcp_transport {
       p.queue.pop_front();
       ++s.stats.dropped_queue_full;
     }
-    const bool was_empty = p.queue.empty();
     p.queue.push_back(std::move(m));
     p.queued_bytes += size;
-    if (was_empty) p.wake.notify();
+    return &p;
   }
+
+  /// Gets `p`'s queue written: at once when its connection is idle (plain TCP: a non-blocking
+  /// write from here, the writer coroutine takes over only what the socket did not accept),
+  /// else by the writer, which takes the queue after its current write.
+  void write_soon(peer& p) {
+    connection* c = p.conn.get();
+    if (c == nullptr || !c->open) return;                 // install() wakes the writer
+    if (c->writing || c->wdone < c->wbuf.size()) return;  // the writer is at work
+    if (c->direct) return write_now(*s_, p, *c);
+    p.wake.notify();
+  }
+
+ public:
 
   /// Waits for messages; moves all that arrived into `batch`. False once closed.
   asio::awaitable<bool> receive(std::vector<message>& batch) {
@@ -310,6 +358,8 @@ class basic_tcp_transport {
       if (auto c = weak.lock()) c->close();
     s.live.clear();
     s.inbox.clear();
+    for (peer* p : s.dirty) p->dirty = false;
+    s.dirty.clear();
     s.arrived.notify();
   }
 
@@ -373,7 +423,9 @@ class basic_tcp_transport {
     stream_type stream;
     asio::steady_timer watchdog;     // bounds connect + security + handshake
     asio::steady_timer write_timer;  // bounds each write (see watch_write)
-    bool writing = false;            // a write is in progress
+    bool writing = false;            // an asynchronous write is in progress
+    bool direct = false;             // write_now() may write (a non-blocking plain TCP socket)
+    std::size_t wdone = 0;           // bytes of wbuf written; the writer writes the rest
     bool write_watched = false;      // write_timer is armed
     asio::steady_timer::time_point write_started{};
     std::size_t write_bytes = 0;
@@ -409,6 +461,7 @@ class basic_tcp_transport {
     tcp::resolver resolver;
     bool dialing = false;  // a dial_loop runs for this peer
     bool removed = false;  // remove_peer() was called (and add_peer() not since)
+    bool dirty = false;    // in state::dirty: send_batched() queued, flush() writes
   };
 
   struct state {
@@ -422,6 +475,7 @@ class basic_tcp_transport {
     tcp::endpoint listen_endpoint;
     detail::signal arrived;
     std::vector<message> inbox;
+    std::vector<peer*> dirty;  // peers with messages from send_batched(), for flush()
     bool closed = false;
     std::map<node_id, std::unique_ptr<peer>> peers;  // never erased: coroutines keep peer*
     std::vector<std::weak_ptr<connection>> live;     // every connection, for close()
@@ -507,6 +561,13 @@ class basic_tcp_transport {
       p.conn->close();
     }
     p.conn = c;
+    if constexpr (std::is_same_v<stream_type, tcp::socket>) {
+      // Writes from send()/flush() must never block: a socket the kernel will not take more
+      // from says so (would_block) and the writer coroutine waits for it instead.
+      std::error_code ec;
+      c->socket().non_blocking(true, ec);
+      c->direct = !ec;
+    }
     ++s->stats.connections_established;
     s->log(log_level::info, "connected with node ", p.id, " (", c->remote, ")");
     p.wake.notify();
@@ -729,6 +790,12 @@ class basic_tcp_transport {
         need = codec::frame_header_bytes;
         deliver(*s, p, std::move(m));
       }
+      // Hand what this read brought to the node's receive() right here, not through the
+      // executor: the node handles it (and flushes its replies) before this reader reads again.
+      if (!s->inbox.empty()) {
+        s->arrived.notify_now();
+        if (s->closed || !c->open) co_return;
+      }
       // Make room for the rest of the current frame (its length is checked already).
       if (begin == end) {
         begin = end = 0;
@@ -767,9 +834,7 @@ class basic_tcp_transport {
       return;
     }
     ++s.stats.messages_received;
-    const bool was_empty = s.inbox.empty();
     s.inbox.push_back(std::move(m));
-    if (was_empty) s.arrived.notify();
   }
 
   /// Closes `c` if a write is still running write_timeout after it started. The timer is armed
@@ -792,33 +857,69 @@ class basic_tcp_transport {
     });
   }
 
-  /// Writes the peer's queue through `c` until `c` closes or is replaced.
+  /// Encodes `p`'s queue into `c`'s write buffer (at most max_write_batch_bytes, at least one
+  /// message), which must hold nothing unwritten.
+  static void take_queue(state& s, peer& p, connection& c) {
+    auto& out = c.wbuf;
+    out.clear();
+    c.wdone = 0;
+    while (!p.queue.empty() && (out.empty() || out.size() < s.opts.max_write_batch_bytes)) {
+      const std::size_t before = out.size();
+      codec::encode_frame(p.queue.front(), out);
+      recycle(p.queue.front());  // its entry vector serves the next message built here
+      p.queued_bytes -= out.size() - before;
+      p.queue.pop_front();
+      ++s.stats.messages_sent;
+    }
+  }
+
+  /// Writes `p`'s queue to `c`'s non-blocking socket from here, while the socket takes it; what
+  /// it does not take, the writer coroutine writes (woken). `c` must be idle.
+  static void write_now(state& s, peer& p, connection& c) {
+    while (!p.queue.empty()) {
+      take_queue(s, p, c);
+      std::error_code ec;
+      std::size_t n = 0;
+      if constexpr (std::is_same_v<stream_type, tcp::socket>) n = c.stream.write_some(asio::buffer(c.wbuf), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec.clear();
+      } else if (ec) {
+        c.close();  // the reader sees it and cleans up
+        return;
+      }
+      c.wdone = n;
+      if (n < c.wbuf.size()) {
+        p.wake.notify();
+        return;
+      }
+    }
+    c.wbuf.clear();
+    c.wdone = 0;
+    if (c.wbuf.capacity() > 2 * s.opts.max_write_batch_bytes + (std::size_t{1} << 20)) c.wbuf.shrink_to_fit();
+  }
+
+  /// Writes the peer's queue through `c` until `c` closes or is replaced: what write_now() left,
+  /// and whatever queues while a write is in progress.
   static asio::awaitable<void> write_loop(std::shared_ptr<state> s, peer* pp, std::shared_ptr<connection> c) {
     auto& p = *pp;
     std::error_code ec;
     for (;;) {
       if (s->closed || !c->open || p.conn != c) co_return;
-      if (p.queue.empty()) {
-        co_await p.wake.wait();
-        continue;
-      }
       auto& out = c->wbuf;
-      out.clear();
-      while (!p.queue.empty() && (out.empty() || out.size() < s->opts.max_write_batch_bytes)) {
-        const std::size_t before = out.size();
-        codec::encode_frame(p.queue.front(), out);
-        recycle(p.queue.front());  // its entry vector serves the next message built here
-        p.queued_bytes -= out.size() - before;
-        p.queue.pop_front();
-        ++s->stats.messages_sent;
+      if (c->wdone >= out.size()) {  // nothing left unwritten
+        if (p.queue.empty()) {
+          co_await p.wake.wait();
+          continue;
+        }
+        take_queue(*s, p, *c);
       }
+      c->writing = true;
       if (s->opts.write_timeout.count() > 0) {
-        c->writing = true;
         c->write_started = asio::steady_timer::clock_type::now();
-        c->write_bytes = out.size();
+        c->write_bytes = out.size() - c->wdone;
         if (!c->write_watched) watch_write(s, c, c->write_started + s->opts.write_timeout);
       }
-      co_await asio::async_write(c->stream, asio::buffer(out),
+      co_await asio::async_write(c->stream, asio::buffer(out.data() + c->wdone, out.size() - c->wdone),
                                  asio::bind_allocator(detail::op_allocator<void>(c->write_memory),
                                                       asio::redirect_error(asio::use_awaitable, ec)));
       c->writing = false;
@@ -826,10 +927,9 @@ class basic_tcp_transport {
         c->close();  // the reader sees it and cleans up
         co_return;
       }
-      if (out.capacity() > 2 * s->opts.max_write_batch_bytes + (std::size_t{1} << 20)) {
-        out.clear();
-        out.shrink_to_fit();
-      }
+      out.clear();
+      c->wdone = 0;
+      if (out.capacity() > 2 * s->opts.max_write_batch_bytes + (std::size_t{1} << 20)) out.shrink_to_fit();
     }
   }
 
