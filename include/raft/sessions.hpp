@@ -118,13 +118,12 @@ inline std::uint64_t get_u64(std::span<const std::byte> in) {  // the caller che
 }
 
 inline std::vector<std::byte> prefix(session_frame_kind kind, std::size_t extra) {
-  // Sized first, then filled: GCC 12 at -O3 reports a false -Wstringop-overflow on
-  // insert()+push_back() into the reserved vector.
+  // Byte by byte: GCC 12 reports false -Wstringop-overflow on a range insert() into a vector
+  // that was just reserved or cleared (at -O3 here, at -O2 in stage_next below).
   std::vector<std::byte> out;
   out.reserve(prefix_size + extra);
-  out.resize(prefix_size);
-  std::copy(std::begin(magic), std::end(magic), out.begin());
-  out[prefix_size - 1] = static_cast<std::byte>(kind);
+  for (std::byte b : magic) out.push_back(b);
+  out.push_back(static_cast<std::byte>(kind));
   return out;
 }
 
@@ -598,7 +597,7 @@ class session_state_machine<SM>::source {
     staged_ = 0;
     if (!header_done_) {
       header_done_ = true;
-      stage_.insert(stage_.end(), std::begin(snapshot_magic), std::end(snapshot_magic));
+      for (std::byte b : snapshot_magic) stage_.push_back(b);  // not insert(): see prefix()
       stage_.push_back(std::byte{snapshot_version});
       put_u64(stage_, records_.size());
       return true;
