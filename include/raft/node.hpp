@@ -143,6 +143,8 @@ class node {
       node* self;
       executor_type caller;  ///< where the caller resumes
     };
+    // The co_await stays out of the braced initializer: GCC 12 miscompiles `T x{a, co_await b}`
+    // (the program crashed in stop()).
     executor_type caller = co_await asio::this_coro::executor;
     stop_request request{this, std::move(caller)};
     co_await detail::suspend(
@@ -296,8 +298,6 @@ class node {
   /// A storage whose flush completes at once (memory_storage: `flush_now()`) is flushed inline,
   /// at the end of the event that appended, instead of on a trip through persist_loop.
   static constexpr bool inline_flush = requires(Storage& s) { s.flush_now(); };
-  /// Compacted log entries destroyed at the end of each event (log_view::reclaim()).
-  static constexpr std::size_t reclaim_slice = 4096;
   /// A transport that can hold an event's messages until its end (tcp_transport:
   /// `send_batched()` then `flush()`) gets them so from inside an event, and a flush from
   /// settle(): one write per peer per event.
@@ -654,7 +654,7 @@ class node {
     if (role_ == role::leader && !stopping_)
       for (auto& [id, p] : peers_) send_entries(*p);
     if constexpr (batching_transport) transport_.flush();  // what this event sent goes out now
-    log_.reclaim(reclaim_slice);  // entries a compaction dropped are freed a slice per event
+    log_.reclaim(detail::reclaim_slice);  // entries a compaction dropped are freed a slice per event
     handling_ = false;
   }
 

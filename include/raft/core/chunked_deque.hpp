@@ -21,6 +21,10 @@ namespace raft {
 inline namespace v1 {
 namespace detail {
 
+/// How many compacted elements the log's owners (the node per event, memory_storage per flush)
+/// destroy per reclaim() call: bounded work, so that a compaction never stalls an event.
+inline constexpr std::size_t reclaim_slice = 4096;
+
 template <class T>
 class chunked_deque {
  public:

@@ -162,7 +162,7 @@ class memory_storage {
   /// flush(), synchronously: nothing here waits for a device. A node flushes such a storage in
   /// the handler that appended, without a trip through its executor.
   void flush_now() {
-    log_.reclaim(reclaim_slice);  // entries compacted earlier, a slice per flush
+    log_.reclaim(detail::reclaim_slice);  // entries compacted earlier, a slice per flush
     if (!ops_.empty()) {
       std::size_t next = 0;  // first entry of appended_ not yet in the log
       for (const op& o : ops_) {
@@ -256,8 +256,6 @@ class memory_storage {
   // Durable.
   index_t base_index_{0};
   term_t base_term_{0};
-  /// Compacted entries destroyed per flush (see chunked_deque::erase_front_deferred).
-  static constexpr std::size_t reclaim_slice = 4096;
   detail::chunked_deque<log_entry> log_;      ///< the entries after base_index_
   std::shared_ptr<const detail::memory_snapshot> snapshot_;
   // Requested since the last flush, in call order.

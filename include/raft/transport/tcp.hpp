@@ -893,6 +893,12 @@ class basic_tcp_transport {
         return;
       }
     }
+    written(s, c);
+  }
+
+  /// `c`'s write buffer is all written: empty it, and give back a buffer an unusually large batch
+  /// grew.
+  static void written(const state& s, connection& c) {
     c.wbuf.clear();
     c.wdone = 0;
     if (c.wbuf.capacity() > 2 * s.opts.max_write_batch_bytes + (std::size_t{1} << 20)) c.wbuf.shrink_to_fit();
@@ -927,9 +933,7 @@ class basic_tcp_transport {
         c->close();  // the reader sees it and cleans up
         co_return;
       }
-      out.clear();
-      c->wdone = 0;
-      if (out.capacity() > 2 * s->opts.max_write_batch_bytes + (std::size_t{1} << 20)) out.shrink_to_fit();
+      written(*s, *c);
     }
   }
 
