@@ -152,10 +152,11 @@ bytes snapshot_meta_bytes(std::uint64_t index, std::uint64_t term) {
 
 bytes snapshot_file(std::uint64_t index, std::uint64_t term, const bytes& data) {
   const bytes meta = snapshot_meta_bytes(index, term);
-  bytes b(32);
-  b.insert(b.end(), meta.begin(), meta.end());
-  b.insert(b.end(), data.begin(), data.end());
-  b.resize(b.size() + 12);
+  // Header, metadata, data, trailer. Sized first and filled in place: GCC 12 at -O3 gives a
+  // false -Warray-bounds on vector::insert after a 32-byte vector here.
+  bytes b(32 + meta.size() + data.size() + 12);
+  std::copy(meta.begin(), meta.end(), b.begin() + 32);
+  std::copy(data.begin(), data.end(), b.begin() + 32 + std::ptrdiff_t(meta.size()));
   fix_snapshot_header(b, std::uint32_t(meta.size()));
   fix_snapshot_trailer(b, meta.size());
   return b;
