@@ -367,21 +367,15 @@ class node {
     completion done;
   };
 
-  /// A read waiting for a quorum to acknowledge heartbeat round `round` (0: not started yet,
-  /// because no entry of this term is committed). `confirmed` gets the read index.
+  /// A read waiting for something, in one of three queues (one type, so one instantiation of
+  /// each container operation): reads_ wait for a quorum to acknowledge heartbeat round `tag`
+  /// (0: not started yet, no entry of this term committed), then `done` gets read index `index`;
+  /// forwarded_ wait for the leader's answer to request `tag` until `deadline`; apply_waiters_
+  /// wait until `index` is applied.
   struct pending_read {
     index_t index;
-    std::uint64_t round;
-    time_point deadline;
-    op_completion<index_t> confirmed;
-  };
-  struct apply_waiter {
-    index_t index;
-    op_completion<index_t> done;
-  };
-  struct forwarded_read {
-    std::uint64_t id;
-    time_point deadline;
+    std::uint64_t tag = 0;
+    time_point deadline{};
     op_completion<index_t> done;
   };
 
@@ -450,8 +444,8 @@ class node {
   std::vector<pending_read> reads_;   ///< in order of round (detail/take_front.hpp)
 
   // Reads, any role.
-  std::vector<apply_waiter> apply_waiters_;
-  std::vector<forwarded_read> forwarded_;  ///< in order of deadline
+  std::vector<pending_read> apply_waiters_;
+  std::vector<pending_read> forwarded_;  ///< in order of deadline
   std::uint64_t next_read_id_ = 0;
 
   // Snapshots.
@@ -963,7 +957,7 @@ class node {
     for (auto& p : lost) p.done(error{errc::leadership_lost, leader_});
     auto reads = std::move(reads_);
     reads_.clear();
-    for (auto& r : reads) r.confirmed(error{errc::leadership_lost, leader_});
+    for (auto& r : reads) r.done(error{errc::leadership_lost, leader_});
     if (transfer_) {
       // Stepping down for a newer term is the transfer's success; it completes once the new
       // leader is known (set_leader), or at the next election timeout without it.
@@ -1193,7 +1187,7 @@ class node {
   /// C_new comes next; C_new committed without this node as a voter means stepping down.
   /// Deferred reads start once the leader's first entry of its term commits (§6.4).
   void leader_after_commit() {
-    if (!reads_.empty() && reads_.front().round == 0 && committed_in_term()) {
+    if (!reads_.empty() && reads_.front().tag == 0 && committed_in_term()) {
       for (auto& r : reads_) r.index = commit_;
       start_round();
     }
@@ -1312,7 +1306,7 @@ class node {
       if (auto it = peers_.find(transfer_->target); it != peers_.end()) maybe_send_timeout_now(*it->second);
     }
     auto expired = detail::take_front_while(reads_, [&](const pending_read& r) { return now >= r.deadline; });
-    for (auto& r : expired) r.confirmed(error{errc::timeout, leader_});
+    for (auto& r : expired) r.done(error{errc::timeout, leader_});
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1330,7 +1324,7 @@ class node {
     }
     if (leader_ == no_node) return refuse(std::move(done), errc::not_leader);
     const std::uint64_t id = ++next_read_id_;
-    forwarded_.push_back(forwarded_read{id, read_deadline(), std::move(done)});
+    forwarded_.push_back(pending_read{index_t{0}, id, read_deadline(), std::move(done)});
     send(leader_, read_index_request{term_, id});
   }
 
@@ -1357,7 +1351,7 @@ class node {
     round_starts_.emplace_back(hb_round_, Clock::now());
     if (round_starts_.size() > 4096) round_starts_.pop_front();
     for (auto& r : reads_)
-      if (r.round == 0 && r.index != index_t{0}) r.round = hb_round_;
+      if (r.tag == 0 && r.index != index_t{0}) r.tag = hb_round_;
     for (auto& [id, p] : peers_) {
       p->heartbeat_due = true;
       p->wake.notify();
@@ -1391,8 +1385,8 @@ class node {
       round_starts_.pop_front();
     }
     auto confirmed = detail::take_front_while(
-        reads_, [&](const pending_read& r) { return r.round != 0 && r.round <= confirmed_round_; });
-    for (auto& r : confirmed) r.confirmed(r.index);
+        reads_, [&](const pending_read& r) { return r.tag != 0 && r.tag <= confirmed_round_; });
+    for (auto& r : confirmed) r.done(r.index);
   }
 
   [[gnu::cold, gnu::noinline]]
@@ -1401,12 +1395,12 @@ class node {
       ++metrics_.read_barriers;
       return complete_later(std::move(done), result<index_t>(index));
     }
-    apply_waiters_.push_back(apply_waiter{index, std::move(done)});
+    apply_waiters_.push_back(pending_read{index, 0, {}, std::move(done)});
   }
 
   [[gnu::cold, gnu::noinline]]
   void wake_apply_waiters() {
-    std::erase_if(apply_waiters_, [&](apply_waiter& w) {
+    std::erase_if(apply_waiters_, [&](pending_read& w) {
       if (w.index > applied_) return false;
       ++metrics_.read_barriers;
       complete_later(std::move(w.done), result<index_t>(w.index));
@@ -1428,7 +1422,7 @@ class node {
 
   [[gnu::cold, gnu::noinline]]
   void on(node_id, read_index_response r) {
-    auto it = std::find_if(forwarded_.begin(), forwarded_.end(), [&](const auto& f) { return f.id == r.id; });
+    auto it = std::find_if(forwarded_.begin(), forwarded_.end(), [&](const auto& f) { return f.tag == r.id; });
     if (it == forwarded_.end()) return;
     auto done = std::move(it->done);
     forwarded_.erase(it);
@@ -1439,7 +1433,7 @@ class node {
   [[gnu::cold, gnu::noinline]]
   void expire_forwarded_reads() {
     const auto now = Clock::now();
-    auto expired = detail::take_front_while(forwarded_, [&](const forwarded_read& f) { return now >= f.deadline; });
+    auto expired = detail::take_front_while(forwarded_, [&](const pending_read& f) { return now >= f.deadline; });
     for (auto& f : expired) complete_later(std::move(f.done), result<index_t>(error{errc::timeout, leader_}));
   }
 
@@ -1455,7 +1449,7 @@ class node {
     fail_forwarded_reads(why);
     auto reads = std::move(reads_);
     reads_.clear();
-    for (auto& r : reads) r.confirmed(error{why, leader_});
+    for (auto& r : reads) r.done(error{why, leader_});
     auto waiters = std::move(apply_waiters_);
     apply_waiters_.clear();
     for (auto& w : waiters) complete_later(std::move(w.done), result<index_t>(error{why, leader_}));
