@@ -12,7 +12,7 @@
 # a shared machine disturbs much less than wall-clock time; the wall-clock times are printed too.
 # The target is a ratio of at most 2.
 #
-#   benchmarks/compile_time.sh [--runs N] [--check] [--csv FILE] [--against REF]
+#   benchmarks/compile_time.sh [--runs N] [--check] [--csv FILE] [--against REF] [--instructions]
 #     --runs N    compilations of each file (default 5)
 #     --against REF  also compile raft_node_tu.cpp against the headers of git revision REF (say
 #                 main) and print the ratio new / REF: how a change to the headers moved the
@@ -24,11 +24,12 @@
 #                 (valgrind's callgrind; the files are compiled at the same time, one per core,
 #                 about 7 minutes): the count does not depend on the machine's load, so it
 #                 settles a change of 1% that timing on a shared VM cannot. It is not the time:
-#                 the node's TU is more memory-bound than the echo server's (2.01x in
-#                 instructions, 2.14x in CPU time on a quiet day)
+#                 the node's TU is more memory-bound than the echo server's (at one commit,
+#                 2.01x in instructions and 2.14x in CPU time on a quiet day)
 #     --check     exit 1 if the ratio of the medians is above 2 (off by default: timing on a
 #                 shared machine is noisy, and CI never fails on speed)
-#     --csv FILE  also write one line per compilation (file,run,cpu_seconds,wall_seconds)
+#     --csv FILE  also write one line per compilation (file,run,cpu_seconds,wall_seconds; with
+#                 --instructions: file,instructions)
 #   CXX=clang++-14 benchmarks/compile_time.sh     another compiler
 #
 # The ratio is the figure to quote: absolute times depend on the machine and its load.
