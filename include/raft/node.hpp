@@ -63,6 +63,7 @@
 #include "raft/core/quorum.hpp"
 #include "raft/core/rules.hpp"
 #include "raft/core/status.hpp"
+#include "raft/detail/heap_sort.hpp"
 #include "raft/detail/jitter_rng.hpp"
 #include "raft/detail/log_line.hpp"
 #include "raft/detail/signal.hpp"
@@ -1250,7 +1251,7 @@ class node {
   }
 
   [[nodiscard]] static configuration normalized(configuration c) {
-    for (auto* set : {&c.voters, &c.outgoing, &c.learners}) std::sort(set->begin(), set->end());
+    for (auto* set : {&c.voters, &c.outgoing, &c.learners}) detail::heap_sort(std::span<node_id>(*set));
     return c;
   }
 

@@ -14,6 +14,7 @@
 
 #include "raft/core/buffer.hpp"
 #include "raft/core/types.hpp"
+#include "raft/detail/heap_sort.hpp"
 
 namespace raft {
 inline namespace v1 {
@@ -35,10 +36,11 @@ struct configuration {
   }
   /// Every node that receives the log: voters of both halves and learners, each once, sorted.
   [[nodiscard]] std::vector<node_id> all_members() const {
-    std::vector<node_id> all = voters;
-    all.insert(all.end(), outgoing.begin(), outgoing.end());
-    all.insert(all.end(), learners.begin(), learners.end());
-    std::sort(all.begin(), all.end());
+    std::vector<node_id> all;
+    all.reserve(voters.size() + outgoing.size() + learners.size());
+    for (const auto* set : {&voters, &outgoing, &learners})
+      for (node_id id : *set) all.push_back(id);
+    detail::heap_sort(std::span<node_id>(all));
     all.erase(std::unique(all.begin(), all.end()), all.end());
     return all;
   }
@@ -52,7 +54,7 @@ struct configuration {
 /// Why a configuration is not acceptable, or `nullptr` when it is.
 [[nodiscard]] inline const char* validate(const configuration& c) noexcept {
   auto has_duplicates = [](std::vector<node_id> v) {
-    std::sort(v.begin(), v.end());
+    detail::heap_sort(std::span<node_id>(v));
     return std::adjacent_find(v.begin(), v.end()) != v.end();
   };
   if (c.voters.empty()) return "a configuration needs at least one voter";

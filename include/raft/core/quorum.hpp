@@ -11,6 +11,7 @@
 
 #include "raft/core/configuration.hpp"
 #include "raft/core/types.hpp"
+#include "raft/detail/heap_sort.hpp"
 
 namespace raft {
 inline namespace v1 {
@@ -28,9 +29,8 @@ template <class MatchOf>
   // every acknowledgement: typical voter sets are sorted on the stack, without an allocation.
   auto kth = [&](std::span<index_t> m) {
     for (std::size_t i = 0; i < m.size(); ++i) m[i] = match(voters[i]);
-    auto k = m.begin() + static_cast<std::ptrdiff_t>(m.size() - majority(m.size()));
-    std::nth_element(m.begin(), k, m.end());
-    return *k;
+    detail::heap_sort(m);
+    return m[m.size() - majority(m.size())];
   };
   constexpr std::size_t on_stack = 16;
   if (voters.size() <= on_stack) {
