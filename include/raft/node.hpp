@@ -487,11 +487,10 @@ class node {
     log_ = log_view(ps.base_index, ps.base_term);
     for (auto& e : ps.entries) {
       if (e.index != log_.last_index().next())
-        throw std::runtime_error("raft: storage returned a log with a gap before index " +
-                                 std::to_string(e.index.value));
+        throw std::runtime_error(detail::join({"raft: storage returned a log with a gap before index ", e.index}));
       if (e.term < log_.last_term() || e.term > term_)
-        throw std::runtime_error("raft: storage returned an entry with an impossible term at index " +
-                                 std::to_string(e.index.value));
+        throw std::runtime_error(
+            detail::join({"raft: storage returned an entry with an impossible term at index ", e.index}));
       log_.append(std::move(e));
     }
     submitted_ = durable_ = log_.last_index();
@@ -500,8 +499,8 @@ class node {
       if (auto r = storage_.open_snapshot()) {
         snapshot_meta m = r->meta();
         if (m.index < ps.base_index)
-          throw std::runtime_error("raft: the log is compacted through index " + std::to_string(ps.base_index.value) +
-                                   " but the newest snapshot ends at " + std::to_string(m.index.value));
+          throw std::runtime_error(detail::join({"raft: the log is compacted through index ", ps.base_index,
+                                                 " but the newest snapshot ends at ", m.index}));
         restore_state_machine(*r);
         if (log_.term_at(m.index) != m.term) {
           // A crash came between installing a leader's snapshot and resetting the log.
@@ -515,8 +514,8 @@ class node {
         snapshot_term_ = m.term;
         snapshot_config_ = std::move(m.config);
       } else if (ps.base_index > index_t{0}) {
-        throw std::runtime_error("raft: the log is compacted through index " + std::to_string(ps.base_index.value) +
-                                 " but storage holds no snapshot: the state before it is lost");
+        throw std::runtime_error(detail::join({"raft: the log is compacted through index ", ps.base_index,
+                                               " but storage holds no snapshot: the state before it is lost"}));
       }
     }
     if (log_.last_index() == index_t{0} && opts_.bootstrap) {
@@ -893,7 +892,7 @@ class node {
     const bool was_leader = role_ == role::leader;
     if (role_ != role::follower || leader_ != leader)
       log_line(log_level::info, "node ", opts_.id, " is follower in term ", term_,
-               leader != no_node ? " of leader " : "", leader != no_node ? std::to_string(leader.value) : "");
+               leader != no_node ? " of leader " : "", leader != no_node ? detail::log_part(leader) : "");
     set_role(role::follower);
     set_leader(leader);
     if (round_) {
@@ -1693,8 +1692,8 @@ class node {
     }
     if (d.truncate_after) {
       if (*d.truncate_after < commit_)
-        throw std::logic_error("raft: leader asked to overwrite committed entry " +
-                               std::to_string(d.truncate_after->next().value));
+        throw std::logic_error(
+            detail::join({"raft: leader asked to overwrite committed entry ", d.truncate_after->next()}));
       truncate_log(*d.truncate_after);
     }
     for (std::size_t k = d.first_new; k < r.entries.size(); ++k) {
@@ -1764,8 +1763,7 @@ class node {
     if (const auto i = log_.last_configuration_through(std::min(index, log_.last_index()))) {
       const log_entry& e = log_.at(*i);
       auto c = decode_configuration(e.data.bytes());
-      if (!c) throw std::runtime_error("raft: undecodable configuration entry at index " +
-                                       std::to_string(i->value));
+      if (!c) throw std::runtime_error(detail::join({"raft: undecodable configuration entry at index ", *i}));
       return {std::move(*c), *i};
     }
     return {snapshot_config_, snapshot_index_};

@@ -6,7 +6,9 @@
 // translation unit compile time for lines that are rarely printed. The node logs through
 // detail::log_line instead: each part becomes a log_part (text, or an unsigned number such as a
 // term, an index or a node id), and write_log(), out of line and cold, joins them. The text is
-// the same as logger::log would make.
+// the same as logger::log would make. The texts of the exceptions the node and the in-memory
+// policies throw are joined the same way (join()), not by a chain of std::string operator+ and
+// std::to_string inlined at every throw.
 #pragma once
 
 #include <cstdint>
@@ -44,13 +46,18 @@ class log_part {
   bool is_number_ = false;
 };
 
+/// Joins `parts` into one string: a log message, or the text of an exception.
+[[gnu::cold, gnu::noinline]] inline std::string join(std::initializer_list<log_part> parts) {
+  std::string line;
+  for (const log_part& p : parts) p.append_to(line);
+  return line;
+}
+
 /// Joins `parts` into one message and hands it to the logger's sink. The caller has checked
 /// `log.enabled(level)`.
 [[gnu::cold, gnu::noinline]] inline void write_log(const logger& log, log_level level,
                                                    std::initializer_list<log_part> parts) {
-  std::string line;
-  for (const log_part& p : parts) p.append_to(line);
-  log.sink(level, line);
+  log.sink(level, join(parts));
 }
 
 }  // namespace detail

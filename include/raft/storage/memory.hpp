@@ -38,6 +38,7 @@
 #include "raft/core/chunked_deque.hpp"
 #include "raft/core/persistent_state.hpp"
 #include "raft/core/snapshot.hpp"
+#include "raft/detail/log_line.hpp"
 
 namespace raft {
 inline namespace v1 {
@@ -133,8 +134,8 @@ class memory_storage {
   void append(std::span<const log_entry> entries) {
     if (entries.empty()) return;
     if (entries.front().index != live_last_.next())
-      throw std::invalid_argument("raft::memory_storage::append: entry " + std::to_string(entries.front().index.value) +
-                                  " does not follow the last entry " + std::to_string(live_last_.value));
+      throw std::invalid_argument(detail::join({"raft::memory_storage::append: entry ", entries.front().index,
+                                                " does not follow the last entry ", live_last_}));
     if (ops_.empty() || ops_.back().what != op::append) ops_.push_back(op{op::append, {}, {}, 0});
     ops_.back().count += entries.size();
     appended_.insert(appended_.end(), entries.begin(), entries.end());
@@ -147,8 +148,8 @@ class memory_storage {
   void truncate_after(index_t index) {
     if (index >= live_last_) return;
     if (index < live_base_)
-      throw std::invalid_argument("raft::memory_storage::truncate_after: index " + std::to_string(index.value) +
-                                  " is below the compaction base " + std::to_string(live_base_.value));
+      throw std::invalid_argument(detail::join({"raft::memory_storage::truncate_after: index ", index,
+                                                " is below the compaction base ", live_base_}));
     ops_.push_back(op{op::truncate, index, {}, 0});
     live_last_ = index;
   }
@@ -214,8 +215,8 @@ class memory_storage {
   /// otherwise, as file_storage. A snapshot at the current snapshot's index replaces it.
   [[nodiscard]] memory_snapshot_writer create_snapshot(const snapshot_meta& meta) {
     if (snapshot_ && meta.index < snapshot_->meta.index)
-      throw std::invalid_argument("raft::memory_storage::create_snapshot: index " + std::to_string(meta.index.value) +
-                                  " is below the current snapshot's " + std::to_string(snapshot_->meta.index.value));
+      throw std::invalid_argument(detail::join({"raft::memory_storage::create_snapshot: index ", meta.index,
+                                                " is below the current snapshot's ", snapshot_->meta.index}));
     if (meta.index == index_t{0} || meta.term == term_t{0} || validate(meta.config) != nullptr)
       throw std::invalid_argument("raft::memory_storage::create_snapshot: invalid snapshot metadata (index and term "
                                   "must be nonzero, the configuration valid)");

@@ -25,6 +25,7 @@
 #include "raft/detail/asio_check.hpp"
 
 #include "raft/core/messages.hpp"
+#include "raft/detail/log_line.hpp"
 #include "raft/detail/suspend.hpp"
 #include "raft/detail/unique_function.hpp"
 
@@ -69,8 +70,7 @@ class local_network {
     std::lock_guard lock(mutex_);
     auto& slot = boxes_[id];
     if (slot && !slot->closed)
-      throw std::logic_error("raft::local_network: node " + std::to_string(id.value) +
-                             " already has an open transport");
+      throw std::logic_error(detail::join({"raft::local_network: node ", id, " already has an open transport"}));
     slot = std::make_shared<mailbox>(ex);
     return slot;
   }
