@@ -8,9 +8,8 @@
 //   campaign            one PreVote (§9.6) or vote round (§3.4), replies gathered concurrently
 //   replicate_to(peer)  one per follower while leading: pipelined, batched AppendEntries (§3.5)
 //   heartbeat_loop      while leading: makes every replicator send at least a heartbeat
-//   persist_loop        hands new log entries to storage and flushes them, many per flush
-//   apply_loop          applies committed entries in order and completes proposals, when that
-//                       was not done in the handler that advanced the commit index (see settle())
+//   persist_loop        hands new log entries to storage and flushes them, many per flush (only
+//                       for a storage with an asynchronous flush; see settle())
 //   take_snapshot       writes a state-machine snapshot to storage in chunks, then compacts
 //   install_snapshot    makes a leader's snapshot durable and restores the state machine from it
 //   membership_change   one joint-consensus change (C_old,new then C_new), awaited by its caller
@@ -18,7 +17,10 @@
 // Message handlers are plain functions that never suspend, so the protocol state cannot change
 // in the middle of handling one message. What an event causes (a batch of messages, a flush, a
 // proposal) goes out at its end, in the same handler: settle() applies what committed, completes
-// proposals, hands new entries to storage and sends followers what they lack, all batched. Every decision is one of the pure rules in
+// proposals, hands new entries to storage and sends followers what they lack, all batched. Work
+// that arrives outside any event (a proposal from a client's coroutine, an apply backlog beyond
+// options::max_apply_batch, a compaction after a snapshot) gets a settle() of its own, posted to
+// the executor (schedule_settle()). Every decision is one of the pure rules in
 // raft/core/rules.hpp; this file gathers their inputs and carries their outcomes out.
 // All state is touched only on the node's executor: no locks.
 #pragma once
@@ -102,7 +104,6 @@ class node {
         heartbeat_timer_(ex_),
         persist_signal_(ex_),
         commit_signal_(ex_),
-        apply_signal_(ex_),
         round_signal_(ex_) {}
 
   node(const node&) = delete;
@@ -130,8 +131,7 @@ class node {
     reset_election_deadline();
     spawn(receive_loop());
     spawn(election_timer());
-    spawn(persist_loop());
-    spawn(apply_loop());
+    if constexpr (!inline_flush) spawn(persist_loop());
   }
 
   /// Stops the node: every pending proposal completes with errc::stopped, the transport is
@@ -466,7 +466,6 @@ class node {
   Timer heartbeat_timer_;
   detail::signal persist_signal_;
   detail::signal commit_signal_;   ///< the commit index moved (membership changes wait on it)
-  detail::signal apply_signal_;    ///< committed entries wait to be applied by apply_loop
   detail::signal round_signal_;
   std::vector<detail::unique_function<void()>> stop_waiters_;  ///< stop() callers
   int running_ = 0;
@@ -579,7 +578,6 @@ class node {
     heartbeat_timer_.cancel();
     persist_signal_.notify();
     commit_signal_.notify();
-    apply_signal_.notify();
     round_signal_.notify();
     for (auto& [id, p] : peers_) p->wake.notify();
     peers_.clear();
@@ -639,21 +637,19 @@ class node {
     for (;;) {
       apply_committed(limit);
       persist_now();  // may advance the commit index (a leader counting itself)
-      if (applied_ >= commit_ || stopping_) break;
-      if (applied_ >= limit) {
-        apply_signal_.notify();  // a long backlog: apply_loop takes the rest, letting others run
-        break;
-      }
+      if (applied_ >= commit_ || applied_ >= limit || stopping_) break;
     }
     if (role_ == role::leader && !stopping_)
       for (auto& [id, p] : peers_) send_entries(*p);
     if constexpr (batching_transport) transport_.flush();  // what this event sent goes out now
     log_.reclaim(detail::reclaim_slice);  // entries a compaction dropped are freed a slice per event
     handling_ = false;
+    if (applied_ < commit_) schedule_settle();  // a long backlog: the rest later, letting others run
   }
 
-  /// Work done outside any event (a proposal from a client's coroutine, say) gets one settle()
-  /// of its own, posted: a burst of such calls shares it.
+  /// Work done outside any event (a proposal from a client's coroutine, a commit index moved by
+  /// an installed snapshot, an apply backlog left by settle()) gets one settle() of its own,
+  /// posted: a burst of such calls shares it.
   void schedule_settle() {
     if (handling_ || settle_posted_ || stopping_) return;
     settle_posted_ = true;
@@ -1180,7 +1176,7 @@ class node {
     metrics_.entries_committed += c - commit_;
     commit_ = c;
     commit_signal_.notify();
-    if (!handling_) apply_signal_.notify();  // else settle() applies at the end of the event
+    schedule_settle();  // applied at the end of the current event, or in a settle() of its own
   }
 
   /// What a leader does once its configuration entry commits (§4.3): C_old,new committed means
@@ -1498,7 +1494,7 @@ class node {
       const std::uint64_t keep = opts_.snapshot_trailing_entries;
       if (index.value > keep) {
         compact_to_ = std::max(compact_to_, index - keep);
-        persist_signal_.notify();
+        persist_later();
       }
     }
   }
@@ -1611,11 +1607,10 @@ class node {
         flush_floor_ = std::min(flush_floor_, m.index);
         verified_ = m.index;
         flush_needed_ = true;
-        persist_signal_.notify();
       } else {
         compact_to_ = std::max(compact_to_, m.index);
-        persist_signal_.notify();
       }
+      persist_later();
       if (applied_ < m.index) {
         auto reader = storage_.open_snapshot();
         if (!reader || reader->meta().index != m.index)
@@ -1774,34 +1769,39 @@ class node {
 
   /// Group commit: everything appended since the last round goes to storage in one call and
   /// becomes durable with one flush. While a flush runs, new entries queue up for the next one.
-  /// A storage that flushes synchronously is flushed by settle() instead (persist_now()); this
-  /// loop then only runs the storage work that other coroutines ask for (compaction, say).
+  /// Runs only for a storage whose flush is asynchronous: one that flushes synchronously
+  /// (memory_storage: `flush_now()`) is flushed by settle() (persist_now()).
   asio::awaitable<void> persist_loop() {
     while (!stopping_) {
       if (!persist_pending()) {
         co_await persist_signal_.wait();
         continue;
       }
-      if constexpr (!inline_flush) {
-        const index_t target = submit_to_storage();
-        const auto started = std::chrono::steady_clock::now();
-        co_await storage_.flush();
-        const auto took = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
-        metrics_.storage_flush_ns_total += took;
-        metrics_.storage_flush_ns_max = std::max(metrics_.storage_flush_ns_max, took);
-        if (stopping_) break;
-        handling_ = true;
-        flushed(target);
-      } else {
-        handling_ = true;
-      }
+      const index_t target = submit_to_storage();
+      const auto started = std::chrono::steady_clock::now();
+      co_await storage_.flush();
+      const auto took = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
+      metrics_.storage_flush_ns_total += took;
+      metrics_.storage_flush_ns_max = std::max(metrics_.storage_flush_ns_max, took);
+      if (stopping_) break;
+      handling_ = true;
+      flushed(target);
       settle();
     }
   }
 
   [[nodiscard]] bool persist_pending() const noexcept {
     return submitted_ != log_.last_index() || flush_needed_ || storage_work_pending();
+  }
+
+  /// Storage work asked for outside any event (a compaction, a log reset after an installed
+  /// snapshot): persist_loop does it, or, for a storage that flushes synchronously, a settle().
+  void persist_later() {
+    if constexpr (inline_flush)
+      schedule_settle();
+    else
+      persist_signal_.notify();
   }
 
   /// In settle(): makes the log's new entries durable now if the storage flushes synchronously;
@@ -1861,19 +1861,6 @@ class node {
   }
 
   void persist_hard_state() { storage_.save_hard_state(hard_state{term_, voted_for_}); }
-
-  /// Applies what settle() left (a long backlog, or a commit advanced outside any event).
-  asio::awaitable<void> apply_loop() {
-    while (!stopping_) {
-      if (applied_ >= commit_) {
-        co_await apply_signal_.wait();
-        continue;
-      }
-      handling_ = true;
-      settle();
-      if (applied_ < commit_) co_await detail::yield_to(ex_);  // let others run
-    }
-  }
 
   /// Applies committed entries in log order through `limit`, exactly once, and completes their
   /// proposals.
