@@ -51,7 +51,6 @@
 #include <asio/execution/outstanding_work.hpp>
 #include <asio/post.hpp>
 #include <asio/prefer.hpp>
-#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "raft/detail/asio_check.hpp"
@@ -137,23 +136,14 @@ class node {
   /// Stops the node: every pending proposal completes with errc::stopped, the transport is
   /// closed, and this completes once every coroutine of the node has finished, after which the
   /// node may be destroyed. Safe to call more than once, from any executor.
-  asio::awaitable<void> stop() {
-    // An asynchronous operation rather than a coroutine spawned on the node's executor: the
-    // caller's handler waits in stop_waiters_ until the last coroutine has finished.
-    struct stop_request {
-      node* self;
-      executor_type caller;  ///< where the caller resumes
-    };
-    // The co_await stays out of the braced initializer: GCC 12 miscompiles `T x{a, co_await b}`
-    // (the program crashed in stop()).
-    executor_type caller = co_await asio::this_coro::executor;
-    stop_request request{this, std::move(caller)};
-    co_await detail::suspend(
-        [](void* r, detail::resume_fn resume) {
-          auto& req = *static_cast<stop_request*>(r);
-          req.self->request_stop(std::move(resume), req.caller);
+  [[nodiscard]] asio::awaitable<void> stop() {
+    // An asynchronous operation, not a coroutine of its own: the caller's handler waits in
+    // stop_waiters_ until the last coroutine of the node has finished.
+    return detail::suspend(
+        [](void* self, detail::resume_fn resume, const executor_type& caller) {
+          static_cast<node*>(self)->request_stop(std::move(resume), caller);
         },
-        &request);
+        this);
   }
 
   /// Proposes `command` for the replicated log. Completes with the state machine's result for the

@@ -33,7 +33,7 @@ class signal {
   /// Suspends until the next notify(). Awaitable; never throws on wake-up.
   [[nodiscard]] auto wait() {
     return suspend(
-        [](void* self, resume_fn resume) {
+        [](void* self, resume_fn resume, const asio::any_io_executor&) {
           static_cast<signal*>(self)->waiters_.push_back(std::move(resume));
         },
         this);

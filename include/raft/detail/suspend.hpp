@@ -2,9 +2,9 @@
 // calls them back, shared by every such place.
 //
 // `co_await detail::suspend(start, context)` suspends the calling coroutine and calls
-// `start(context, resume)`: `resume` is the coroutine's completion handler, type-erased; calling
-// it resumes the coroutine on the calling thread, so it must be called on the coroutine's
-// executor (`co_await asio::this_coro::executor` before suspending), or posted there. signal::wait(), a parked
+// `start(context, resume, resumes_on)`: `resume` is the coroutine's completion handler,
+// type-erased; calling it resumes the coroutine on the calling thread, so it must be called on
+// `resumes_on`, the coroutine's executor, or posted there. signal::wait(), a parked
 // transport receive, a yield to the executor and node::stop() all suspend this way.
 //
 // Why not an `asio::async_initiate` with a lambda at each place: every distinct initiation type
@@ -17,6 +17,7 @@
 #include <utility>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
@@ -31,8 +32,9 @@ namespace detail {
 /// What a suspended coroutine is resumed with.
 using resume_fn = unique_function<void()>;
 
-/// Called once the coroutine is suspended, with the context given to suspend().
-using suspend_start = void (*)(void* context, resume_fn resume);
+/// Called once the coroutine is suspended, with the context given to suspend() and the
+/// coroutine's executor.
+using suspend_start = void (*)(void* context, resume_fn resume, const asio::any_io_executor& resumes_on);
 
 /// The one initiation type behind suspend().
 struct suspend_initiation {
@@ -41,11 +43,12 @@ struct suspend_initiation {
 
   template <class Handler>
   void operator()(Handler&& handler) const {
-    start(context, resume_fn(std::forward<Handler>(handler)));
+    const asio::any_io_executor resumes_on = asio::get_associated_executor(handler);
+    start(context, resume_fn(std::forward<Handler>(handler)), resumes_on);
   }
 };
 
-/// Suspends the awaiting coroutine and calls `start(context, resume)`.
+/// Suspends the awaiting coroutine and calls `start(context, resume, resumes_on)`.
 /// Awaitable; completes when `resume` is called.
 [[nodiscard]] inline auto suspend(suspend_start start, void* context) {
   return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(suspend_initiation{start, context},
@@ -63,7 +66,7 @@ struct resume_on_completion {
 template <class Timer>
 [[nodiscard]] auto wait_for(Timer& timer) {
   return suspend(
-      [](void* t, resume_fn resume) {
+      [](void* t, resume_fn resume, const asio::any_io_executor&) {
         static_cast<Timer*>(t)->async_wait(resume_on_completion{std::move(resume)});
       },
       &timer);
@@ -72,7 +75,7 @@ template <class Timer>
 /// Suspends the awaiting coroutine and resumes it from `ex`'s queue: lets others run first.
 [[nodiscard]] inline auto yield_to(const asio::any_io_executor& ex) {
   return suspend(
-      [](void* context, resume_fn resume) {
+      [](void* context, resume_fn resume, const asio::any_io_executor&) {
         asio::post(*static_cast<const asio::any_io_executor*>(context), std::move(resume));
       },
       const_cast<asio::any_io_executor*>(&ex));

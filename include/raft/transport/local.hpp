@@ -138,7 +138,7 @@ class local_transport {
         }
       }
       co_await detail::suspend(
-          [](void* mailbox, detail::resume_fn resume) {
+          [](void* mailbox, detail::resume_fn resume, const asio::any_io_executor&) {
             auto* box = static_cast<local_network::mailbox*>(mailbox);
             std::unique_lock lock(box->mutex);
             box->waiter = std::move(resume);
