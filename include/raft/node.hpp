@@ -131,6 +131,7 @@ class node {
     spawn(receive_loop());
     spawn(election_timer());
     if constexpr (!inline_flush) spawn(persist_loop());
+    if (persist_pending()) persist_later();  // a bootstrap entry, a log reset a crash interrupted
   }
 
   /// Stops the node: every pending proposal completes with errc::stopped, the transport is
