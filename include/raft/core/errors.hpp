@@ -4,7 +4,8 @@
 #include <string>
 #include <system_error>
 #include <utility>
-#include <variant>
+#include <new>
+#include <type_traits>
 
 #include "raft/core/types.hpp"
 
@@ -64,33 +65,78 @@ struct error {
 };
 
 /// The value of a successful operation, or the `error` it failed with.
+///
+/// A tagged union written out rather than a `std::variant<T, error>`: every user's translation
+/// unit instantiates it for each operation's value type, and std::variant's layers of special
+/// members and visitation tables cost several times the compile time of these few functions.
 template <class T>
 class [[nodiscard]] result {
  public:
   /// Holds errc::stopped: the outcome of an operation that never completed (Asio needs a
   /// default value for abandoned operations).
-  result() : v_(std::in_place_index<1>, raft::error{errc::stopped}) {}
-  result(T value) : v_(std::in_place_index<0>, std::move(value)) {}
-  result(raft::error e) : v_(std::in_place_index<1>, e) {}
+  result() noexcept : error_{errc::stopped} {}
+  result(T value) : ok_(true) { ::new (static_cast<void*>(&value_)) T(std::move(value)); }
+  result(raft::error e) noexcept : error_(e) {}
 
-  [[nodiscard]] bool has_value() const noexcept { return v_.index() == 0; }
-  explicit operator bool() const noexcept { return has_value(); }
+  result(const result& other) { assign(other); }
+  result(result&& other) noexcept(std::is_nothrow_move_constructible_v<T>) { assign(std::move(other)); }
+  result& operator=(const result& other) {
+    if (this != &other) {
+      reset();
+      assign(other);
+    }
+    return *this;
+  }
+  result& operator=(result&& other) noexcept(std::is_nothrow_move_constructible_v<T>) {
+    if (this != &other) {
+      reset();
+      assign(std::move(other));
+    }
+    return *this;
+  }
+  ~result() { reset(); }
+
+  [[nodiscard]] bool has_value() const noexcept { return ok_; }
+  explicit operator bool() const noexcept { return ok_; }
 
   /// The value; throws `std::system_error` if this holds an error.
-  [[nodiscard]] T& value() & { check(); return std::get<0>(v_); }
-  [[nodiscard]] const T& value() const& { check(); return std::get<0>(v_); }
-  [[nodiscard]] T&& value() && { check(); return std::get<0>(std::move(v_)); }
+  [[nodiscard]] T& value() & { check(); return value_; }
+  [[nodiscard]] const T& value() const& { check(); return value_; }
+  [[nodiscard]] T&& value() && { check(); return std::move(value_); }
   [[nodiscard]] T& operator*() & { return value(); }
   [[nodiscard]] T* operator->() { return &value(); }
 
   /// The error; the caller guarantees `!has_value()`.
-  [[nodiscard]] const raft::error& error() const { return std::get<1>(v_); }
+  [[nodiscard]] const raft::error& error() const noexcept { return error_; }
 
  private:
   void check() const {
-    if (!has_value()) throw std::system_error(std::get<1>(v_).error_code());
+    if (!ok_) throw std::system_error(error_.error_code());
   }
-  std::variant<T, raft::error> v_;
+  /// Makes this an error (errc::stopped) again, destroying the value it held.
+  void reset() noexcept {
+    if (ok_) {
+      value_.~T();
+      ok_ = false;
+      ::new (static_cast<void*>(&error_)) raft::error{errc::stopped};
+    }
+  }
+  /// Takes `other`'s value or error; this holds an error (as after reset()).
+  template <class Other>
+  void assign(Other&& other) {
+    if (other.ok_) {
+      ::new (static_cast<void*>(&value_)) T(std::forward<Other>(other).value_);
+      ok_ = true;
+    } else {
+      ::new (static_cast<void*>(&error_)) raft::error(other.error_);
+    }
+  }
+
+  union {
+    T value_;
+    raft::error error_;
+  };
+  bool ok_ = false;
 };
 
 }  // namespace v1
