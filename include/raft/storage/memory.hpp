@@ -46,6 +46,10 @@ inline namespace v1 {
 class memory_storage;
 
 namespace detail {
+/// An awaitable that completes at once: what memory_storage's asynchronous operations return,
+/// their work being done by the time they return. One coroutine for all of them.
+inline asio::awaitable<void> completed() { co_return; }
+
 /// A committed snapshot of a memory_storage: immutable once shared.
 struct memory_snapshot {
   snapshot_meta meta;
@@ -157,7 +161,7 @@ class memory_storage {
   /// Makes every change requested so far durable, in order.
   asio::awaitable<void> flush() {
     flush_now();
-    co_return;
+    return detail::completed();
   }
 
   /// flush(), synchronously: nothing here waits for a device. A node flushes such a storage in
@@ -272,7 +276,7 @@ inline asio::awaitable<void> memory_snapshot_writer::commit() {
   if (storage_->generation_ != generation_)
     throw std::logic_error("raft::memory_snapshot_writer::commit: the storage crashed since this writer was created");
   storage_->snapshot_ = std::move(snap_);
-  co_return;
+  return detail::completed();
 }
 
 }  // namespace v1
