@@ -789,12 +789,38 @@ class node {
     spawn(campaign(opts_.pre_vote, false));
   }
 
-  /// One election round. A pre-vote round asks whether we could win the next term without
-  /// changing anyone's term; if it wins, the real round follows. Replies are counted as they
-  /// arrive (on_vote_response) and the round ends as soon as the outcome is decided, or when a
-  /// newer round, a leader or a higher term supersedes it.
+  /// An election: a pre-vote round (if `pre_vote`) asks whether we could win the next term
+  /// without changing anyone's term; if it wins, the real round follows. Replies are counted as
+  /// they arrive (on(vote_response)) and a round ends as soon as its outcome is decided, or when
+  /// a newer round, a leader or a higher term supersedes it.
   [[gnu::cold, gnu::noinline]]
   asio::awaitable<void> campaign(bool pre_vote, bool transfer) {
+    for (;;) {
+      const std::uint64_t id = open_round(pre_vote, transfer);
+      vote_result outcome = vote_result::pending;
+      for (;;) {
+        if (stopping_ || !round_ || round_->id != id) co_return;  // superseded
+        outcome = quorum_vote(config_, [&](node_id v) { return round_->answer(v); });
+        if (outcome != vote_result::pending) break;
+        co_await round_signal_.wait();
+      }
+      round_.reset();
+      if (outcome == vote_result::lost) {
+        if (pre_vote) set_role(role::follower);  // wait for the next timeout; nothing changed
+        co_return;
+      }
+      if (!pre_vote) {
+        become_leader();
+        co_return;
+      }
+      pre_vote = transfer = false;  // the pre-vote won: the real round follows
+    }
+  }
+
+  /// Starts a round of campaign(): becomes (pre-)candidate and asks every voter. Returns the
+  /// round's id.
+  [[gnu::cold, gnu::noinline]]
+  std::uint64_t open_round(bool pre_vote, bool transfer) {
     const term_t round_term = term_.next();
     set_leader(no_node);  // we stopped hearing from it: stop naming it in hints
     if (pre_vote) {
@@ -819,23 +845,7 @@ class node {
     for (node_id v : config_.all_members())
       if (v != opts_.id && config_.is_voter(v))
         send(v, vote_request{round_term, log_.last_index(), log_.last_term(), pre_vote, transfer});
-
-    vote_result outcome = vote_result::pending;
-    for (;;) {
-      if (stopping_ || !round_ || round_->id != id) co_return;  // superseded
-      outcome = quorum_vote(config_, [&](node_id v) { return round_->answer(v); });
-      if (outcome != vote_result::pending) break;
-      co_await round_signal_.wait();
-    }
-    round_.reset();
-    if (outcome == vote_result::lost) {
-      if (pre_vote) set_role(role::follower);  // wait for the next timeout; nothing changed
-      co_return;
-    }
-    if (pre_vote)
-      co_await campaign(false, false);
-    else
-      become_leader();
+    return id;
   }
 
   [[gnu::cold, gnu::noinline]]
