@@ -33,7 +33,6 @@
 #include <exception>
 #include <functional>
 #include <limits>
-#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -332,7 +331,8 @@ class node {
   // State.
 
   /// The leader's view of one follower (Figure 3.1 nextIndex/matchIndex, plus flow control).
-  /// Exists only while this node leads; its replicator coroutine shares ownership.
+  /// Exists only while this node leads. Its replicator coroutine owns it (a removed follower's
+  /// replicator may still be waking up when peers_ no longer lists it).
   /// Invariant: match < next.
   struct peer {
     peer(node_id peer_id, const executor_type& ex, index_t next_index)
@@ -425,7 +425,7 @@ class node {
   std::uint64_t round_seq_ = 0;
 
   // Leader side.
-  std::map<node_id, std::shared_ptr<peer>> peers_;
+  std::vector<peer*> peers_;  ///< in order of id; owned by their replicate_to() coroutines
   detail::chunked_deque<pending_proposal> pending_;  ///< in index order; no allocation per proposal
   bool changing_membership_ = false;
   std::optional<transfer_state> transfer_;
@@ -570,7 +570,7 @@ class node {
     persist_signal_.notify();
     commit_signal_.notify();
     round_signal_.notify();
-    for (auto& [id, p] : peers_) p->wake.notify();
+    for (peer* p : peers_) p->wake.notify();
     peers_.clear();
   }
 
@@ -631,7 +631,7 @@ class node {
       if (applied_ >= commit_ || applied_ >= limit || stopping_) break;
     }
     if (role_ == role::leader && !stopping_)
-      for (auto& [id, p] : peers_) send_entries(*p);
+      for (peer* p : peers_) send_entries(*p);
     if constexpr (batching_transport) transport_.flush();  // what this event sent goes out now
     log_.reclaim(detail::reclaim_slice);  // entries a compaction dropped are freed a slice per event
     handling_ = false;
@@ -771,10 +771,10 @@ class node {
       if (!opts_.check_quorum) return;
       const auto heard = quorum_vote(config_, [&](node_id v) -> std::optional<bool> {
         if (v == opts_.id) return true;
-        auto it = peers_.find(v);
-        return it != peers_.end() && it->second->active;
+        const peer* p = find_peer(v);
+        return p != nullptr && p->active;
       });
-      for (auto& [id, p] : peers_) p->active = false;
+      for (peer* p : peers_) p->active = false;
       if (heard != vote_result::won) {
         log_line(log_level::info, "node ", opts_.id, " steps down in term ", term_,
                  ": no quorum heard within an election timeout");
@@ -925,24 +925,27 @@ class node {
     if (role_ != role::leader) return;
     const auto members = config_.all_members();
     for (node_id m : members) {
-      if (m == opts_.id || peers_.contains(m)) continue;
+      if (m == opts_.id || find_peer(m) != nullptr) continue;
       // Probe from our last entry: the first send tells whether the follower has it (§3.5).
-      auto p = std::make_shared<peer>(m, ex_, std::max(log_.last_index(), log_.base_index().next()));
+      auto p = std::make_unique<peer>(m, ex_, std::max(log_.last_index(), log_.base_index().next()));
       p->active = true;  // give every follower one full timeout before CheckQuorum counts it out
-      peers_.emplace(m, p);
+      peer* const added = p.get();
       spawn(replicate_to(std::move(p), term_));
+      auto at = peers_.begin();
+      while (at != peers_.end() && (*at)->id < m) ++at;
+      peers_.insert(at, added);
     }
-    std::erase_if(peers_, [&](auto& kv) {
-      if (std::binary_search(members.begin(), members.end(), kv.first)) return false;
-      kv.second->removed = true;
-      kv.second->wake.notify();
+    std::erase_if(peers_, [&](peer* p) {
+      if (std::binary_search(members.begin(), members.end(), p->id)) return false;
+      p->removed = true;
+      p->wake.notify();
       return true;
     });
   }
 
   [[gnu::cold, gnu::noinline]]
   void stop_leading() {
-    for (auto& [id, p] : peers_) p->wake.notify();
+    for (peer* p : peers_) p->wake.notify();
     peers_.clear();
     heartbeat_timer_.cancel();
     // Proposals not yet committed may or may not commit under the next leader.
@@ -987,6 +990,14 @@ class node {
     if (!opts_.on_event) return;
     opts_.on_event(node_event{kind, opts_.id, term_, role_, leader_, index,
                               kind == event_kind::membership_changed ? config_ : configuration{}});
+  }
+
+  /// The follower `id` while this node leads, else null. A linear search: a cluster has a
+  /// handful of members.
+  [[nodiscard]] peer* find_peer(node_id id) const noexcept {
+    for (peer* p : peers_)
+      if (p->id == id) return p;
+    return nullptr;
   }
 
   [[nodiscard]] bool still_leading(term_t term) const noexcept {
@@ -1038,7 +1049,7 @@ class node {
   asio::awaitable<void> heartbeat_loop(term_t term) {
     while (still_leading(term)) {
       start_round();
-      for (auto& [id, p] : peers_) {
+      for (peer* p : peers_) {
         p->heartbeat_due = true;
         // Sends outstanding and no progress for a whole interval: a message or its reply was
         // lost. Resend the probe, or everything after the last known match.
@@ -1058,7 +1069,7 @@ class node {
   /// Keeps one follower's log in line with ours: sends what it lacks, up to the flow-control
   /// window, then sleeps until there is news (new entries, an ack, a heartbeat tick). A
   /// follower that needs entries we compacted gets the snapshot instead (§5.3).
-  asio::awaitable<void> replicate_to(std::shared_ptr<peer> p, term_t term) {
+  asio::awaitable<void> replicate_to(std::unique_ptr<peer> p, term_t term) {
     while (still_leading(term) && !p->removed) {
       if (p->next <= log_.base_index()) {
         if constexpr (snapshots) {
@@ -1121,9 +1132,9 @@ class node {
 
   void on(node_id from, append_response r) {
     if (role_ != role::leader) return;
-    auto it = peers_.find(from);
-    if (it == peers_.end()) return;
-    peer& p = *it->second;
+    peer* const found = find_peer(from);
+    if (found == nullptr) return;
+    peer& p = *found;
     p.active = true;
     acknowledge_round(p, r.round);
     if (r.success) {
@@ -1163,8 +1174,8 @@ class node {
         config_,
         [&](node_id v) {
           if (v == opts_.id) return durable_;
-          auto it = peers_.find(v);
-          return it == peers_.end() ? index_t{0} : it->second->match;
+          const peer* p = find_peer(v);
+          return p == nullptr ? index_t{0} : p->match;
         },
         log_, term_, commit_);
     if (c > commit_) {
@@ -1260,12 +1271,13 @@ class node {
     if (role_ != role::leader) return refuse(std::move(done), errc::not_leader);
     if (transfer_) return refuse(std::move(done), errc::transferring);
     if (target == opts_.id) return complete_later(std::move(done), result<node_id>(opts_.id));
-    if (!config_.is_voter(target) || !peers_.contains(target)) return refuse(std::move(done), errc::invalid_argument);
+    peer* const to = find_peer(target);
+    if (!config_.is_voter(target) || to == nullptr) return refuse(std::move(done), errc::invalid_argument);
     log_line(log_level::info, "node ", opts_.id, " transfers leadership to ", target);
     transfer_ = transfer_state{target, term_, Clock::now() + std::chrono::duration_cast<typename Clock::duration>(
                                                                    opts_.election_timeout_max),
                                std::move(done)};
-    peer& p = *peers_.at(target);
+    peer& p = *to;
     maybe_send_timeout_now(p);
     p.wake.notify();
   }
@@ -1300,7 +1312,7 @@ class node {
                transfer_->target);
       finish_transfer(error{errc::timeout, leader_});
     } else if (transfer_) {
-      if (auto it = peers_.find(transfer_->target); it != peers_.end()) maybe_send_timeout_now(*it->second);
+      if (peer* p = find_peer(transfer_->target)) maybe_send_timeout_now(*p);
     }
     auto expired = detail::take_front_while(reads_, [&](const pending_read& r) { return now >= r.deadline; });
     for (auto& r : expired) r.done(error{errc::timeout, leader_});
@@ -1349,7 +1361,7 @@ class node {
     if (round_starts_.size() > 4096) round_starts_.pop_front();
     for (auto& r : reads_)
       if (r.tag == 0 && r.index != index_t{0}) r.tag = hb_round_;
-    for (auto& [id, p] : peers_) {
+    for (peer* p : peers_) {
       p->heartbeat_due = true;
       p->wake.notify();
     }
@@ -1368,8 +1380,8 @@ class node {
   void confirm_rounds() {
     const index_t q = quorum_index(config_, [&](node_id v) {
       if (v == opts_.id) return index_t{hb_round_};
-      auto it = peers_.find(v);
-      return index_t{it == peers_.end() ? 0 : it->second->acked_round};
+      const peer* p = find_peer(v);
+      return index_t{p == nullptr ? 0 : p->acked_round};
     });
     if (q.value <= confirmed_round_) return;
     confirmed_round_ = q.value;
@@ -1529,9 +1541,9 @@ class node {
   [[gnu::cold, gnu::noinline]]
   void on(node_id from, install_snapshot_response r) {
     if (role_ != role::leader) return;
-    auto it = peers_.find(from);
-    if (it == peers_.end()) return;
-    peer& p = *it->second;
+    peer* const found = find_peer(from);
+    if (found == nullptr) return;
+    peer& p = *found;
     p.active = true;
     if (!p.snapshot || r.index != p.snapshot->meta.index) return;
     if (r.installed) {
