@@ -29,7 +29,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <limits>
@@ -431,7 +430,7 @@ class node {
   std::optional<transfer_state> transfer_;
   std::uint64_t hb_round_ = 0;         ///< current heartbeat round, carried by AppendEntries
   std::uint64_t confirmed_round_ = 0;  ///< highest round a quorum acknowledged
-  std::deque<std::pair<std::uint64_t, time_point>> round_starts_;  ///< unconfirmed rounds
+  std::vector<std::pair<std::uint64_t, time_point>> round_starts_;  ///< unconfirmed rounds, oldest first
   time_point lease_until_{};
   std::vector<pending_read> reads_;   ///< in order of round (detail/take_front.hpp)
 
@@ -1357,8 +1356,8 @@ class node {
   [[gnu::cold, gnu::noinline]]
   void start_round() {
     ++hb_round_;
+    if (round_starts_.size() >= 4096) round_starts_.erase(round_starts_.begin());  // no quorum for long
     round_starts_.emplace_back(hb_round_, Clock::now());
-    if (round_starts_.size() > 4096) round_starts_.pop_front();
     for (auto& r : reads_)
       if (r.tag == 0 && r.index != index_t{0}) r.tag = hb_round_;
     for (peer* p : peers_) {
@@ -1385,14 +1384,15 @@ class node {
     });
     if (q.value <= confirmed_round_) return;
     confirmed_round_ = q.value;
-    while (!round_starts_.empty() && round_starts_.front().first <= confirmed_round_) {
-      if (round_starts_.front().first == confirmed_round_) {
+    std::size_t done = 0;
+    for (; done < round_starts_.size() && round_starts_[done].first <= confirmed_round_; ++done) {
+      if (round_starts_[done].first == confirmed_round_) {
         const auto lease = std::chrono::duration_cast<typename Clock::duration>(
             opts_.election_timeout_min * (1.0 - opts_.lease_clock_drift));
-        lease_until_ = std::max(lease_until_, round_starts_.front().second + lease);
+        lease_until_ = std::max(lease_until_, round_starts_[done].second + lease);
       }
-      round_starts_.pop_front();
     }
+    round_starts_.erase(round_starts_.begin(), round_starts_.begin() + static_cast<std::ptrdiff_t>(done));
     auto confirmed = detail::take_front_while(
         reads_, [&](const pending_read& r) { return r.tag != 0 && r.tag <= confirmed_round_; });
     for (auto& r : confirmed) r.done(r.index);
