@@ -51,20 +51,22 @@ struct configuration {
   }
 };
 
+namespace detail {
+/// Whether `ids` lists an id twice. O(n log n): a configuration may come from untrusted bytes.
+[[gnu::noinline]] inline bool has_duplicates(std::vector<node_id> ids) {
+  heap_sort(std::span<node_id>(ids));
+  return std::adjacent_find(ids.begin(), ids.end()) != ids.end();
+}
+}  // namespace detail
+
 /// Why a configuration is not acceptable, or `nullptr` when it is.
 [[nodiscard]] inline const char* validate(const configuration& c) noexcept {
-  auto has_duplicates = [](std::vector<node_id> v) {
-    detail::heap_sort(std::span<node_id>(v));
-    return std::adjacent_find(v.begin(), v.end()) != v.end();
-  };
   if (c.voters.empty()) return "a configuration needs at least one voter";
-  auto is_zero = [](node_id id) { return id == no_node; };
-  if (std::any_of(c.voters.begin(), c.voters.end(), is_zero) ||
-      std::any_of(c.outgoing.begin(), c.outgoing.end(), is_zero) ||
-      std::any_of(c.learners.begin(), c.learners.end(), is_zero))
-    return "node id 0 is reserved and cannot be a member";
-  if (has_duplicates(c.voters) || has_duplicates(c.outgoing) || has_duplicates(c.learners))
-    return "a node is listed twice in the same set";
+  for (const auto* set : {&c.voters, &c.outgoing, &c.learners})
+    if (std::find(set->begin(), set->end(), no_node) != set->end())
+      return "node id 0 is reserved and cannot be a member";
+  for (const auto* set : {&c.voters, &c.outgoing, &c.learners})
+    if (detail::has_duplicates(*set)) return "a node is listed twice in the same set";
   for (node_id l : c.learners)
     if (c.is_voter(l)) return "a node cannot be both a voter and a learner";
   return nullptr;
@@ -72,6 +74,7 @@ struct configuration {
 
 // Encoding in a configuration entry: three sets, each a little-endian u64 count followed by
 // little-endian u64 ids.
+
 namespace detail {
 inline void put_u64(std::vector<std::byte>& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
