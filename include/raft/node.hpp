@@ -1007,13 +1007,19 @@ class node {
   // Replication, leader side (§3.5).
 
   void start_proposal(buffer command, completion done) {
-    if (stopping_) return refuse(std::move(done), errc::stopped);
-    if (role_ != role::leader) return refuse(std::move(done), errc::not_leader);
-    if (transfer_) return refuse(std::move(done), errc::transferring);
-    if (pending_.size() >= opts_.max_pending_proposals) return refuse(std::move(done), errc::busy);
+    if (const auto why = proposal_refusal()) return refuse(std::move(done), *why);
     ++metrics_.proposals_accepted;
     const index_t index = append_local(entry_kind::command, std::move(command));
     pending_.push_back(pending_proposal{index, term_, std::move(done)});
+  }
+
+  /// Why a proposal is refused on arrival, if it is.
+  [[nodiscard]] std::optional<errc> proposal_refusal() const noexcept {
+    if (stopping_) return errc::stopped;
+    if (role_ != role::leader) return errc::not_leader;
+    if (transfer_) return errc::transferring;
+    if (pending_.size() >= opts_.max_pending_proposals) return errc::busy;
+    return std::nullopt;
   }
 
   /// Completes an operation refused on arrival. Posted, so the handler never runs inside the
