@@ -142,7 +142,7 @@ class memory_storage {
                                                 " does not follow the last entry ", live_last_}));
     if (ops_.empty() || ops_.back().what != op::append) ops_.push_back(op{op::append, {}, {}, 0});
     ops_.back().count += entries.size();
-    appended_.insert(appended_.end(), entries.begin(), entries.end());
+    for (const log_entry& e : entries) appended_.push_back(e);
     live_last_ = entries.back().index;
   }
 
