@@ -4,6 +4,7 @@
 // forge or corrupt them (the TCP codec checks framing, the node checks every field it uses).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <variant>
 #include <vector>
@@ -126,25 +127,27 @@ namespace detail {
 class entry_vectors {
  public:
   [[nodiscard]] static std::vector<log_entry> take() {
-    auto& spare = pool();
-    if (spare.empty()) return {};
-    std::vector<log_entry> v = std::move(spare.back());
-    spare.pop_back();
-    return v;
+    auto& p = pool();
+    if (p.count == 0) return {};
+    return std::move(p.spare[--p.count]);
   }
   static void give(std::vector<log_entry>&& v) {
     v.clear();
-    auto& spare = pool();
-    if (v.capacity() == 0 || v.capacity() > max_capacity || spare.size() >= max_spares) return;
-    spare.push_back(std::move(v));
+    auto& p = pool();
+    if (v.capacity() == 0 || v.capacity() > max_capacity || p.count == max_spares) return;
+    p.spare[p.count++] = std::move(v);
   }
 
  private:
   static constexpr std::size_t max_spares = 64;
   static constexpr std::size_t max_capacity = 4096;
-  static std::vector<std::vector<log_entry>>& pool() {
-    thread_local std::vector<std::vector<log_entry>> spare;
-    return spare;
+  struct spares {
+    std::array<std::vector<log_entry>, max_spares> spare;  ///< [0, count) hold capacity
+    std::size_t count = 0;
+  };
+  static spares& pool() {
+    thread_local spares p;
+    return p;
   }
 };
 }  // namespace detail
