@@ -83,7 +83,8 @@ TEST_CASE("result copies, moves and assigns between values and errors without le
     CHECK(a.value().v == 7);
     CHECK(counted::alive == 4);  // b, c and m (moved from) and a
 
-    a = a;  // self-assignment keeps the value
+    const result<counted>& same = a;
+    a = same;  // self-assignment keeps the value
     CHECK(a.value().v == 7);
     CHECK(counted::alive == 4);
   }
