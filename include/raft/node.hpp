@@ -155,9 +155,9 @@ class node {
   auto propose(std::span<const std::byte> command, CompletionToken&& token = {}) {
     return asio::async_initiate<CompletionToken, void(result<result_type>)>(
         [this](auto handler, buffer cmd) {
-          asio::dispatch(ex_, detail::resume_fn([this, cmd = std::move(cmd), h = std::move(handler)]() mutable {
+          asio::dispatch(ex_, [this, cmd = std::move(cmd), h = std::move(handler)]() mutable {
             start_proposal(std::move(cmd), make_completion<result_type>(std::move(h)));
-          }));
+          });
         },
         token, buffer{command});
   }
@@ -1947,8 +1947,6 @@ class node {
   /// the proposal from its queues, so a handler that proposes again is safe.
   /// A handler without an executor of its own runs on the node's, where completions are made:
   /// it is stored and called as it is (a small callback costs no allocation and no dispatch).
-  /// Here and in initiate() and propose(), what is dispatched is a detail::resume_fn, as
-  /// everything the node posts: one instantiation of asio::dispatch serves every operation.
   template <class T, class Handler>
   op_completion<T> make_completion(Handler h) {
     if constexpr (std::is_same_v<asio::associated_executor_t<Handler, executor_type>, executor_type> &&
@@ -1957,7 +1955,7 @@ class node {
     } else {
       auto ex = asio::get_associated_executor(h, ex_);
       return [h = std::move(h), ex](result<T> r) mutable {
-        asio::dispatch(ex, detail::resume_fn([h = std::move(h), r = std::move(r)]() mutable { h(std::move(r)); }));
+        asio::dispatch(ex, [h = std::move(h), r = std::move(r)]() mutable { h(std::move(r)); });
       };
     }
   }
@@ -1968,9 +1966,9 @@ class node {
   auto initiate(CompletionToken&& token, Start start) {
     return asio::async_initiate<CompletionToken, void(result<T>)>(
         [this](auto handler, Start start) {
-          asio::dispatch(ex_, detail::resume_fn([this, start = std::move(start), h = std::move(handler)]() mutable {
+          asio::dispatch(ex_, [this, start = std::move(start), h = std::move(handler)]() mutable {
             start(make_completion<T>(std::move(h)));
-          }));
+          });
         },
         token, std::move(start));
   }
