@@ -13,6 +13,7 @@
 # The target is a ratio of at most 2.
 #
 #   benchmarks/compile_time.sh [--runs N] [--check] [--csv FILE] [--against REF] [--instructions]
+#                              [--statements]
 #     --runs N    compilations of each file (default 5)
 #     --against REF  also compile raft_node_tu.cpp against the headers of git revision REF (say
 #                 main) and print the ratio new / REF: how a change to the headers moved the
@@ -26,6 +27,11 @@
 #                 settles a change of 1% that timing on a shared VM cannot. It is not the time:
 #                 the node's TU is more memory-bound than the echo server's (at one commit,
 #                 2.01x in instructions and 2.14x in CPU time on a quiet day)
+#     --statements  count the statements g++ keeps after optimizing each file (the lines of
+#                 -fdump-tree-optimized that end in ';': statements and declarations), in
+#                 seconds: a deterministic proxy for the code a change makes the compiler
+#                 generate, to try changes quickly. It misses the front end (parsing,
+#                 instantiation): confirm a change with --instructions. g++ only
 #     --check     exit 1 if the ratio of the medians is above 2 (off by default: timing on a
 #                 shared machine is noisy, and CI never fails on speed)
 #     --csv FILE  also write one line per compilation (file,run,cpu_seconds,wall_seconds; with
@@ -42,6 +48,7 @@ check=0
 csv=""
 against=""
 instructions=0
+statements=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -49,6 +56,7 @@ while [ $# -gt 0 ]; do
     --csv) csv="$2"; shift 2 ;;
     --against) against="$2"; shift 2 ;;
     --instructions) instructions=1; shift ;;
+    --statements) statements=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "compile_time.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -96,10 +104,33 @@ count() {
   cat "$out"/cg."$tag".* | awk '/^summary:/ { n += $2 } END { printf "%.0f\n", n }'
 }
 
+# Statements left after optimization in one compilation (see --statements).
+statements_of() {
+  local tag=$1 file=$2
+  shift 2
+  "$cxx" "$@" -fdump-tree-optimized="$out/$tag.gimple" -c "$file" -o "$out/$tag.o" 2> "$out/$tag.diag" ||
+    { cat "$out/$tag.diag" >&2; exit 1; }
+  awk '!/^;;/ && /;[ \t]*$/ { n++ } END { print n + 0 }' "$out/$tag.gimple"
+}
+
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 minimum() { sort -g | head -n1; }
 
 command -v bc > /dev/null || { echo "compile_time.sh: needs bc (apt-get install bc)" >&2; exit 2; }
+
+if [ "$statements" = 1 ]; then
+  s_raft=$(statements_of raft "$raft_tu" "${flags[@]}")
+  s_echo=$(statements_of echo "$echo_tu" "${flags[@]}")
+  echo "raft_node_tu.cpp: $s_raft statements after optimization"
+  echo "echo_server.cpp : $s_echo statements after optimization"
+  printf 'ratio raft / echo: %.3f (statements)\n' "$(echo "$s_raft / $s_echo" | bc -l)"
+  if [ -n "$against" ]; then
+    s_ref=$(statements_of ref "$raft_tu" "${ref_flags[@]}")
+    printf 'raft_node_tu.cpp with %s'"'"'s headers: %s statements; ratio new / %s: %.4f\n' \
+      "$against" "$s_ref" "$against" "$(echo "$s_raft / $s_ref" | bc -l)"
+  fi
+  exit 0
+fi
 
 if [ "$instructions" = 1 ]; then
   command -v valgrind > /dev/null || { echo "compile_time.sh: needs valgrind (apt-get install valgrind)" >&2; exit 2; }
