@@ -1814,8 +1814,9 @@ class node {
     return submitted_ != log_.last_index() || flush_needed_ || storage_work_pending();
   }
 
-  /// Storage work asked for outside any event (a compaction, a log reset after an installed
-  /// snapshot): persist_loop does it, or, for a storage that flushes synchronously, a settle().
+  /// Persistence asked for outside any event (a compaction, a log reset after an installed
+  /// snapshot, a bootstrap entry at start): persist_loop does it, or, for a storage that
+  /// flushes synchronously, a settle().
   void persist_later() {
     if constexpr (inline_flush)
       schedule_settle();

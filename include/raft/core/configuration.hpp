@@ -74,7 +74,6 @@ namespace detail {
 
 // Encoding in a configuration entry: three sets, each a little-endian u64 count followed by
 // little-endian u64 ids.
-
 namespace detail {
 inline void put_u64(std::vector<std::byte>& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));

@@ -1,11 +1,11 @@
 // raft/core/errors.hpp - how an operation fails, and the result type that carries it.
 #pragma once
 
+#include <new>
 #include <string>
 #include <system_error>
-#include <utility>
-#include <new>
 #include <type_traits>
+#include <utility>
 
 #include "raft/core/types.hpp"
 
