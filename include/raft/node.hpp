@@ -665,20 +665,7 @@ class node {
     if (m.to != opts_.id || m.from == opts_.id || m.from == no_node) return;
     const term_t t = term_of(m.body);
     if (t != term_ && !handle_other_term(m, t)) return;
-    // A switch rather than std::visit: the same jump table, less for the compiler to instantiate.
-    static_assert(std::variant_size_v<message_body> == 9, "a new message type needs a case here");
-    auto& b = m.body;
-    switch (b.index()) {
-      case 0: return on(m.from, std::move(*std::get_if<vote_request>(&b)));
-      case 1: return on(m.from, std::move(*std::get_if<vote_response>(&b)));
-      case 2: return on(m.from, std::move(*std::get_if<append_request>(&b)));
-      case 3: return on(m.from, std::move(*std::get_if<append_response>(&b)));
-      case 4: return on(m.from, std::move(*std::get_if<install_snapshot_request>(&b)));
-      case 5: return on(m.from, std::move(*std::get_if<install_snapshot_response>(&b)));
-      case 6: return on(m.from, std::move(*std::get_if<timeout_now>(&b)));
-      case 7: return on(m.from, std::move(*std::get_if<read_index_request>(&b)));
-      case 8: return on(m.from, std::move(*std::get_if<read_index_response>(&b)));
-    }
+    m.body.visit([this, from = m.from](auto& b) { on(from, std::move(b)); });
   }
 
   /// A message whose term is not ours (rare: once per term change). Returns whether step()
@@ -690,15 +677,15 @@ class node {
                " with the largest possible term");
       return false;
     }
-    const bool from_leader = std::holds_alternative<append_request>(m.body) ||
-                             std::holds_alternative<install_snapshot_request>(m.body);
+    const bool from_leader = m.body.holds<append_request>() ||
+                             m.body.holds<install_snapshot_request>();
     if (t > term_) {
       // Figure 3.1 "Rules for all servers": a higher term makes us a follower in it, except for
       // a pre-vote request (asks about a future term, changes nothing, §9.6), a granted pre-vote
       // reply (echoes the term we asked about), and a vote request while we hear from a live
       // leader (§4.2.3: ignored, so a disruptive server cannot depose it; a vote request sent on
       // the leader's own TimeoutNow is the exception, §3.10).
-      if (const auto* r = std::get_if<vote_request>(&m.body)) {
+      if (const auto* r = m.body.get_if<vote_request>()) {
         if (!r->pre_vote) {
           if (opts_.check_quorum && !r->transfer && leader_is_alive()) {
             log_line(log_level::debug, "node ", opts_.id, " ignores vote request from ",
@@ -707,20 +694,20 @@ class node {
           }
           become_follower(t, no_node);
         }
-      } else if (const auto* v = std::get_if<vote_response>(&m.body); v && v->pre_vote && v->granted) {
+      } else if (const auto* v = m.body.get_if<vote_response>(); v && v->pre_vote && v->granted) {
         // a granted pre-vote echoes the future term we asked about: counted below
       } else {
         become_follower(t, from_leader ? m.from : no_node);
       }
     } else if (t < term_) {
       // A stale sender learns our term from the reply and steps down; stale replies are dropped.
-      if (const auto* r = std::get_if<append_request>(&m.body)) {
+      if (const auto* r = m.body.get_if<append_request>()) {
         send(m.from, append_response{term_, false, index_t{0}, r->prev_log_index, index_t{0}, term_t{0}, r->round});
-      } else if (const auto* v = std::get_if<vote_request>(&m.body)) {
+      } else if (const auto* v = m.body.get_if<vote_request>()) {
         send(m.from, vote_response{term_, false, v->pre_vote});
-      } else if (const auto* i = std::get_if<install_snapshot_request>(&m.body)) {
+      } else if (const auto* i = m.body.get_if<install_snapshot_request>()) {
         send(m.from, install_snapshot_response{term_, i->meta.index, 0, false});
-      } else if (const auto* q = std::get_if<read_index_request>(&m.body)) {
+      } else if (const auto* q = m.body.get_if<read_index_request>()) {
         send(m.from, read_index_response{term_, q->id, false, index_t{0}});
       }
       return false;
@@ -1935,9 +1922,9 @@ class node {
   /// An estimate of a message's size for the metrics: payloads plus a fixed header.
   static std::uint64_t message_bytes(const message_body& body) noexcept {
     std::uint64_t n = 48;
-    if (const auto* a = std::get_if<append_request>(&body))
+    if (const auto* a = body.get_if<append_request>())
       for (const auto& e : a->entries) n += entry_size(e);
-    else if (const auto* s = std::get_if<install_snapshot_request>(&body))
+    else if (const auto* s = body.get_if<install_snapshot_request>())
       n += s->data.size();
     return n;
   }

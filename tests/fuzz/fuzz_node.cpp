@@ -50,7 +50,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <type_traits>
-#include <variant>
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
@@ -95,7 +94,7 @@ const bool tracing = std::getenv("FUZZ_TRACE") != nullptr;
 
 std::string describe(const message& m) {
   std::string s = str(m.from.value) + "->" + str(m.to.value) + " ";
-  std::visit(
+  m.body.visit(
       [&](const auto& b) {
         using T = std::decay_t<decltype(b)>;
         if constexpr (std::is_same_v<T, raft::vote_request>)
@@ -117,8 +116,7 @@ std::string describe(const message& m) {
                                                                           "@" + str(b.conflict_term.value)) + "}";
         else
           s += "(another message type)";
-      },
-      m.body);
+      });
   return s;
 }
 
@@ -332,12 +330,11 @@ class harness {
       const char* v = std::getenv("RAFT_FUZZ_TERM_LIMIT");
       return v ? std::strtoull(v, nullptr, 0) : ~std::uint64_t{0};
     }();
-    std::visit(
+    m.body.visit(
         [](auto& b) {
           if constexpr (requires { b.term; })
             if (b.term.value > limit) b.term = term_t{limit};
-        },
-        m.body);
+        });
   }
 
   void inject(message m) {
@@ -396,9 +393,9 @@ class harness {
         const message& q = sent_[sent_.size() - 1 - in_.below(sent_.size())];
         const bool yes = in_.below(4) != 0;
         message a{q.to, q.from, raft::vote_response{}};
-        if (const auto* v = std::get_if<raft::vote_request>(&q.body)) {
+        if (const auto* v = q.body.get_if<raft::vote_request>()) {
           a.body = raft::vote_response{yes ? v->term : some_term(), yes, v->pre_vote};
-        } else if (const auto* r = std::get_if<raft::append_request>(&q.body)) {
+        } else if (const auto* r = q.body.get_if<raft::append_request>()) {
           const index_t last = r->prev_log_index + r->entries.size();
           if (yes)
             a.body = raft::append_response{r->term, true, last, index_t{0}, index_t{0}, term_t{0}};
@@ -568,14 +565,14 @@ class harness {
     const node_type& n = *node_;
     const raft::hard_state hs = storage_.state();
 
-    if (const auto* v = std::get_if<raft::vote_response>(&m.body); v && v->granted && !v->pre_vote) {
+    if (const auto* v = m.body.get_if<raft::vote_response>(); v && v->granted && !v->pre_vote) {
       FUZZ_CHECK(hs.term == v->term && hs.voted_for == m.to,
                  "a vote granted before it was stored (term " + str(v->term.value) + ")");
       auto [it, fresh] = votes_.emplace(v->term, m.to);
       FUZZ_CHECK(it->second == m.to, "two votes in term " + str(v->term.value));
-    } else if (const auto* r = std::get_if<raft::vote_request>(&m.body); r && !r->pre_vote) {
+    } else if (const auto* r = m.body.get_if<raft::vote_request>(); r && !r->pre_vote) {
       FUZZ_CHECK(hs.term == r->term && hs.voted_for == self, "a RequestVote sent before its term and vote were stored");
-    } else if (const auto* a = std::get_if<raft::append_request>(&m.body)) {
+    } else if (const auto* a = m.body.get_if<raft::append_request>()) {
       FUZZ_CHECK(n.role() == raft::role::leader && n.term() == a->term, "AppendEntries sent by a non-leader");
       FUZZ_CHECK(n.log().term_at(a->prev_log_index) == a->prev_log_term, "AppendEntries with a wrong prev_log_term");
       for (std::size_t k = 0; k < a->entries.size(); ++k) {
@@ -583,7 +580,7 @@ class harness {
         FUZZ_CHECK(i <= n.log().last_index() && a->entries[k] == n.log().at(i), "AppendEntries carries entries not in the log");
       }
       FUZZ_CHECK(a->leader_commit <= n.commit_index(), "AppendEntries announces more than is committed");
-    } else if (const auto* s = std::get_if<raft::append_response>(&m.body); s && s->success) {
+    } else if (const auto* s = m.body.get_if<raft::append_response>(); s && s->success) {
       // What a crash now would leave: the match must be in it (or compacted into the base).
       const raft::persistent_state disk = storage_.load();
       const index_t match = s->match_index;

@@ -22,7 +22,6 @@
 #include <random>
 #include <string>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include <asio/co_spawn.hpp>
@@ -58,7 +57,7 @@ template <std::size_t... I>
 void every_default_type(std::index_sequence<I...>) {
   (
       [] {
-        raft::message m{raft::node_id{1}, raft::node_id{2}, std::variant_alternative_t<I, raft::message_body>{}};
+        raft::message m{raft::node_id{1}, raft::node_id{2}, raft::message_body::alternative<I>{}};
         std::vector<std::byte> body;
         raft::codec::encode_body(m, body);
         write("codec", "type" + std::to_string(I) + "-default", to_bytes(body));
@@ -67,7 +66,7 @@ void every_default_type(std::index_sequence<I...>) {
 }
 
 void codec_seeds() {
-  every_default_type(std::make_index_sequence<std::variant_size_v<raft::message_body>>{});
+  every_default_type(std::make_index_sequence<raft::message_body::size>{});
   using namespace raft;
   const std::vector<std::pair<std::string, message>> rich = {
       {"vote-request", {node_id{0x102}, node_id{3}, vote_request{term_t{7}, index_t{5}, term_t{4}, false}}},
@@ -226,7 +225,7 @@ struct node_program {
 template <std::size_t... I>
 void every_type_program(std::index_sequence<I...>) {
   node_program p(0);
-  (p.message(raft::message{raft::node_id{2}, raft::node_id{1}, std::variant_alternative_t<I, raft::message_body>{}}), ...);
+  (p.message(raft::message{raft::node_id{2}, raft::node_id{1}, raft::message_body::alternative<I>{}}), ...);
   p.wait(79);
   write("node", "every-type", p.b);
 }
@@ -258,7 +257,7 @@ void node_seeds() {
   follower.wait(2).message({node_id{3}, node_id{1}, vote_request{term_t{4}, index_t{3}, term_t{3}, false}}).wait(79);
   write("node", "follower-overwrite", follower.b);
 
-  every_type_program(std::make_index_sequence<std::variant_size_v<raft::message_body>>{});
+  every_type_program(std::make_index_sequence<raft::message_body::size>{});
 
   std::mt19937_64 rng(11);
   for (int k = 0; k < 4; ++k) {

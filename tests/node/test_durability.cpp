@@ -11,6 +11,7 @@
 
 #include <deque>
 #include <sstream>
+#include <variant>
 
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
@@ -146,7 +147,7 @@ TEST_CASE("a follower acknowledges entries only once its storage reports them du
     if (id != l) c.storage(id).delay = 100ms;
   c.run_for(200ms);
   c.network().on_send = [&](const message& m) {
-    if (const auto* r = std::get_if<append_response>(&m.body); r && r->success) acks.emplace_back(m.from, r->match_index);
+    if (const auto* r = m.body.get_if<append_response>(); r && r->success) acks.emplace_back(m.from, r->match_index);
   };
 
   // Action: a proposal; both followers receive it within a few milliseconds.

@@ -37,7 +37,7 @@ struct vote_log {
   };
   std::vector<reply> replies;
   void operator()(const message& m) {
-    if (const auto* r = std::get_if<vote_response>(&m.body)) replies.push_back({m.from, m.to, *r});
+    if (const auto* r = m.body.get_if<vote_response>()) replies.push_back({m.from, m.to, *r});
   }
 };
 
@@ -67,7 +67,7 @@ TEST_CASE("§5.2 election safety: at most one leader per term") {
   cluster<> c(5, 5201, o);
   CAPTURE(c.seed());
   c.network().on_send = [&](const message& m) {
-    if (const auto* a = std::get_if<append_request>(&m.body)) senders[a->term].insert(m.from);
+    if (const auto* a = m.body.get_if<append_request>()) senders[a->term].insert(m.from);
   };
   chaos<cluster<>> ch(c, 5202);
   ch.observer = [&] {
@@ -157,7 +157,7 @@ TEST_CASE("§5.2 a node votes at most once per term") {
     cluster<> c(5, 5204, o);
     CAPTURE(c.seed());
     c.network().on_send = [&](const message& m) {
-      if (const auto* r = std::get_if<vote_response>(&m.body); r && r->granted && !r->pre_vote) {
+      if (const auto* r = m.body.get_if<vote_response>(); r && r->granted && !r->pre_vote) {
         granted[{m.from, r->term}].insert(m.to);
         ++votes;
       }
@@ -184,7 +184,7 @@ TEST_CASE("§5.2 votes are counted once per voter per round (duplicated replies 
   o.pre_vote = false;
   cluster<> c(5, 5206, o);
   c.network().on_send = [&](const message& m) {
-    if (const auto* r = std::get_if<vote_response>(&m.body); r && r->granted) ++grants;
+    if (const auto* r = m.body.get_if<vote_response>(); r && r->granted) ++grants;
   };
   for (std::uint64_t id = 3; id <= 5; ++id) c.crash(node_id{id});
   c.network().faults.duplicate = 1.0;
@@ -665,20 +665,20 @@ TEST_CASE("term and vote are persisted before the vote reply leaves") {
       problems.push_back(what + " (node " + std::to_string(m.from.value) + ", stored term " +
                          std::to_string(hs.term.value) + " vote " + std::to_string(hs.voted_for.value) + ")");
     };
-    if (const auto* r = std::get_if<vote_response>(&m.body); r && r->granted && !r->pre_vote) {
+    if (const auto* r = m.body.get_if<vote_response>(); r && r->granted && !r->pre_vote) {
       ++votes_seen;
       if (hs != hard_state{r->term, m.to}) problem("vote for " + std::to_string(m.to.value) + " not stored");
     }
-    if (const auto* r = std::get_if<vote_request>(&m.body); r && !r->pre_vote) {
+    if (const auto* r = m.body.get_if<vote_request>(); r && !r->pre_vote) {
       ++requests_seen;
       if (hs != hard_state{r->term, m.from}) problem("own candidacy not stored");
     }
     // Every message carrying a term (but a pre-vote's, which asks about a future term) leaves
     // only after that term is durable.
-    const bool future = std::visit([](const auto& b) {
+    const bool future = m.body.visit([](const auto& b) {
       if constexpr (requires { b.pre_vote; }) return b.pre_vote;
       return false;
-    }, m.body);
+    });
     ++messages_seen;
     if (!future && term_of(m.body) > hs.term) problem("message term above stored term");
   };
@@ -706,7 +706,7 @@ TEST_CASE("a new leader commits entries of earlier terms only through an entry o
               {hand_made(3, 1, {1, 1, 1}), hand_made(3, 1, {1, 1, 1}), hand_made(3, 1, {1})});
   // The commit index a leader announces always points at an entry of its own term (Figure 8).
   c.network().on_send = [&](const message& m) {
-    const auto* a = std::get_if<append_request>(&m.body);
+    const auto* a = m.body.get_if<append_request>();
     if (a == nullptr || a->leader_commit == index_t{0}) return;
     const auto t = c.node(m.from).log().term_at(a->leader_commit);
     if (t != a->term)

@@ -368,7 +368,7 @@ TEST_CASE("CheckQuorum: a node that hears from a live leader ignores higher-term
   // asking for votes in ever higher terms.
   std::size_t requests = 0;
   c.network().on_send = [&](const message& m) {
-    if (m.from == lonely && std::holds_alternative<vote_request>(m.body)) ++requests;
+    if (m.from == lonely && m.body.holds<vote_request>()) ++requests;
   };
   c.network().heal();
   c.network().cut(leader, lonely);

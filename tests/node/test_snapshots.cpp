@@ -91,13 +91,13 @@ TEST_CASE("InstallSnapshot with chunks lost resumes from the last acknowledged c
   std::size_t chunks = 0, resent_below_ack = 0;
   std::set<std::uint64_t> sizes;
   c.network().drop_if = [&](const message& m) {
-    if (const auto* r = std::get_if<install_snapshot_request>(&m.body)) {
+    if (const auto* r = m.body.get_if<install_snapshot_request>()) {
       ++chunks;
       sizes.insert(r->size);
       if (r->offset < acked[r->meta.index.value]) ++resent_below_ack;
       return rng() % 3 == 0;
     }
-    if (const auto* a = std::get_if<install_snapshot_response>(&m.body))
+    if (const auto* a = m.body.get_if<install_snapshot_response>())
       acked[a->index.value] = std::max(acked[a->index.value], a->next_offset);
     return false;
   };

@@ -120,7 +120,7 @@ struct trace_hash {
   void add(const log_entry& e) { add(e.term.value), add(e.index.value), add(std::uint64_t(e.kind)), add(e.data); }
   void add(const message& m) {
     add(m.from.value), add(m.to.value), add(m.body.index());
-    std::visit(
+    m.body.visit(
         [&](const auto& b) {
           using T = std::decay_t<decltype(b)>;
           add(b.term.value);
@@ -144,8 +144,7 @@ struct trace_hash {
           } else if constexpr (std::is_same_v<T, read_index_response>) {
             add(b.id), add(b.ok), add(b.index.value);
           }
-        },
-        m.body);
+        });
   }
 };
 
@@ -167,7 +166,7 @@ inline std::string ids_text(const std::vector<node_id>& ids) {
 inline std::string describe(const message& m) {
   std::ostringstream os;
   os << m.from << "->" << m.to << ' ';
-  std::visit(
+  m.body.visit(
       [&](const auto& b) {
         using T = std::decay_t<decltype(b)>;
         if constexpr (std::is_same_v<T, vote_request>) {
@@ -206,14 +205,13 @@ inline std::string describe(const message& m) {
         } else {
           os << "message t" << b.term;
         }
-      },
-      m.body);
+      });
   return os.str();
 }
 
 inline bool is_heartbeat(const message& m) {
-  if (auto* a = std::get_if<append_request>(&m.body)) return a->entries.empty();
-  if (auto* r = std::get_if<append_response>(&m.body)) return r->success;
+  if (auto* a = m.body.get_if<append_request>()) return a->entries.empty();
+  if (auto* r = m.body.get_if<append_response>()) return r->success;
   return false;
 }
 

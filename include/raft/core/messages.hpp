@@ -5,8 +5,11 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
-#include <variant>
+#include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "raft/core/buffer.hpp"
@@ -107,9 +110,186 @@ struct read_index_response {
   friend bool operator==(const read_index_response&, const read_index_response&) = default;
 };
 
-using message_body =
-    std::variant<vote_request, vote_response, append_request, append_response, install_snapshot_request,
-                 install_snapshot_response, timeout_now, read_index_request, read_index_response>;
+namespace detail {
+template <class... Ts>
+struct type_list {
+  static constexpr std::size_t size = sizeof...(Ts);
+  static constexpr std::size_t max_size() {
+    std::size_t m = 0;
+    ((m = sizeof(Ts) > m ? sizeof(Ts) : m), ...);
+    return m;
+  }
+  static constexpr std::size_t max_align() {
+    std::size_t m = 0;
+    ((m = alignof(Ts) > m ? alignof(Ts) : m), ...);
+    return m;
+  }
+  /// The position of T in the list, or `size` if it is not there.
+  template <class T>
+  static constexpr std::size_t index_of() {
+    std::size_t i = 0;
+    const bool found = ((std::is_same_v<T, Ts> ? true : (++i, false)) || ...);
+    return found ? i : size;
+  }
+};
+template <std::size_t I, class List>
+struct type_at;
+template <class First, class... Rest>
+struct type_at<0, type_list<First, Rest...>> {
+  using type = First;
+};
+template <std::size_t I, class First, class... Rest>
+struct type_at<I, type_list<First, Rest...>> : type_at<I - 1, type_list<Rest...>> {};
+}  // namespace detail
+
+/// One message of any kind: a tagged union of the nine structs above, in the order of their
+/// wire tags (raft::codec::message_type). Written out rather than a std::variant: every user's
+/// translation unit instantiates the message type, and std::variant's layers of special members,
+/// visitation tables and comparison templates were the largest single item left in the compile
+/// cost of a node (docs/architecture.md, "What a node costs to compile").
+///
+///   if (const auto* a = m.body.get_if<append_request>()) ...
+///   m.body.visit([](const auto& b) { ... });
+class message_body {
+  using types = detail::type_list<vote_request, vote_response, append_request, append_response,
+                                  install_snapshot_request, install_snapshot_response, timeout_now,
+                                  read_index_request, read_index_response>;
+
+ public:
+  /// The number of kinds, and the kind number `I` (the wire tag minus one).
+  static constexpr std::size_t size = types::size;
+  template <std::size_t I>
+  using alternative = typename detail::type_at<I, types>::type;
+  /// Whether T is one of the kinds.
+  template <class T>
+  static constexpr bool holds_kind = types::template index_of<T>() < size;
+
+ private:
+  // Defined first: the members below deduce their return types from these.
+  template <class T>
+  T* as() noexcept {
+    return std::launder(reinterpret_cast<T*>(raw_));
+  }
+  template <class T>
+  const T* as() const noexcept {
+    return std::launder(reinterpret_cast<const T*>(raw_));
+  }
+  template <std::size_t I, class Self>
+  static auto& at(Self& self) noexcept {
+    return *self.template as<alternative<I>>();
+  }
+  template <class Self, class F>
+  static decltype(auto) visit_as(Self& self, F& f) {
+    static_assert(size == 9, "a new message kind needs a case here");
+    switch (self.index_) {
+      case 0: return f(at<0>(self));
+      case 1: return f(at<1>(self));
+      case 2: return f(at<2>(self));
+      case 3: return f(at<3>(self));
+      case 4: return f(at<4>(self));
+      case 5: return f(at<5>(self));
+      case 6: return f(at<6>(self));
+      case 7: return f(at<7>(self));
+      default: return f(at<8>(self));
+    }
+  }
+
+ public:
+  /// Calls `f` with the message as the kind it holds (a switch: one jump).
+  template <class F>
+  decltype(auto) visit(F&& f) {
+    return visit_as(*this, f);
+  }
+  template <class F>
+  decltype(auto) visit(F&& f) const {
+    return visit_as(*this, f);
+  }
+
+  /// A default vote_request, like a default std::variant.
+  message_body() noexcept { ::new (static_cast<void*>(raw_)) vote_request{}; }
+  template <class T>
+    requires holds_kind<std::remove_cvref_t<T>>
+  message_body(T&& v) noexcept(std::is_nothrow_constructible_v<std::remove_cvref_t<T>, T&&>)  // NOLINT: implicit, like a variant
+      : index_(static_cast<std::uint8_t>(types::template index_of<std::remove_cvref_t<T>>())) {
+    ::new (static_cast<void*>(raw_)) std::remove_cvref_t<T>(std::forward<T>(v));
+  }
+  message_body(const message_body& o) : index_(o.index_) {
+    o.visit([this](const auto& b) { ::new (static_cast<void*>(raw_)) std::remove_cvref_t<decltype(b)>(b); });
+  }
+  message_body(message_body&& o) noexcept : index_(o.index_) { take(o); }
+  message_body& operator=(const message_body& o) {
+    if (this != &o) {
+      message_body copy(o);
+      *this = std::move(copy);
+    }
+    return *this;
+  }
+  message_body& operator=(message_body&& o) noexcept {
+    if (this != &o) {
+      destroy();
+      index_ = o.index_;
+      take(o);
+    }
+    return *this;
+  }
+  ~message_body() { destroy(); }
+
+  /// The kind held: its position in the list (the wire tag minus one).
+  [[nodiscard]] std::size_t index() const noexcept { return index_; }
+  template <class T>
+  [[nodiscard]] bool holds() const noexcept {
+    static_assert(holds_kind<T>, "not a message kind");
+    return index_ == types::template index_of<T>();
+  }
+  /// The message as a T, or null if it holds another kind.
+  template <class T>
+  [[nodiscard]] T* get_if() noexcept {
+    return holds<T>() ? as<T>() : nullptr;
+  }
+  template <class T>
+  [[nodiscard]] const T* get_if() const noexcept {
+    return holds<T>() ? as<T>() : nullptr;
+  }
+  /// Replaces the message with a default T and returns it.
+  template <class T>
+  T& emplace() {
+    destroy();
+    index_ = static_cast<std::uint8_t>(types::template index_of<T>());
+    return *::new (static_cast<void*>(raw_)) T{};
+  }
+  /// Replaces the message with a default one of kind number `k` (k < size).
+  template <std::size_t I = 0>
+  void emplace_kind(std::size_t k) {
+    if constexpr (I + 1 < size) {
+      if (k != I) return emplace_kind<I + 1>(k);
+    }
+    emplace<alternative<I>>();
+  }
+
+  friend bool operator==(const message_body& a, const message_body& b) {
+    return a.index_ == b.index_ &&
+           a.visit([&b](const auto& x) { return x == *b.as<std::remove_cvref_t<decltype(x)>>(); });
+  }
+
+ private:
+  /// Move-constructs o's message into our storage (index_ already set).
+  void take(message_body& o) noexcept {
+    o.visit([this](auto& b) {
+      using T = std::remove_cvref_t<decltype(b)>;
+      static_assert(std::is_nothrow_move_constructible_v<T>, "message_body's moves are noexcept");
+      ::new (static_cast<void*>(raw_)) T(std::move(b));
+    });
+  }
+  void destroy() noexcept {
+    visit([](auto& b) {
+      using T = std::remove_cvref_t<decltype(b)>;
+      b.~T();
+    });
+  }
+
+  alignas(types::max_align()) std::byte raw_[types::max_size()];
+  std::uint8_t index_ = 0;
+};
 
 /// A message with its addresses.
 struct message {
@@ -154,25 +334,12 @@ class entry_vectors {
 
 /// Gives the entry vector of an AppendEntries back for reuse (see detail::entry_vectors).
 inline void recycle(message& m) {
-  if (auto* r = std::get_if<append_request>(&m.body)) detail::entry_vectors::give(std::move(r->entries));
+  if (auto* r = m.body.get_if<append_request>()) detail::entry_vectors::give(std::move(r->entries));
 }
 
 /// The term a message carries.
 [[nodiscard]] inline term_t term_of(const message_body& body) noexcept {
-  // A switch rather than std::visit (less to instantiate in every translation unit).
-  static_assert(std::variant_size_v<message_body> == 9, "a new message type needs a case here");
-  switch (body.index()) {
-    case 0: return std::get_if<0>(&body)->term;
-    case 1: return std::get_if<1>(&body)->term;
-    case 2: return std::get_if<2>(&body)->term;
-    case 3: return std::get_if<3>(&body)->term;
-    case 4: return std::get_if<4>(&body)->term;
-    case 5: return std::get_if<5>(&body)->term;
-    case 6: return std::get_if<6>(&body)->term;
-    case 7: return std::get_if<7>(&body)->term;
-    case 8: return std::get_if<8>(&body)->term;
-  }
-  return term_t{0};
+  return body.visit([](const auto& b) { return b.term; });
 }
 
 }  // namespace v1

@@ -149,8 +149,8 @@ class sim_network {
   void submit(message m) {
     if (on_send) on_send(m);
     ++counters_.sent;
-    if (std::holds_alternative<vote_request>(m.body)) ++counters_.vote_requests;
-    if (std::holds_alternative<append_request>(m.body)) ++counters_.append_requests;
+    if (m.body.holds<vote_request>()) ++counters_.vote_requests;
+    if (m.body.holds<append_request>()) ++counters_.append_requests;
     if (!paused_.empty() && is_paused(m.from)) {
       if (on_route) on_route(m, "held", {});
       held_.push_back(std::move(m));

@@ -25,7 +25,6 @@
 #include <system_error>
 #include <type_traits>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include "raft/core/buffer.hpp"
@@ -90,7 +89,7 @@ namespace codec {
 /// Version 2 added snapshots, leadership transfer and read-index messages and the round fields.
 inline constexpr std::uint8_t version = 2;
 
-/// The type tags (byte 1 of a body), in the order of raft::message_body's alternatives.
+/// The type tags (byte 1 of a body), in the order of raft::message_body's kinds.
 enum class message_type : std::uint8_t {
   vote_request = 1,
   vote_response = 2,
@@ -103,7 +102,7 @@ enum class message_type : std::uint8_t {
   read_index_response = 9,
 };
 inline constexpr std::uint8_t max_message_type = 9;
-static_assert(std::variant_size_v<message_body> == max_message_type);
+static_assert(message_body::size == max_message_type);
 
 /// Bytes of the frame's length prefix.
 inline constexpr std::size_t frame_header_bytes = 4;
@@ -368,7 +367,7 @@ struct field_reader {
 inline sizer measure(const message& m) noexcept {
   sizer s;
   s.n = body_header_bytes;
-  std::visit([&](const auto& b) { fields(b, s); }, m.body);
+  m.body.visit([&](const auto& b) { fields(b, s); });
   return s;
 }
 
@@ -399,7 +398,7 @@ inline void encode_body(const message& m, std::vector<std::byte>& out) {
   detail::put_u8(w.p, static_cast<std::uint8_t>(m.body.index() + 1));
   detail::put_u64(w.p, m.from.value);
   detail::put_u64(w.p, m.to.value);
-  std::visit([&](const auto& b) { detail::fields(b, w); }, m.body);
+  m.body.visit([&](const auto& b) { detail::fields(b, w); });
 }
 
 /// Appends the frame of `m` (u32 length prefix, then the body) to `out`. See encode_body.
@@ -426,18 +425,6 @@ inline void encode_frame(const message& m, std::vector<std::byte>& out) {
   return {};
 }
 
-namespace detail {
-template <std::size_t... K>
-void emplace_alternative(message_body& body, std::size_t k, std::index_sequence<K...>) {
-  ((k == K ? void(body.emplace<K>()) : void()), ...);
-}
-}  // namespace detail
-
-/// Makes `body` hold a default-constructed alternative number `k` (k < the variant's size).
-inline void emplace_alternative(message_body& body, std::size_t k) {
-  detail::emplace_alternative(body, k, std::make_index_sequence<std::variant_size_v<message_body>>{});
-}
-
 /// Decodes exactly one body from `in` into `out`. On error `out` holds an unspecified but valid
 /// message. Each payload becomes a raft::buffer of its own (small ones share a slab, see
 /// raft/core/buffer.hpp), an AppendEntries' entry vector is a recycled one when a spare exists
@@ -451,8 +438,8 @@ inline void emplace_alternative(message_body& body, std::size_t k) {
   if (type < 1 || type > max_message_type) return codec_errc::unknown_type;
   if (!r.num(out.from) || !r.num(out.to)) return codec_errc::truncated;
   detail::field_reader f{r};
-  emplace_alternative(out.body, type - 1u);
-  std::visit([&](auto& b) { detail::fields(b, f); }, out.body);
+  out.body.emplace_kind(type - 1u);
+  out.body.visit([&](auto& b) { detail::fields(b, f); });
   if (f.ec) return f.ec;
   if (r.left() != 0) return codec_errc::trailing_bytes;
   return {};
