@@ -935,12 +935,12 @@ class node {
     peers_.clear();
     heartbeat_timer_.cancel();
     // Proposals not yet committed may or may not commit under the next leader.
-    std::vector<pending_proposal> lost;
+    detail::chunked_deque<pending_proposal> lost;  // the queue's type: no other to instantiate
     while (!pending_.empty() && pending_.back().index > commit_) {
       lost.push_back(std::move(pending_.back()));
       pending_.pop_back();
     }
-    for (auto& p : lost) p.done(error{errc::leadership_lost, leader_});
+    for (std::size_t i = 0; i < lost.size(); ++i) lost[i].done(error{errc::leadership_lost, leader_});
     auto reads = std::move(reads_);
     reads_.clear();
     for (auto& r : reads) r.done(error{errc::leadership_lost, leader_});
