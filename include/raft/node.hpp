@@ -665,7 +665,7 @@ class node {
     if (m.to != opts_.id || m.from == opts_.id || m.from == no_node) return;
     const term_t t = term_of(m.body);
     if (t != term_ && !handle_other_term(m, t)) return;
-    m.body.visit([this, from = m.from](auto& b) { on(from, std::move(b)); });
+    m.body.visit([this, from = m.from](auto& b) { this->on(from, std::move(b)); });
   }
 
   /// A message whose term is not ours (rare: once per term change). Returns whether step()
