@@ -146,7 +146,7 @@ struct type_at<I, type_list<First, Rest...>> : type_at<I - 1, type_list<Rest...>
 /// wire tags (raft::codec::message_type). Written out rather than a std::variant: every user's
 /// translation unit instantiates the message type, and std::variant's layers of special members,
 /// visitation tables and comparison templates were the largest single item left in the compile
-/// cost of a node (docs/architecture.md, "What a node costs to compile").
+/// cost of a node (docs/architecture.md, "What a node costs a user's build").
 ///
 ///   if (const auto* a = m.body.get_if<append_request>()) ...
 ///   m.body.visit([](const auto& b) { ... });
@@ -253,6 +253,7 @@ class message_body {
   /// Replaces the message with a default T and returns it.
   template <class T>
   T& emplace() {
+    static_assert(holds_kind<T>, "not a message kind");
     destroy();
     index_ = static_cast<std::uint8_t>(types::template index_of<T>());
     return *::new (static_cast<void*>(raw_)) T{};
