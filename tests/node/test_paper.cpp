@@ -79,14 +79,15 @@ TEST_CASE("§5.2 election safety: at most one leader per term") {
   for (int k = 0; k < 200; ++k) ch.step();
 
   // Check: only a leader sends AppendEntries, and each term had at most one (§5.2, Figure 2).
-  for (const auto& [term, who] : senders) {
-    CAPTURE(term);
-    CHECK(who.size() == 1);
+  // (No structured bindings here: CAPTURE's lambda cannot capture them under clang 14.)
+  for (const auto& term_senders : senders) {
+    CAPTURE(term_senders.first);
+    CHECK(term_senders.second.size() == 1);
   }
-  for (const auto& [term, who] : leaders) {
-    CAPTURE(term);
-    CHECK(who.size() == 1);
-    CHECK(senders[term] == who);
+  for (const auto& term_leaders : leaders) {
+    CAPTURE(term_leaders.first);
+    CHECK(term_leaders.second.size() == 1);
+    CHECK(senders[term_leaders.first] == term_leaders.second);
   }
   CHECK(leaders.size() >= 10);  // the run did hold many elections
   c.network().on_send = nullptr;
@@ -166,10 +167,10 @@ TEST_CASE("§5.2 a node votes at most once per term") {
     for (int k = 0; k < 150; ++k) ch.step();
 
     // Check: per voter and term, all granted votes went to one candidate (§5.2).
-    for (const auto& [key, candidates] : granted) {
-      CAPTURE(key.first);
-      CAPTURE(key.second);
-      CHECK(candidates.size() == 1);
+    for (const auto& voter_term : granted) {
+      CAPTURE(voter_term.first.first);
+      CAPTURE(voter_term.first.second);
+      CHECK(voter_term.second.size() == 1);
     }
     CHECK(votes >= 20);
     c.network().on_send = nullptr;
