@@ -3,30 +3,28 @@
 #
 # Parses and type-checks (clang -fsyntax-only, -Wall -Wextra -Werror, C++20) every header under
 # include/raft/ and every C++ source of tests/, examples/ and benchmarks/, without compiling
-# code. CI builds and runs everything with g++; this catches what only clang refuses (it has
-# caught a lambda capture that clang took for unused, structured bindings captured by a lambda,
-# a [[nodiscard]] result dropped in a test) at a fraction of a full clang build's cost. For the
-# full build and test run with clang: CXX=clang++-14 BUILD_DIR=build-clang scripts/test.sh.
+# code. CI builds and runs everything with g++; this catches what only clang refuses (such as
+# a lambda capture clang takes for unused, a structured binding captured by a lambda, which
+# clang 14 does not allow, or a [[nodiscard]] result dropped in a test) at a fraction of a full
+# clang build's cost. For the full build and test run with clang:
+# CXX=clang++-14 BUILD_DIR=build-clang scripts/test.sh.
 #
 # Environment: CLANGXX picks the compiler (default clang++-14, else clang++). Exit 0 only if
 # every file passed; the files that failed are listed.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$raft_root"
 
-clangxx=${CLANGXX:-}
-if [[ -z $clangxx ]]; then
-  for c in clang++-14 clang++; do
-    command -v "$c" >/dev/null 2>&1 && { clangxx=$c; break; }
-  done
-fi
-if [[ -z $clangxx ]]; then
-  echo "clang_check: no clang++ (install clang-14, or set CLANGXX)" >&2
+raft_pick_clang
+if ! command -v "$CLANGXX" >/dev/null; then
+  echo "clang_check: no $CLANGXX (apt-get install clang-14, or set CLANGXX)" >&2
   exit 1
 fi
 
 # Asio 1.22 enables co_await under clang only when told that the standard coroutines exist.
-flags=(-std=c++20 -Wall -Wextra -Werror -fsyntax-only -Iinclude -Itests -Iexamples
-       -DASIO_HAS_CO_AWAIT=1 -DASIO_HAS_STD_COROUTINE=1)
+flags=(-std=c++20 -Wall -Wextra -Werror -fsyntax-only -Iinclude -DASIO_HAS_CO_AWAIT=1
+       -DASIO_HAS_STD_COROUTINE=1)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -47,12 +45,13 @@ while IFS= read -r f; do
   files+=("$f")
 done < <(find tests examples benchmarks -name '*.cpp' | sort)
 
-echo "clang_check: $clangxx -fsyntax-only on ${#files[@]} files"
+echo "clang_check: $CLANGXX -fsyntax-only on ${#files[@]} files"
 # Each file's errors go to stderr in one piece; the names of the failed files to $work/failed.
+# shellcheck disable=SC2016 # the inner bash expands them
 printf '%s\0' "${files[@]}" |
   xargs -0 -n 1 -P "$(nproc)" bash -c \
     'err=$("$@" 2>&1) || { printf "%s\n" "$err" >&2; echo "FAILED: ${!#}"; }' \
-    check "$clangxx" "${flags[@]}" >"$work/failed"
+    check "$CLANGXX" "${flags[@]}" >"$work/failed"
 if [[ -s $work/failed ]]; then
   cat "$work/failed"
   echo "clang_check: $(wc -l <"$work/failed") of ${#files[@]} files failed" >&2

@@ -48,3 +48,10 @@ raft_configure() {
     meson setup "$dir" "$raft_root" "$@"
   fi
 }
+
+# raft_pick_clang: sets CLANGXX to clang++-14 where it is installed, else to clang++, unless the
+# caller already set it (scripts/fuzz.sh, scripts/clang_check.sh).
+raft_pick_clang() {
+  [[ -n ${CLANGXX:-} ]] && return 0
+  if command -v clang++-14 >/dev/null; then CLANGXX=clang++-14; else CLANGXX=clang++; fi
+}

@@ -48,9 +48,7 @@ done
 [[ $seconds =~ ^[0-9]+$ ]] || { echo "fuzz.sh: --time takes a number of seconds" >&2; exit 2; }
 
 raft_install_deps
-if [[ -z ${CLANGXX:-} ]]; then
-  if command -v clang++-14 >/dev/null; then CLANGXX=clang++-14; else CLANGXX=clang++; fi
-fi
+raft_pick_clang
 rt_missing() {
   local libdir
   libdir=$("$CLANGXX" -print-resource-dir 2>/dev/null)/lib/linux
