@@ -502,6 +502,7 @@ class server {
       case raft::errc::not_leader: return "ERR not_leader " + std::to_string(e.leader_hint.value);
       case raft::errc::leadership_lost: return "ERR leadership_lost (outcome unknown)";
       case raft::errc::stopped: return "ERR stopped (outcome unknown)";
+      case raft::errc::committed_result_unknown: return "ERR committed (result unknown)";
       case raft::errc::busy: return "ERR busy";
       case raft::errc::transferring: return "ERR busy (leadership transfer)";
       case raft::errc::timeout: return "ERR timeout (not confirmed in time)";

@@ -54,6 +54,7 @@
 #include "raft/detail/asio_check.hpp"
 
 #include "raft/concepts.hpp"
+#include "raft/core/confchange.hpp"
 #include "raft/core/configuration.hpp"
 #include "raft/core/election_round.hpp"
 #include "raft/core/errors.hpp"
@@ -62,7 +63,6 @@
 #include "raft/core/quorum.hpp"
 #include "raft/core/rules.hpp"
 #include "raft/core/status.hpp"
-#include "raft/detail/heap_sort.hpp"
 #include "raft/detail/jitter_rng.hpp"
 #include "raft/detail/log_line.hpp"
 #include "raft/detail/signal.hpp"
@@ -148,7 +148,9 @@ class node {
   /// Proposes `command` for the replicated log. Completes with the state machine's result for the
   /// command once it is applied on this node, or with an error: errc::not_leader (with the
   /// known leader in `leader_hint`), errc::leadership_lost (outcome unknown: the entry may
-  /// still commit under the next leader), errc::transferring, errc::busy, errc::stopped.
+  /// still commit under the next leader), errc::committed_result_unknown (it committed, but this
+  /// node installed a snapshot covering it instead of applying it), errc::transferring,
+  /// errc::busy, errc::stopped.
   /// The command's bytes are copied before this returns. Any Asio completion token works;
   /// the default makes it awaitable: `auto r = co_await node.propose(bytes);`.
   template <class CompletionToken = asio::use_awaitable_t<>>
@@ -176,7 +178,9 @@ class node {
   }
 
   /// Changes the membership to `target` (voters and learners; `outgoing` must be empty) by
-  /// joint consensus (§4.3): C_old,new, then C_new once that committed. Only on the leader, one
+  /// joint consensus (§4.3): C_old,new, then C_new once that committed. Any valid target works:
+  /// a voter that becomes a learner votes with C_old until the joint phase ends
+  /// (raft/core/confchange.hpp). Only on the leader, one
   /// change at a time, and only after an entry of the leader's term committed. Completes with
   /// the index of the final configuration entry once it is committed. A change that touches
   /// only learners takes one step. A leader that is not a voter of `target` steps down once
@@ -432,6 +436,7 @@ class node {
   std::uint64_t confirmed_round_ = 0;  ///< highest round a quorum acknowledged
   std::vector<std::pair<std::uint64_t, time_point>> round_starts_;  ///< unconfirmed rounds, oldest first
   time_point lease_until_{};
+  bool lease_revoked_ = false;  ///< TimeoutNow went out this term: no lease until the next term
   std::vector<pending_read> reads_;   ///< in order of round (detail/take_front.hpp)
 
   // Reads, any role.
@@ -897,6 +902,7 @@ class node {
     hb_round_ = confirmed_round_ = 0;
     round_starts_.clear();
     lease_until_ = time_point{};
+    lease_revoked_ = false;
     sync_peers();
     // §6.4: a no-op entry of the new term lets earlier entries commit (Figure 3.7) and tells the
     // leader which entries are committed.
@@ -1180,6 +1186,9 @@ class node {
     metrics_.entries_committed += c - commit_;
     commit_ = c;
     commit_signal_.notify();
+    if constexpr (snapshots) {
+      if (incoming_ && commit_ >= incoming_->meta.index) drop_overtaken_snapshot();
+    }
     schedule_settle();  // applied at the end of the current event, or in a settle() of its own
   }
 
@@ -1193,7 +1202,7 @@ class node {
     }
     if (config_index_ > commit_) return;
     if (config_.joint()) {
-      append_local(entry_kind::configuration, encode(configuration{config_.voters, {}, config_.learners}));
+      append_local(entry_kind::configuration, encode(leave_joint(config_)));
     } else if (!config_.is_voter(opts_.id)) {
       log_line(log_level::info, "node ", opts_.id, " steps down in term ", term_,
                ": it is not a voter of the committed configuration");
@@ -1235,11 +1244,15 @@ class node {
     if (config_.joint() || config_index_ > commit_) co_return error{errc::change_in_progress, leader_};
     result<configuration> target = make_target(config_);
     if (!target) co_return target.error();
-    configuration next = normalized(std::move(*target));
-    if (next.joint() || validate(next) != nullptr) co_return error{errc::invalid_argument, leader_};
-    if (next == normalized(config_)) co_return config_index_;
-    if (next.voters != normalized(config_).voters) next.outgoing = normalized(config_).voters;  // C_old,new
-    const index_t first = append_local(entry_kind::configuration, encode(next));
+    // The entry is planned and validated before it is appended: a leader never appends a
+    // configuration that it (or a follower) could not decode.
+    membership_step step = plan_membership_change(config_, std::move(*target));
+    if (step.refused != nullptr) {
+      log_line(log_level::info, "node ", opts_.id, " refuses a membership change: ", step.refused);
+      co_return error{errc::invalid_argument, leader_};
+    }
+    if (step.unchanged) co_return config_index_;
+    const index_t first = append_local(entry_kind::configuration, encode(step.entry));
     log_line(log_level::info, "node ", opts_.id, " starts a membership change at index ", first);
     // The leader appends C_new itself once C_old,new commits (leader_after_commit).
     for (;;) {
@@ -1247,11 +1260,6 @@ class node {
       if (!still_leading(term)) co_return error{stopping_ ? errc::stopped : errc::leadership_lost, leader_};
       co_await commit_signal_.wait();
     }
-  }
-
-  [[nodiscard]] static configuration normalized(configuration c) {
-    for (auto* set : {&c.voters, &c.outgoing, &c.learners}) detail::heap_sort(std::span<node_id>(*set));
-    return c;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1280,10 +1288,17 @@ class node {
     complete_later(std::move(std::exchange(transfer_, std::nullopt)->done), std::move(r));
   }
 
-  /// The transfer target gets TimeoutNow once its log matches ours.
+  /// The transfer target gets TimeoutNow once its log matches ours. From then on this leader
+  /// serves no lease reads in this term: voters grant the target's vote despite having heard
+  /// from us (§3.10), so a lease no longer proves that no other leader exists, even after the
+  /// transfer timed out (a TimeoutNow delivered late can still elect the target).
   void maybe_send_timeout_now(peer& p) {
     if (!transfer_ || transfer_->target != p.id || p.match != log_.last_index()) return;
     ++metrics_.leadership_transfers;
+#ifndef RAFT_TEST_MUTATION_LEASE_AFTER_TIMEOUT_NOW  // test-only mutant (tests/sim): the lease survives
+    lease_revoked_ = true;
+    lease_until_ = time_point{};
+#endif
     send(p.id, timeout_now{term_});
   }
 
@@ -1379,7 +1394,7 @@ class node {
     confirmed_round_ = q.value;
     std::size_t done = 0;
     for (; done < round_starts_.size() && round_starts_[done].first <= confirmed_round_; ++done) {
-      if (round_starts_[done].first == confirmed_round_) {
+      if (round_starts_[done].first == confirmed_round_ && !lease_revoked_) {
         const auto lease = std::chrono::duration_cast<typename Clock::duration>(
             opts_.election_timeout_min * (1.0 - opts_.lease_clock_drift));
         lease_until_ = std::max(lease_until_, round_starts_[done].second + lease);
@@ -1606,6 +1621,7 @@ class node {
       if (stopping_) co_return;
       const snapshot_meta& m = in.meta;
       if (m.index <= snapshot_index_) co_return;
+      if (applied_ < m.index) complete_skipped_proposals(m.index, m.term);  // before the log changes
       if (log_.term_at(m.index) != m.term) {
         reset_ = log_reset{log_.base_index(), m.index, m.term};
         log_ = log_view(m.index, m.term);
@@ -1635,6 +1651,40 @@ class node {
       wake_apply_waiters();
       if (leader_ != no_node) send(leader_, install_snapshot_response{term_, m.index, in.size, true});
     }
+  }
+
+  /// A partly received snapshot that the log has overtaken (the commit index reached its last
+  /// entry) can never be needed again. Dropped, or this node would never take a snapshot of its
+  /// own again (maybe_take_snapshot waits while one is being received) and its log would grow
+  /// without bound.
+  [[gnu::cold, gnu::noinline]]
+  void drop_overtaken_snapshot() {
+#ifndef RAFT_TEST_MUTATION_KEEP_OVERTAKEN_SNAPSHOT  // test-only mutant (tests/sim)
+    log_line(log_level::debug, "node ", opts_.id, " drops the partly received snapshot through index ",
+             incoming_->meta.index, ": the log reached it");
+    incoming_.reset();
+#endif
+  }
+
+  /// An installed snapshot through `through` replaces applying the entries it covers: the
+  /// proposals among them complete now, with what this node knows of them. One whose entry
+  /// this node knew committed (within its commit index, or within a log that matches the
+  /// snapshot's last entry, hence the leader's) committed: its result is unknown here, since
+  /// the state machine jumps past it. Any other may or may not have committed.
+  [[gnu::cold, gnu::noinline]]
+  void complete_skipped_proposals(index_t through, term_t through_term) {
+#ifndef RAFT_TEST_MUTATION_SKIPPED_PROPOSALS_LOST  // test-only mutant (tests/sim)
+    const bool log_matches = log_.term_at(through) == through_term;
+    while (!pending_.empty() && pending_.front().index <= through) {
+      pending_proposal p = std::move(pending_.front());
+      pending_.pop_front();
+      const bool ours = log_.term_at(p.index) == p.term;
+      const bool committed = ours && (p.index <= commit_ || log_matches);
+      p.done(error{committed ? errc::committed_result_unknown : errc::leadership_lost, leader_});
+    }
+#else
+    (void)through, (void)through_term;
+#endif
   }
 
   /// Replaces the state machine's state with a stored snapshot's.
@@ -1752,6 +1802,10 @@ class node {
     config_index_ = i;
     if (c == config_) return;
     config_ = std::move(c);
+    // A lease confirmed by a quorum of the old configuration proves nothing about the new one
+    // (removed voters no longer count): only rounds started from now on renew it.
+    lease_until_ = time_point{};
+    round_starts_.clear();
     emit(event_kind::membership_changed, i);
     sync_peers();
     commit_signal_.notify();

@@ -103,9 +103,18 @@ TEST_CASE("validate refuses a node listed twice in the same set") {
   CHECK(reason(config({1}, {}, {4, 4})).find("twice") != std::string_view::npos);
 }
 
-TEST_CASE("validate refuses a node that is both a voter and a learner") {
+TEST_CASE("validate refuses a learner among the incoming voters") {
   CHECK(reason(config({1, 2}, {}, {2})).find("both a voter and a learner") != std::string_view::npos);
-  CHECK(reason(config({1}, {3}, {3})).find("both a voter and a learner") != std::string_view::npos);
+  CHECK(reason(config({1, 3}, {3}, {3})).find("both a voter and a learner") != std::string_view::npos);
+}
+
+TEST_CASE("a voter being demoted is in the outgoing half and among the learners, and decodes") {
+  // C_old,new of {1,2,3} -> voters {1,3}, learner {2}: node 2 votes with C_old until C_new.
+  const configuration demoting = config({1, 3}, {1, 2, 3}, {2});
+  CHECK(reason(demoting).empty());
+  CHECK(demoting.is_voter(node_id{2}));
+  CHECK(demoting.all_members() == ids({1, 2, 3}));
+  CHECK(decode_configuration(encode(demoting).bytes()) == demoting);
 }
 
 // ---- encoding --------------------------------------------------------------------------------

@@ -207,3 +207,47 @@ TEST_CASE("partitions and crashes during joint consensus: one leader per term, n
     REQUIRE(write_some(c, "q", 5) == 5);
   }
 }
+
+TEST_CASE("demoting a voter to a learner: it votes with C_old until C_new, then only learns") {
+  cluster<> c(3, 21);
+  const node_id leader = c.wait_for_leader();
+  REQUIRE(c.propose_and_wait(kv::put("a", "1"))->succeeded());
+  const node_id demoted = c.ids()[leader == node_id{2} ? 2 : 1];
+  configuration target;
+  for (node_id id : c.ids()) (id == demoted ? target.learners : target.voters).push_back(id);
+  auto r = await_op<index_t>(c, [&](auto h) { c.node(leader).change_membership(target, std::move(h)); });
+  REQUIRE_MESSAGE((r && r->has_value()), c.describe("the demotion did not complete"));
+  REQUIRE(settle(c, c.ids()));
+  for (node_id id : c.ids()) {
+    CAPTURE(id);
+    CHECK_FALSE(c.node(id).failure());
+    CHECK(c.node(id).status().config == configuration{target.voters, {}, {demoted}});
+  }
+  CHECK_FALSE(c.node(leader).status().config.is_voter(demoted));
+  // The learner still receives the log; the two voters commit without it.
+  c.network().isolate(demoted, c.ids());
+  REQUIRE(c.propose_and_wait(kv::put("b", "2"))->succeeded());
+  c.network().heal();
+  REQUIRE(settle(c, c.ids()));
+  CHECK(c.state_machine(demoted).find("b") == "2");
+  // And it can be promoted back.
+  r = promote(c, *c.leader(), demoted);
+  REQUIRE((r && r->has_value()));
+  CHECK(c.node(*c.leader()).status().config.is_voter(demoted));
+}
+
+TEST_CASE("demoting the leader: it steps down once C_new commits and a voter takes over") {
+  cluster<> c(3, 22);
+  const node_id leader = c.wait_for_leader();
+  configuration target;
+  for (node_id id : c.ids()) (id == leader ? target.learners : target.voters).push_back(id);
+  auto r = await_op<index_t>(c, [&](auto h) { c.node(leader).change_membership(target, std::move(h)); });
+  REQUIRE_MESSAGE((r && r->has_value()), c.describe("the demotion did not complete"));
+  const node_id next = c.wait_for_leader();
+  CHECK(next != leader);
+  REQUIRE(c.propose_and_wait(kv::put("c", "3"))->succeeded());
+  REQUIRE(settle(c, c.ids()));
+  for (node_id id : c.ids()) CHECK_FALSE(c.node(id).failure());
+  CHECK(c.node(next).status().config.learners == std::vector<node_id>{leader});
+  CHECK(c.state_machine(leader).find("c") == "3");
+}

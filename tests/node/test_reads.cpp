@@ -152,3 +152,58 @@ TEST_CASE("metrics and events report what the node did") {
   REQUIRE(last_role != events.rend());
   CHECK(last_role->role == role::leader);
 }
+
+TEST_CASE("a leader that sent TimeoutNow serves no lease read for the rest of its term") {
+  // Lease reads rely on voters refusing votes while they hear from the leader; a transfer's
+  // vote request overrides that, so the lease no longer proves no other leader exists.
+  options o;
+  o.lease_reads = true;
+  cluster<> c(3, 37, o);
+  const node_id old_leader = c.wait_for_leader();
+  REQUIRE(c.propose_and_wait(kv_state_machine::put("x", "1"))->succeeded());
+  c.run_for(std::chrono::milliseconds(60));  // a heartbeat round is acknowledged: lease on
+  auto r = read(c, old_leader);
+  REQUIRE((r && r->has_value()));
+  REQUIRE(c.node(old_leader).metrics().lease_reads == 1);  // the lease is in force
+
+  // The old leader hears nobody from now on; its TimeoutNow still reaches the target.
+  for (node_id id : c.ids())
+    if (id != old_leader) c.network().cut(id, old_leader);
+  const node_id target = another(c, old_leader);
+  const term_t old_term = c.node(old_leader).term();
+  c.node(old_leader).transfer_leadership(target, [](result<node_id>) {});
+  REQUIRE(c.run_until([&] { return c.node(target).role() == role::leader; }, std::chrono::milliseconds(50)));
+  auto w = c.propose(target, kv_state_machine::put("x", "2"));
+  REQUIRE(c.run_until([&] { return w->done(); }, std::chrono::milliseconds(50)));
+  REQUIRE(w->succeeded());
+  // Well within the old lease's time: the old leader still thinks it leads term old_term.
+  REQUIRE(c.node(old_leader).role() == role::leader);
+  REQUIRE(c.node(old_leader).term() == old_term);
+
+  r = read(c, old_leader);
+  REQUIRE(r);
+  CHECK_MESSAGE(!r->has_value(), "the deposed leader served a read at index ", r->has_value() ? (**r).value : 0,
+                " where x is ", c.state_machine(old_leader).find("x").value_or("absent"));
+  CHECK(c.node(old_leader).metrics().lease_reads == 1);
+}
+
+TEST_CASE("a lease confirmed under one configuration does not serve reads after a membership change") {
+  options o;
+  o.lease_reads = true;
+  cluster<> c(3, 39, o);
+  const node_id leader = c.wait_for_leader();
+  REQUIRE(c.propose_and_wait(kv_state_machine::put("x", "1"))->succeeded());
+  c.run_for(std::chrono::milliseconds(60));
+  REQUIRE(read(c, leader).value().has_value());
+  REQUIRE(c.node(leader).metrics().lease_reads == 1);
+  // A learner joins: the configuration changes, and the next read takes a heartbeat round.
+  c.add_node(node_id{4});
+  auto added = await_op<index_t>(c, [&](auto h) { c.node(leader).add_learner(node_id{4}, std::move(h)); });
+  REQUIRE((added && added->has_value()));
+  const auto lease_reads = c.node(leader).metrics().lease_reads;
+  const auto rounds_before = c.network().counters().append_requests;
+  c.node(leader).read_barrier([](result<index_t>) {});
+  CHECK(c.node(leader).metrics().lease_reads == lease_reads);  // not served from the lease
+  c.run_for(std::chrono::milliseconds(5));
+  CHECK(c.network().counters().append_requests > rounds_before);
+}

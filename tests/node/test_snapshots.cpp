@@ -190,3 +190,87 @@ TEST_CASE("crashes during snapshot transfer and install, under a lossy network, 
     for (node_id id : c.ids()) CHECK(c.state_machine(id).data().size() >= 1);
   }
 }
+
+TEST_CASE("a partly received snapshot that the log overtakes is dropped, and the node snapshots again") {
+  // Node 2 joins with an empty log. The leader (played by hand, with node 1's own log and term)
+  // sends it the first chunk of a snapshot and then, instead of the rest, the whole log.
+  options o = snapshotting(10, 1000);
+  cluster<> c(1, 45, o);
+  const node_id one{1}, two{2};
+  c.wait_for_leader();
+  REQUIRE(write_some(c, "k", 30) == 30);
+  const auto& leader = c.node(one);
+  const term_t term = leader.term();
+  const index_t last = leader.log().last_index();
+  REQUIRE(leader.log().first_index() == index_t{1});  // it kept its whole log (1000 trailing)
+  c.add_node(two);
+  const index_t snap{20};
+  c.network().inject(message{one, two, install_snapshot_request{term, snapshot_meta{snap, *leader.log().term_at(snap), leader.status().config}, 0, 1000, buffer::from_string("first chunk")}});
+  c.run_for(std::chrono::milliseconds(5));
+  REQUIRE(c.node(two).leader() == one);
+  append_request all{term, index_t{0}, term_t{0}, leader.commit_index(), {}, 0};
+  for (index_t i{1}; i <= last; i = i.next()) all.entries.push_back(leader.log().at(i));
+  c.network().inject(message{one, two, std::move(all)});
+  c.run_for(std::chrono::milliseconds(5));
+  REQUIRE(c.node(two).applied_index() == leader.commit_index());
+  // It took a snapshot of its own: the partial one no longer blocks it.
+  CHECK(c.node(two).metrics().snapshots_created >= 1);
+  CHECK(c.node(two).status().snapshot_index > snap);
+}
+
+TEST_CASE("proposals a former leader knew committed, skipped by an installed snapshot, say so") {
+  // Leader L's entry X is on both followers, but their acknowledgements are lost. In one batch
+  // L then hears a (late) acknowledgement that commits X, and the whole snapshot of a newer
+  // leader that covers X: it installs the snapshot without applying X. The proposal committed,
+  // and its caller must hear that, not that it was lost.
+  options o = snapshotting(0, 1000, 1 << 20);
+  cluster<> c(3, 47, o);
+  const node_id l = c.wait_for_leader();
+  REQUIRE(node_test::settle(c));
+  bool injecting = false;
+  c.network().drop_if = [&](const message& m) { return m.to == l && !injecting; };
+  const term_t t = c.node(l).term();
+  const index_t before = c.node(l).log().last_index();
+  auto p = c.propose(l, kv_state_machine::put("x", "1"));
+  REQUIRE(c.run_until([&] { return c.node(l).log().last_index() > before; }, std::chrono::milliseconds(5)));
+  const index_t x = c.node(l).log().last_index();
+  std::vector<node_id> followers;
+  for (node_id id : c.ids())
+    if (id != l) followers.push_back(id);
+  REQUIRE(c.run_until([&] {
+    for (node_id f : followers)
+      if (c.node(f).log().last_index() < x) return false;
+    return true;
+  }, std::chrono::milliseconds(50)));
+  REQUIRE(c.node(l).commit_index() < x);
+  REQUIRE_FALSE(p->done());
+
+  // The newer leader's snapshot through x + 1: the state after x, at a term no node has reached.
+  kv_state_machine image;
+  for (index_t i{1}; i <= x; i = i.next()) {
+    const log_entry& e = c.node(followers[0]).log().at(i);
+    if (e.kind == entry_kind::command) (void)image.apply(i, e.data.bytes());
+  }
+  const std::vector<std::byte> bytes = image.snapshot_bytes();
+  const term_t newer{t.value + 10};
+  c.network().faults.min_delay = c.network().faults.max_delay = std::chrono::milliseconds(1);
+  injecting = true;
+  c.network().inject(message{followers[0], l, append_response{t, true, x, index_t{0}, index_t{0}, term_t{0}, 0}});
+  c.network().inject(message{followers[1], l,
+                             install_snapshot_request{newer, snapshot_meta{x.next(), newer, c.node(l).status().config},
+                                                      0, bytes.size(), buffer{bytes}}});
+  injecting = false;
+  c.network().drop_if = [&](const message& m) { return (m.to == l || m.from == l) && !injecting; };
+  c.run_for(std::chrono::milliseconds(2));
+  REQUIRE(c.node(l).status().snapshot_index == x.next());
+  // The newer leader goes on: one more entry commits and is applied.
+  injecting = true;
+  c.network().inject(message{followers[1], l, append_request{newer, x.next(), newer, x.next().next(),
+      {log_entry{newer, x.next().next(), entry_kind::command, kv_state_machine::put("y", "2")}}, 0}});
+  injecting = false;
+  c.run_for(std::chrono::milliseconds(2));
+  REQUIRE(c.node(l).applied_index() == x.next().next());
+  REQUIRE(p->done());
+  const std::string said = p->outcome->has_value() ? std::string("applied") : p->outcome->error().message();
+  CHECK_MESSAGE(error_of(*p->outcome) == errc::committed_result_unknown, said);
+}

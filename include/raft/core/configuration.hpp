@@ -3,7 +3,9 @@
 // The membership is part of the replicated state from the first entry on: a new cluster starts
 // with a bootstrap configuration entry at index 1. A node uses the latest configuration in its
 // log, committed or not (thesis §4.1). `outgoing` is non-empty only during joint consensus
-// (C_old,new, §4.3), when decisions need a majority of both `voters` and `outgoing`.
+// (C_old,new, §4.3), when decisions need a majority of both `voters` and `outgoing`. A learner
+// is never in `voters`; during joint consensus it may be in `outgoing` too: a voter being demoted
+// votes with the outgoing half until the joint phase ends (raft/core/confchange.hpp).
 #pragma once
 
 #include <algorithm>
@@ -67,8 +69,14 @@ namespace detail {
       return "node id 0 is reserved and cannot be a member";
   for (const auto* set : {&c.voters, &c.outgoing, &c.learners})
     if (detail::has_duplicates(*set)) return "a node is listed twice in the same set";
-  for (node_id l : c.learners)
+  for (node_id l : c.learners) {
+#ifdef RAFT_TEST_MUTATION_DEMOTION_UNDECODABLE
+    // Test-only mutant (tests/sim): a demoted voter's joint configuration is refused on decode.
     if (c.is_voter(l)) return "a node cannot be both a voter and a learner";
+#endif
+    if (std::find(c.voters.begin(), c.voters.end(), l) != c.voters.end())
+      return "a node cannot be both a voter and a learner";
+  }
   return nullptr;
 }
 

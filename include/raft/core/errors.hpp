@@ -15,8 +15,8 @@ inline namespace v1 {
 /// Reasons an operation on a node fails.
 enum class errc {
   not_leader = 1,   ///< this node is not the leader; `error::leader_hint` names the leader if known
-  leadership_lost,  ///< the node stopped leading before the entry committed: the outcome is
-                    ///< unknown (the entry may still commit under the next leader)
+  leadership_lost,  ///< the node stopped leading before it knew the entry committed: the
+                    ///< outcome is unknown (the entry may still commit under the next leader)
   stopped,          ///< the node is stopping or stopped; for a proposal, its outcome is unknown
                     ///< (it may have committed without being applied here yet)
   busy,             ///< a limit was reached (for example too many pending proposals)
@@ -25,6 +25,8 @@ enum class errc {
                        ///< a learner, or a configuration without voters)
   timeout,             ///< gave up after an election timeout (leadership transfer, forwarded read)
   transferring,        ///< a leadership transfer is in progress: no new proposals or changes
+  committed_result_unknown,  ///< the entry committed, but this node skipped applying it (it
+                             ///< installed a snapshot that covers it), so it has no result for it
 };
 
 class error_category_impl final : public std::error_category {
@@ -33,13 +35,14 @@ class error_category_impl final : public std::error_category {
   std::string message(int c) const override {
     switch (static_cast<errc>(c)) {
       case errc::not_leader: return "not the leader";
-      case errc::leadership_lost: return "leadership lost before the entry committed";
+      case errc::leadership_lost: return "leadership lost: the entry may or may not commit";
       case errc::stopped: return "node stopped";
       case errc::busy: return "too many pending operations";
       case errc::change_in_progress: return "another membership change is in progress";
       case errc::invalid_argument: return "invalid argument";
       case errc::timeout: return "timed out";
       case errc::transferring: return "leadership transfer in progress";
+      case errc::committed_result_unknown: return "the entry committed; its result is not known here";
     }
     return "unknown raft error";
   }
