@@ -10,12 +10,13 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <random>
+#include <random>  // not for chaos: the node tests draw their own numbers with std::mt19937_64
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "raft/detail/jitter_rng.hpp"
 #include "raft/testing/cluster.hpp"
 
 namespace node_test {
@@ -155,7 +156,8 @@ struct recording_state_machine {
 
 /// Drives a cluster through random faults: partitions, heals, crashes and restarts, lossy and
 /// duplicating links, while proposing unique kv puts through random nodes. Everything it does is
-/// decided by its own generator, so a run is a function of the seed.
+/// decided by its own generator, so a run is a function of the seed (detail::jitter_rng: the same
+/// draws with every standard library).
 template <class Cluster>
 class chaos {
  public:
@@ -263,14 +265,14 @@ class chaos {
     return out;
   }
 
-  std::size_t pick(std::size_t lo, std::size_t hi) {
-    return std::uniform_int_distribution<std::size_t>(lo, hi)(rng_);
-  }
-  double uniform(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng_); }
+  /// A uniformly distributed integer in [lo, hi].
+  std::size_t pick(std::size_t lo, std::size_t hi) { return rng_.between(lo, hi); }
+  /// A uniformly distributed double in [lo, hi).
+  double uniform(double lo, double hi) { return lo + (hi - lo) * rng_.unit(); }
 
  private:
   Cluster& c_;
-  std::mt19937_64 rng_;
+  raft::detail::jitter_rng rng_;
   std::vector<put> puts_;
 };
 

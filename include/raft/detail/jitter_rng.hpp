@@ -8,10 +8,16 @@
 // std::uniform_int_distribution<std::uint64_t>(0, n - 1)(std::mt19937_64(seed)), which
 // tests/detail/test_jitter_rng.cpp checks. It exists because <random> (with <cmath> and the
 // special functions) costs every user's translation unit a few tenths of a second to parse.
+//
+// It is also the simulation's generator (raft/testing/network.hpp, the tests' fault drivers):
+// std::uniform_int_distribution and std::uniform_real_distribution map a generator's output
+// differently in each standard library, while below(), between() and unit() are defined here,
+// so a seed replays the same run with libstdc++ and libc++ alike (given __int128; see below()).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace raft {
 inline namespace v1 {
@@ -37,10 +43,12 @@ class jitter_rng {
     return z;
   }
 
-  /// A uniformly distributed number in [0, range); `range` must be positive.
+  /// A uniformly distributed number in [0, range); `range` must be positive. Draws one output
+  /// of the generator, or more in the rare case the first would bias the result. Without
+  /// __int128 (MSVC) the draws are unbiased but different.
   std::uint64_t below(std::uint64_t range) noexcept {
 #if defined(__SIZEOF_INT128__)
-    using wide = unsigned __int128;
+    __extension__ typedef unsigned __int128 wide;
     wide product = wide((*this)()) * wide(range);
     auto low = static_cast<std::uint64_t>(product);
     if (low < range) {
@@ -59,6 +67,24 @@ class jitter_rng {
     return x % range;
 #endif
   }
+
+  /// A uniformly distributed integer in [lo, hi], both ends included; `lo <= hi`. Any range
+  /// works, up to every value of T: the full 64-bit range takes one output as it is; any other
+  /// is lo + below(hi - lo + 1), computed without overflow. The same numbers as libstdc++'s
+  /// std::uniform_int_distribution<T>(lo, hi) on std::mt19937_64.
+  template <class T>
+    requires(std::is_integral_v<T> && !std::is_same_v<T, bool> && sizeof(T) <= sizeof(std::uint64_t))
+  T between(T lo, T hi) noexcept {
+    using U = std::make_unsigned_t<T>;
+    const auto span = static_cast<std::uint64_t>(static_cast<U>(static_cast<U>(hi) - static_cast<U>(lo)));
+    const std::uint64_t offset = span == ~std::uint64_t{0} ? (*this)() : below(span + 1);
+    // Modular arithmetic in U, then back to T: well defined (C++20) for every T.
+    return static_cast<T>(static_cast<U>(static_cast<U>(lo) + static_cast<U>(offset)));
+  }
+
+  /// A uniformly distributed double in [0, 1): the top 53 bits of one output, times 2^-53. Every
+  /// value is a multiple of 2^-53, exactly representable, so no rounding can reach 1.
+  double unit() noexcept { return static_cast<double>((*this)() >> 11) * 0x1.0p-53; }
 
  private:
   static constexpr std::size_t n = 312;

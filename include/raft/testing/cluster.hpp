@@ -13,6 +13,8 @@
 //   - leader completeness / state machine safety: every committed entry is the same on every
 //     node that has it, never changes, and every new leader holds all of them;
 //   - nothing is applied before it is committed.
+// Each check can be switched off (cluster::checks(), a cluster_checks), so that a test's own
+// oracle, or a test of one, runs alone.
 // Users can run their own state machine in it: cluster<my_state_machine>.
 #pragma once
 
@@ -56,6 +58,25 @@ struct proposal {
   std::optional<raft::result<Result>> outcome;
   [[nodiscard]] bool done() const noexcept { return outcome.has_value(); }
   [[nodiscard]] bool succeeded() const noexcept { return outcome && outcome->has_value(); }
+};
+
+/// Which safety checks a cluster makes after every step: all of them unless switched off. A
+/// switched-off check reports nothing, but the records other checks and committed() rely on
+/// (entries known committed, leaders seen per term) are kept all the same.
+struct cluster_checks {
+  bool applied_within_commit = true;  ///< applied index <= commit index, on every node
+  bool commit_within_log = true;      ///< commit index <= last log index, on every node
+  bool election_safety = true;        ///< at most one leader per term
+  bool leader_append_only = true;     ///< a leader never overwrites or deletes its own entries
+  bool leader_completeness = true;    ///< a new leader holds every entry known committed
+  bool state_machine_safety = true;   ///< a committed entry is the same everywhere and forever
+  bool log_matching = true;           ///< same index and term: same logs up to it (every 64th step)
+
+  /// Every check off (then switch on the ones wanted).
+  [[nodiscard]] static constexpr cluster_checks none() noexcept {
+    return {false, false, false, false, false, false, false};
+  }
+  friend bool operator==(const cluster_checks&, const cluster_checks&) = default;
 };
 
 /// A storage the simulation can crash: `crash()` loses whatever was not flushed. If it also has
@@ -125,6 +146,12 @@ class cluster {
   [[nodiscard]] StateMachine& state_machine(node_id id) { return *get(id).sm; }
   [[nodiscard]] Storage& storage(node_id id) { return *get(id).storage; }
   [[nodiscard]] virtual_clock::time_point now() const noexcept { return virtual_clock::now(); }
+
+  /// The safety checks made after every step (all on by default), to switch some off:
+  /// `c.checks().log_matching = false;` or `c.checks() = cluster_checks::none();`. A change
+  /// applies from the next step on.
+  [[nodiscard]] cluster_checks& checks() noexcept { return checks_; }
+  [[nodiscard]] const cluster_checks& checks() const noexcept { return checks_; }
 
   /// Stops node `id` the hard way: what its storage had not made durable is lost, and so are
   /// the messages on their way to it.
@@ -352,21 +379,22 @@ class cluster {
       if (!m->node) continue;
       const node_type& n = *m->node;
       const log_view& log = n.log();
-      if (n.applied_index() > n.commit_index())
+      if (checks_.applied_within_commit && n.applied_index() > n.commit_index())
         violation("node " + std::to_string(id.value) + " applied past its commit index");
-      if (n.commit_index() > log.last_index())
+      if (checks_.commit_within_log && n.commit_index() > log.last_index())
         violation("node " + std::to_string(id.value) + " committed past its log");
       // Election safety.
       if (n.role() == role::leader) {
         auto [it, fresh] = leaders_.emplace(n.term(), id);
-        if (it->second != id)
+        if (checks_.election_safety && it->second != id)
           violation("two leaders in term " + std::to_string(n.term().value) + ": nodes " +
                     std::to_string(it->second.value) + " and " + std::to_string(id.value));
         if (m->leader_term == n.term()) {
           // Leader append-only.
-          if (log.last_index() < m->leader_last || log.term_at(m->leader_last) != m->leader_last_term)
+          if (checks_.leader_append_only &&
+              (log.last_index() < m->leader_last || log.term_at(m->leader_last) != m->leader_last_term))
             violation("leader " + std::to_string(id.value) + " removed or changed its own entries");
-        } else {
+        } else if (checks_.leader_completeness) {
           // Leader completeness: a new leader holds every committed entry.
           for (index_t i{1}; i <= committed(); i = i.next())
             if (i >= log.first_index() && log.term_at(i) != committed_[i.value - 1].term)
@@ -379,11 +407,15 @@ class cluster {
         m->leader_last_term = log.last_term();
         (void)fresh;
       }
-      // State machine safety: a committed entry is the same everywhere and forever.
+      // State machine safety: a committed entry is the same everywhere and forever. The first
+      // node to commit an index records its entry (committed_), checked or not.
+      // (Up to the last index: with commit_within_log off, the commit index may lie past it.)
       const index_t from = std::max(m->checked_commit.next(), log.first_index());
-      for (index_t i = from; i <= n.commit_index(); i = i.next()) {
+      const index_t top = std::min(n.commit_index(), log.last_index());
+      for (index_t i = from; i <= top; i = i.next()) {
         const log_entry& e = log.at(i);
         if (i.value <= committed_.size()) {
+          if (!checks_.state_machine_safety) continue;
           const log_entry& c = committed_[i.value - 1];
           if (c.term != e.term || c.kind != e.kind || !(c.data == e.data))
             violation("committed entry " + std::to_string(i.value) + " differs on node " +
@@ -392,9 +424,9 @@ class cluster {
           committed_.push_back(e);
         }
       }
-      m->checked_commit = std::max(m->checked_commit, n.commit_index());
+      m->checked_commit = std::max(m->checked_commit, top);
     }
-    if (++steps_ % 64 == 0) check_log_matching();
+    if (++steps_ % 64 == 0 && checks_.log_matching) check_log_matching();
   }
 
   /// Log matching: if two logs hold an entry with the same index and term, they agree up to it.
@@ -427,6 +459,7 @@ class cluster {
   std::map<term_t, node_id> leaders_;
   std::vector<log_entry> committed_;  ///< every entry known committed, by index - 1
   std::uint64_t steps_ = 0;
+  cluster_checks checks_;
 };
 
 }  // namespace testing

@@ -5,7 +5,9 @@
 // Random delays reorder messages. Links can be cut one way or both, and the nodes split into
 // partitions. A node can be paused (a process stopped with SIGSTOP): what is sent to it or by it
 // waits, undelivered, until it resumes. Delivery happens when the simulation asks for it
-// (deliver_due), so a run is a pure function of the seed.
+// (deliver_due), so a run is a pure function of the seed. The generator is detail::jitter_rng
+// (std::mt19937_64 with its own mapping to ranges), so the draws are the same with every
+// standard library.
 #pragma once
 
 #include <algorithm>
@@ -14,7 +16,6 @@
 #include <functional>
 #include <map>
 #include <optional>
-#include <random>
 #include <set>
 #include <utility>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "raft/detail/asio_check.hpp"
 
 #include "raft/core/messages.hpp"
+#include "raft/detail/jitter_rng.hpp"
 #include "raft/detail/signal.hpp"
 #include "raft/testing/virtual_time.hpp"
 
@@ -178,15 +180,15 @@ class sim_network {
 
   bool chance(double p) {
     if (p <= 0.0) return false;
-    return std::uniform_real_distribution<double>(0.0, 1.0)(rng_) < p;
+    return rng_.unit() < p;
   }
 
   std::chrono::nanoseconds delay() {
     const auto lo = faults.min_delay.count(), hi = std::max(faults.max_delay.count(), lo);
-    return std::chrono::nanoseconds(std::uniform_int_distribution<std::int64_t>(lo, hi)(rng_));
+    return std::chrono::nanoseconds(rng_.between(lo, hi));
   }
 
-  std::mt19937_64 rng_;
+  detail::jitter_rng rng_;
   std::set<std::pair<node_id, node_id>> cut_;
   std::multimap<virtual_clock::time_point, message> in_flight_;
   std::map<node_id, sim_transport*> endpoints_;
