@@ -776,8 +776,24 @@ class node {
     reset_election_deadline();
     expire_forwarded_reads();
     if (transfer_) finish_transfer(no_node);  // stepped down; no leader yet
-    if (!config_.is_voter(opts_.id)) return;  // learners and removed nodes never campaign
+    if (!may_campaign()) return;  // learners and removed nodes do not campaign
     spawn(campaign(opts_.pre_vote, false));
+  }
+
+  /// Whether this node starts elections: a voter of its latest configuration does. So does a
+  /// node that this configuration removes or demotes while it is not known to be committed, if
+  /// it was a voter of the configuration before: it may hold one of the only copies of the
+  /// entry (a leader that is not in C_new replicates C_new until it commits, §4.2.2), and
+  /// without it no one can be elected (the others lack the entry, and it refuses them its
+  /// vote). Elected, it counts the votes of the new configuration only, commits it, and steps
+  /// down (leader_after_commit), like a leader that removed itself.
+  [[nodiscard]] bool may_campaign() const {
+    if (config_.is_voter(opts_.id)) return true;
+#ifdef RAFT_TEST_MUTATION_ONLY_VOTERS_CAMPAIGN  // test-only mutant (tests/sim)
+    return false;
+#endif
+    if (commit_ >= config_index_) return false;
+    return config_at(config_index_.prev()).first.is_voter(opts_.id);
   }
 
   /// An election: a pre-vote round (if `pre_vote`) asks whether we could win the next term

@@ -251,3 +251,42 @@ TEST_CASE("demoting the leader: it steps down once C_new commits and a voter tak
   CHECK(c.node(next).status().config.learners == std::vector<node_id>{leader});
   CHECK(c.state_machine(leader).find("c") == "3");
 }
+
+TEST_CASE("C_new held only by nodes it removes or demotes, and the leader gone: one of them is elected and commits it") {
+  // Voters {L, P, Q, R}; the change makes R, 5 and 6 the voters, L and P learners. L appends
+  // C_new, which reaches only P, and crashes. Q, R, 5 and 6 hold C_old,new: a candidate among
+  // them needs three of {L, P, Q, R}, and P, whose log is longer, refuses. Only P can be
+  // elected, by C_new's voters; it must campaign although C_new does not make it a voter.
+  cluster<> c(4, 23);
+  const node_id l = c.wait_for_leader();
+  std::vector<node_id> others;
+  for (node_id id : c.ids())
+    if (id != l) others.push_back(id);
+  const node_id p = others[0], q = others[1], r = others[2];
+  for (std::uint64_t id : {5, 6}) {
+    c.add_node(node_id{id});
+    REQUIRE(add_learner(c, l, node_id{id}).value().has_value());
+  }
+  REQUIRE(settle(c, c.ids()));
+  const configuration target{sorted_ids({r, node_id{5}, node_id{6}}), {}, sorted_ids({l, p})};
+  c.network().drop_if = [&](const message& m) {
+    const auto* a = m.body.get_if<append_request>();
+    if (a == nullptr || m.from != l || m.to == p) return false;
+    for (const auto& e : a->entries)
+      if (e.kind == entry_kind::configuration && !decode_configuration(e.data.bytes())->joint()) return true;
+    return false;
+  };
+  c.node(l).change_membership(target, [](result<index_t>) {});
+  REQUIRE(c.run_until([&] { return c.node(p).status().config == target; }, std::chrono::seconds(5)));
+  c.crash(l);
+  c.network().drop_if = nullptr;
+  REQUIRE_MESSAGE(c.run_until([&] {
+    const auto leader = c.leader();
+    return leader && c.node(*leader).status().config == target &&
+           c.node(*leader).commit_index() >= c.node(*leader).log().last_index();
+  }, std::chrono::seconds(10)), c.describe("no leader committed C_new"));
+  REQUIRE(c.propose_and_wait(kv::put("after", "1"))->succeeded());
+  const node_id now = *c.leader();
+  CHECK(target.is_voter(now));
+  (void)q;
+}

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -53,7 +54,17 @@ using kv = kv_state_machine;
 
 /// How one run went.
 struct outcome {
-  enum class failure { none, safety, linearizability, convergence, liveness, other };
+  enum class failure {
+    none,
+    safety,           ///< a cluster invariant (raft::testing::cluster's checks)
+    linearizability,  ///< the client history has no linearization
+    convergence,      ///< replicas hold different state
+    node_failed,      ///< a node stopped on an error (an entry it could not decode, say)
+    misreported,      ///< an operation's error denies what the node knew (a committed entry "lost")
+    compaction,       ///< a node stopped taking snapshots: its log grows without bound
+    liveness,
+    other
+  };
 
   std::uint64_t seed = 0;
   std::string setup;                  ///< the configuration the seed chose, in words
@@ -70,11 +81,14 @@ struct outcome {
   std::size_t ops_ok = 0, ops_fail = 0, ops_info = 0;
   std::uint64_t last_term = 0;        ///< the leader's term at the end
   std::uint64_t messages = 0;
+  /// What the run exercised: row (an operation, event or fault) -> column (the context it
+  /// happened in) -> how often. See coverage_columns and required_coverage().
+  std::map<std::string, std::map<std::string, std::uint64_t>> coverage;
 
   [[nodiscard]] bool passed() const noexcept { return problems.empty(); }
-  /// A safety invariant or linearizability broke (what a mutation must trigger).
+  /// A property the library promises broke, other than liveness (what a mutation must trigger).
   [[nodiscard]] bool unsafe() const noexcept {
-    return kind == failure::safety || kind == failure::linearizability || kind == failure::convergence;
+    return kind != failure::none && kind != failure::liveness && kind != failure::other;
   }
 };
 
@@ -84,10 +98,47 @@ inline const char* to_string(outcome::failure f) {
     case outcome::failure::safety: return "safety invariant";
     case outcome::failure::linearizability: return "linearizability";
     case outcome::failure::convergence: return "replicas diverged";
+    case outcome::failure::node_failed: return "node failed";
+    case outcome::failure::misreported: return "misreported outcome";
+    case outcome::failure::compaction: return "compaction stopped";
     case outcome::failure::liveness: return "liveness";
     case outcome::failure::other: return "error";
   }
   return "?";
+}
+
+/// The coverage table's columns: the contexts an operation or fault is counted in.
+inline const std::vector<std::string>& coverage_columns() {
+  static const std::vector<std::string> columns{"total",       "links faulty", "node down",
+                                                "clock skewed", "lease reads", "snapshots",
+                                                "joint config", "transferring", "learners >= voters"};
+  return columns;
+}
+
+/// Adds `b`'s counts to `a`.
+inline void merge_coverage(std::map<std::string, std::map<std::string, std::uint64_t>>& a,
+                           const std::map<std::string, std::map<std::string, std::uint64_t>>& b) {
+  for (const auto& [row, cells] : b)
+    for (const auto& [col, n] : cells) a[row][col] += n;
+}
+
+/// The table as text: one row per operation, event or fault, one column per context.
+inline std::string format_coverage(const std::map<std::string, std::map<std::string, std::uint64_t>>& cov) {
+  std::ostringstream os;
+  std::size_t width = 10;
+  for (const auto& [row, cells] : cov) width = std::max(width, row.size());
+  os << std::left << std::setw(int(width)) << "operation / fault";
+  for (const auto& col : coverage_columns()) os << " | " << col;
+  os << "\n";
+  for (const auto& [row, cells] : cov) {
+    os << std::left << std::setw(int(width)) << row;
+    for (const auto& col : coverage_columns()) {
+      const auto it = cells.find(col);
+      os << " | " << std::right << std::setw(int(col.size())) << (it == cells.end() ? 0 : it->second);
+    }
+    os << "\n";
+  }
+  return os.str();
 }
 
 /// How to run: tracing is for replays; it does not change the run.
@@ -267,6 +318,13 @@ struct setup {
   double max_drop = 0.2, max_duplicate = 0.2;
   int weight_crash = 2, weight_partition = 2, weight_pause = 2, weight_skew = 2;
   int weight_transfer = 0, weight_membership = 0, weight_ambush = 0;
+  std::size_t spares = 0;        ///< nodes that start outside the configuration (to add, swap in)
+  int weight_ops = 0;            ///< any public operation, any argument shape, through any node
+  int weight_lease_ambush = 0;   ///< lease reads: the leader deaf, a transfer, a write, a read there
+  int weight_lease_edge = 0;     ///< lease reads: the leader cut off, read on it until the lease ends
+  int weight_joint_crash = 0;    ///< a membership change, and a crash during its joint phase
+  int weight_election_crash = 0; ///< a crash within a message delay of an election starting
+  double small_skew = 0.0;       ///< share of clock skews of 1-15 % (the rest: 0.25-4x)
   double barrier_reads = 0.5;  ///< share of gets done by read_barrier (the rest go through the log)
   std::string profile = "mixed";
 
@@ -315,6 +373,12 @@ struct setup {
     s.weight_transfer = int(pick(0, 2));
     s.weight_membership = s.nodes == 5 ? int(pick(0, 2)) : 0;
     s.weight_ambush = int(pick(0, 2));
+    s.spares = pick(0, 2) == 0 ? 0 : pick(1, 2);
+    s.weight_ops = int(pick(0, 3));
+    s.weight_joint_crash = int(pick(0, 2));
+    s.weight_election_crash = int(pick(0, 2));
+    s.small_skew = double(pick(0, 2)) / 2;
+    if (pick(0, 3) == 0) s.opts.max_apply_batch = pick(1, 4);  // apply backlogs between events
     const bool churn = pick(0, 2) == 0;
     if (profile == "churn" || (profile.empty() && churn)) {
       // Leader churn: five nodes, one or two entries per message over slow links, and the
@@ -338,7 +402,22 @@ struct setup {
       s.weight_membership = int(pick(0, 1));
       s.weight_ambush = int(pick(2, 6));
     }
+    if (s.opts.lease_reads) {
+      // Leases are safe only while no clock runs faster than another by more than
+      // lease_clock_drift: skews stay within that margin (small_skew = 1), close to its edge.
+      s.opts.lease_clock_drift = std::array{0.03, 0.1, 0.2, 0.3}[pick(0, 3)];
+      s.small_skew = 1.0;
+      s.weight_lease_ambush = int(pick(1, 3));
+      s.weight_lease_edge = int(pick(1, 2));
+    }
     return s;
+  }
+
+  /// The largest clock rate deviation a skew may have: any, unless leases rely on the clocks,
+  /// then one that keeps every pair of clocks within lease_clock_drift of each other
+  /// ((1 + r) / (1 - r) <= 1 / (1 - drift)).
+  [[nodiscard]] double max_small_skew() const {
+    return opts.lease_reads ? opts.lease_clock_drift / 2.1 : 0.15;
   }
 
   [[nodiscard]] std::string describe() const {
@@ -353,7 +432,12 @@ struct setup {
        << " ms; weights crash " << weight_crash << " partition " << weight_partition << " pause "
        << weight_pause << " skew " << weight_skew << " transfer " << weight_transfer << " membership "
        << weight_membership << " ambush " << weight_ambush << "; reads by barrier " << int(barrier_reads * 100) << "%"
-       << (opts.lease_reads ? " (lease)" : "");
+       << (opts.lease_reads ? " (lease, drift " + std::to_string(int(opts.lease_clock_drift * 100)) + "%)" : "");
+    if (spares) os << "; " << spares << " spare nodes";
+    os << "; weights ops " << weight_ops << " joint-crash " << weight_joint_crash << " election-crash "
+       << weight_election_crash << " lease-ambush " << weight_lease_ambush << " lease-edge " << weight_lease_edge
+       << "; small skews " << int(small_skew * 100) << "%";
+    if (opts.max_apply_batch < 100) os << "; apply batch " << opts.max_apply_batch;
     if (opts.snapshot_entries)
       os << "; snapshot every " << opts.snapshot_entries << " entries, keep " << opts.snapshot_trailing_entries
          << ", chunks of " << opts.snapshot_chunk_bytes << " B";
@@ -379,8 +463,11 @@ class run {
       o.logger.sink = [this](log_level, std::string_view line) { tr_.add(std::string(line)); };
     }
     for (std::size_t k = 0; k < s_.keys; ++k) keys_.push_back("k" + std::to_string(k));
+    o.on_event = [this](const node_event& e) { on_event(e); };
     try {
       cluster<> c(s_.nodes, seed_, o);
+      c_ = &c;
+      for (std::size_t k = 1; k <= s_.spares; ++k) c.add_node(node_id{s_.nodes + k});
       c.network().on_send = [this](const message& m) {
         hash_.add(m);
         ++out_.messages;
@@ -400,6 +487,7 @@ class run {
         fail(outcome::failure::other, std::string("exception: ") + e.what());
       }
       end_time_ = ns_now();
+      c_ = nullptr;
       c.network().on_send = nullptr;
       c.network().on_route = nullptr;
       tr_.stop();
@@ -429,21 +517,29 @@ class run {
     while (c.now() < fault_end) {
       auto next = std::min(next_action, fault_end);
       if (!reverts_.empty()) next = std::min(next, reverts_.begin()->first);
-      // An armed ambush strikes the next new leader (see act()); otherwise just run.
-      const bool event = c.run_until(
+      // An armed ambush strikes the next new leader (see act()), an armed joint crash the next
+      // joint configuration; a fault scheduled meanwhile (reverts_) runs when due.
+      auto ambush_due = [&] {
+        if (!ambush_) return false;
+        const auto l = c.leader();
+        return l && *l != *ambush_;
+      };
+      auto watch_due = [&] { return watch_ && (!leading(c, *watch_) || in_window(c, *watch_)); };
+      c.run_until(
           [&] {
-            if (watch_) return !leading(c, *watch_) || in_window(c, *watch_);
-            if (!ambush_) return false;
-            const auto l = c.leader();
-            return l && *l != *ambush_;
+            for (node_id id : c.ids())
+              if (c.is_up(id)) last_seen_[id] = c.node(id).log().last_index();
+            return watch_due() || (!watch_ && ambush_due()) || joint_now(c) ||
+                   (!reverts_.empty() && reverts_.begin()->first <= c.now());
           },
           next - c.now());
-      if (event && watch_) {
+      if (watch_due()) {
         if (leading(c, *watch_)) strike_in_window(c, *watch_);
         watch_.reset();
-      } else if (event && ambush_) {
+      } else if (!watch_ && ambush_due()) {
         strike(c);
       }
+      if (joint_now(c)) crash_in_joint_phase(c);
       while (!reverts_.empty() && reverts_.begin()->first <= c.now()) {
         auto f = std::move(reverts_.begin()->second);
         reverts_.erase(reverts_.begin());
@@ -457,10 +553,12 @@ class run {
     heal_all(c);
     const auto healed = c.now();
     note("faults stop; every node up, every link healthy");
+    if (failed_nodes(c)) return;
 
     // Liveness: a leader, then a committed write, within bounded virtual time.
     const vduration et = s_.opts.election_timeout_max;
     if (!c.run_until([&] { return c.leader().has_value(); }, et * setup::leader_within)) {
+      if (failed_nodes(c)) return;
       fail(outcome::failure::liveness, c.describe("no leader within " + std::to_string(setup::leader_within) +
                                                   " election timeouts after the faults stopped"));
       return;
@@ -477,6 +575,7 @@ class run {
       if (!committed) c.run_for(std::min<vduration>(et / 4, et * setup::commit_within - (c.now() - healed)));
     }
     if (!committed) {
+      if (failed_nodes(c)) return;
       fail(outcome::failure::liveness, c.describe("no write committed within " + std::to_string(setup::commit_within) +
                                                   " election timeouts after the faults stopped (last answer: " +
                                                   last_error_ + ")"));
@@ -532,6 +631,7 @@ class run {
       hash_.add(c.state_machine(id).hash());
     }
     out_.last_term = c.node(l).term().value;
+    check_compaction(c);
 
     // Linearizability of everything the clients saw.
     out_.lin = lin::check(out_.history, lin::limits{max_configurations_});
@@ -544,10 +644,58 @@ class run {
     }
   }
 
-  /// Adds back, as learners and then voters, the nodes the leader's configuration lacks.
+  /// Fails the run if a node stopped on an error; says whether one did.
+  bool failed_nodes(cluster<>& c) {
+    bool any = false;
+    for (node_id id : c.ids())
+      if (c.is_up(id) && c.node(id).failure()) {
+        std::string why = "unknown error";
+        try {
+          std::rethrow_exception(c.node(id).failure());
+        } catch (const std::exception& e) {
+          why = e.what();
+        } catch (...) {
+        }
+        fail(outcome::failure::node_failed, c.describe("node " + std::to_string(id.value) + " failed: " + why));
+        any = true;
+      }
+    return any;
+  }
+
+  /// With automatic snapshots, every node keeps taking them: once converged, none has applied
+  /// snapshot_entries or more entries since its last snapshot. (A snapshot being taken when the
+  /// last entries were applied may leave one such node: one more write must fix that.)
+  void check_compaction(cluster<>& c) {
+    const std::uint64_t every = s_.opts.snapshot_entries;
+    if (every == 0) return;
+    auto lagging = [&] {
+      std::vector<node_id> out;
+      for (node_id id : c.ids()) {
+        const auto st = c.node(id).status();
+        if (st.applied_index - st.snapshot_index >= every) out.push_back(id);
+      }
+      return out;
+    };
+    if (lagging().empty()) return;
+    for (int attempt = 0; attempt < 3 && !lagging().empty(); ++attempt) {
+      final_op(c, c.wait_for_leader(10s), "compaction", lin::op_kind::put, keys_.front(), "c" + std::to_string(attempt), 5s);
+      node_test::settle(c, 20s);
+    }
+    for (node_id id : lagging()) {
+      const auto st = c.node(id).status();
+      fail(outcome::failure::compaction,
+           c.describe("node " + std::to_string(id.value) + " stopped taking snapshots: applied " +
+                      std::to_string(st.applied_index.value) + ", last snapshot at " +
+                      std::to_string(st.snapshot_index.value) + ", one due every " + std::to_string(every)));
+    }
+  }
+
+  /// Makes every node of the cluster a voter again, and nothing else a member (changes during
+  /// the faults may have removed, demoted or added some), in one change_membership.
   bool restore_membership(cluster<>& c, vduration limit) {
     const auto end = c.now() + limit;
     const vduration et = s_.opts.election_timeout_max;
+    const configuration target{c.ids(), {}, {}};
     while (c.now() < end) {
       const auto l = c.leader();
       if (!l) {
@@ -555,30 +703,17 @@ class run {
         continue;
       }
       const auto cfg = c.node(*l).status().config;
-      std::optional<node_id> missing;
-      for (node_id id : c.ids())
-        if (!cfg.is_voter(id)) {
-          missing = id;
-          break;
-        }
-      if (!missing && !cfg.joint() && cfg.learners.empty()) return true;
-      auto done = std::make_shared<std::optional<result<index_t>>>();
-      auto record = [done](result<index_t> r) { *done = std::move(r); };
-      if (!missing || cfg.joint()) {
+      if (sorted(cfg) == target) return true;
+      if (cfg.joint()) {
         c.run_for(et / 4);  // a change is under way
         continue;
       }
-      const bool learner = cfg.is_member(*missing);
-      note(std::string(learner ? "promote" : "add learner") + " node " + std::to_string(missing->value) +
-           " (restoring the membership)");
-      if (learner)
-        c.node(*l).promote(*missing, record);
-      else
-        c.node(*l).add_learner(*missing, record);
-      c.run_until([&] { return done->has_value(); }, std::min<vduration>(3 * et, end - c.now()));
+      auto done = std::make_shared<std::optional<result<index_t>>>();
+      note("change membership to voters " + ids_text(target.voters) + " (restoring the membership)");
+      c.node(*l).change_membership(target, [done](result<index_t> r) { *done = std::move(r); });
+      c.run_until([&] { return done->has_value(); }, std::min<vduration>(6 * et, end - c.now()));
       if (!done->has_value()) continue;
-      note(std::string(learner ? "promotion" : "addition") + " of " + std::to_string(missing->value) + ": " +
-           (done->value().has_value() ? "done" : done->value().error().message()));
+      note(std::string("restoring the membership: ") + (done->value().has_value() ? "done" : done->value().error().message()));
       if (!done->value().has_value()) c.run_for(et / 4);
     }
     return false;
@@ -697,20 +832,27 @@ class run {
 
       auto p = std::make_shared<pending>(ex);
       p->wake.expires_after(s_.client_timeout);
+      const auto leader = c.leader();
       if (kind == lin::op_kind::get && uniform(rng) < s_.barrier_reads) {
         // A linearizable read without the log: a read barrier on whichever node the client
         // asked (the leader confirms it still leads, or lends a read index to a follower),
         // then the local state machine, at once.
-        c.node(via).read_barrier([p, &c, via, key](result<index_t> r) {
+        cover(leader && *leader == via ? "read_barrier on the leader" : "read_barrier on a follower");
+        const auto lease_reads = c.node(via).metrics().lease_reads;
+        c.node(via).read_barrier([this, p, &c, via, key, lease_reads](result<index_t> r) {
           if (p->r) return;
-          if (r.has_value())
+          if (r.has_value()) {
             p->r.emplace(c.state_machine(via).find(key).value_or(""));
-          else
+            if (c.is_up(via) && c.node(via).metrics().lease_reads > lease_reads) cover("read served by a lease");
+          } else {
             p->r.emplace(r.error());
+          }
           p->wake.cancel();
         });
       } else {
-        c.node(via).propose(cmd.bytes(), [p](result<std::string> r) {
+        cover(kind == lin::op_kind::put ? "propose put" : kind == lin::op_kind::append ? "propose append" : "propose get");
+        c.node(via).propose(cmd.bytes(), [this, p, &c, via, op](result<std::string> r) {
+          check_report(c, via, op, r);  // a late answer too
           if (p->r) return;
           p->r = std::move(r);
           p->wake.cancel();
@@ -745,6 +887,368 @@ class run {
 
   static double uniform(std::mt19937_64& rng) { return double(rng() >> 11) / double(1ull << 53); }
 
+  // ---- operations the nemesis drives -----------------------------------------------------------
+
+  /// A node to send an operation through: the leader most of the time, else any node that is
+  /// up and not paused.
+  std::optional<node_id> via_node(cluster<>& c) {
+    std::vector<node_id> up;
+    for (node_id id : c.ids())
+      if (c.is_up(id) && !c.network().is_paused(id)) up.push_back(id);
+    if (up.empty()) return std::nullopt;
+    const auto l = c.leader();
+    if (l && !c.network().is_paused(*l) && pick(0, 7) != 0) return *l;
+    return up[pick(0, up.size() - 1)];
+  }
+
+  /// A random target configuration over the cluster's nodes: each a voter, a learner or not a
+  /// member; now and then an invalid one. `change_voters`: the voters differ from the leader's.
+  configuration random_target(cluster<>& c, bool change_voters = false) {
+    const auto ids = c.ids();
+    configuration t;
+    for (node_id id : ids) {
+      const std::size_t r = pick(0, 9);
+      (r < 6 ? t.voters : r < 9 ? t.learners : t.outgoing).push_back(id);  // outgoing: left out
+    }
+    t.outgoing.clear();
+    if (t.voters.empty()) {
+      const node_id v = ids[pick(0, ids.size() - 1)];
+      std::erase(t.learners, v);
+      t.voters.push_back(v);
+    }
+    if (change_voters) {
+      if (const auto l = c.leader(); l && t.voters == sorted(c.node(*l).status().config).voters) {
+        const node_id v = ids[pick(0, ids.size() - 1)];
+        if (std::find(t.voters.begin(), t.voters.end(), v) != t.voters.end() && t.voters.size() > 1)
+          std::erase(t.voters, v);
+        else if (std::find(t.voters.begin(), t.voters.end(), v) == t.voters.end())
+          std::erase(t.learners, v), t.voters.push_back(v);
+      }
+    } else if (pick(0, 9) == 0) {  // invalid: a node both voter and learner, or no voter at all
+      if (pick(0, 1)) t.learners.push_back(t.voters.front());
+      else t.learners.insert(t.learners.end(), t.voters.begin(), t.voters.end()), t.voters.clear();
+    }
+    return t;
+  }
+
+  /// The shapes of a change from `from` to `to`, for the coverage table.
+  static std::vector<std::string> shapes(const configuration& from, const configuration& to) {
+    if (validate(to) != nullptr) return {"invalid target"};
+    if (sorted(from) == sorted(to)) return {"unchanged"};
+    if (sorted(from).voters == sorted(to).voters) return {"learners only"};
+    auto in = [](const std::vector<node_id>& set, node_id id) {
+      return std::find(set.begin(), set.end(), id) != set.end();
+    };
+    std::vector<std::string> out;
+    std::size_t kept = 0;
+    bool added = false, removed = false, demoted = false, promoted = false;
+    for (node_id v : from.voters) {
+      if (in(to.voters, v)) ++kept;
+      else if (in(to.learners, v)) demoted = true;
+      else removed = true;
+    }
+    for (node_id v : to.voters)
+      if (!in(from.voters, v)) (in(from.learners, v) ? promoted : added) = true;
+    if (demoted) out.push_back("demote a voter");
+    if (promoted) out.push_back("promote a learner");
+    if (demoted && promoted) out.push_back("swap a voter and a learner");
+    if (kept <= from.voters.size() / 2) out.push_back("replace a majority");
+    if ((added || promoted) && (removed || demoted)) out.push_back("add and remove voters at once");
+    if (!to.learners.empty() && to.learners.size() >= to.voters.size()) out.push_back("as many learners as voters");
+    if (out.empty()) out.push_back(added || promoted ? "add voters" : "remove voters");
+    return out;
+  }
+
+  void change_membership(cluster<>& c, node_id via, configuration target) {
+    const auto cfg = c.node(via).status().config;
+    std::string what;
+    for (const auto& shape : shapes(cfg, target)) {
+      cover("change_membership: " + shape);
+      what += (what.empty() ? "" : ", ") + shape;
+    }
+    if (c.node(via).role() != role::leader) cover("membership change through a follower");
+    note("change membership to voters " + ids_text(target.voters) + " learners " + ids_text(target.learners) +
+         " via node " + std::to_string(via.value) + " (" + what + ")");
+    c.node(via).change_membership(target, [this, what](result<index_t> r) {
+      if (r.has_value()) cover("change_membership done");
+      note("membership change (" + what + "): " + (r.has_value() ? "done" : r.error().message()));
+    });
+  }
+
+  void transfer(cluster<>& c, node_id via, node_id to, const std::string& kind) {
+    cover("transfer_leadership to " + kind);
+    if (c.node(via).role() != role::leader) cover("transfer_leadership through a follower");
+    note("transfer leadership from " + std::to_string(via.value) + " to " + std::to_string(to.value) + " (" + kind + ")");
+    ++transfers_pending_;
+    c.node(via).transfer_leadership(to, [this, from = via, to](result<node_id> r) {
+      --transfers_pending_;
+      if (r.has_value()) cover("transfer_leadership done");
+      note("transfer " + std::to_string(from.value) + "->" + std::to_string(to.value) + ": " +
+           (r.has_value() ? "done, leader " + std::to_string(r.value().value) : r.error().message()));
+    });
+  }
+
+  /// add_learner, promote or remove of any node (the leader, a voter, a learner, one that is
+  /// not a member, one that does not exist).
+  void member_operation(cluster<>& c, node_id via) {
+    const auto ids = c.ids();
+    const auto cfg = c.node(via).status().config;
+    const node_id id = pick(0, 7) == 0 ? node_id{99} : ids[pick(0, ids.size() - 1)];
+    const std::string who = id == node_id{99}            ? "a node that does not exist"
+                            : id == via                  ? "the node asked"
+                            : cfg.is_voter(id)           ? "a voter"
+                            : cfg.is_member(id)          ? "a learner"
+                                                         : "a node that is not a member";
+    std::size_t op = pick(0, 2);
+    if (op == 1 && id == node_id{99}) op = 2;  // a voter that does not exist could block every quorum
+    const std::string name = op == 0 ? "add_learner" : op == 1 ? "promote" : "remove";
+    cover(name + " of " + who);
+    note(name + " node " + std::to_string(id.value) + " (" + who + ") via node " + std::to_string(via.value));
+    auto done = [this, name, id](result<index_t> r) {
+      note(name + " of " + std::to_string(id.value) + ": " + (r.has_value() ? "done" : r.error().message()));
+    };
+    if (op == 0) c.node(via).add_learner(id, done);
+    else if (op == 1) c.node(via).promote(id, done);
+    else c.node(via).remove(id, done);
+  }
+
+  void random_operation(cluster<>& c) {
+    const auto via = via_node(c);
+    if (!via) return;
+    switch (pick(0, 3)) {
+      case 0:
+      case 1:
+        change_membership(c, *via, random_target(c));
+        break;
+      case 2: {
+        const auto cfg = c.node(*via).status().config;
+        const std::size_t kind = pick(0, 3);
+        const auto ids = c.ids();
+        if (kind == 0 && !cfg.voters.empty()) {
+          transfer(c, *via, cfg.voters[pick(0, cfg.voters.size() - 1)], "a voter");
+        } else if (kind == 1 && !cfg.learners.empty()) {
+          transfer(c, *via, cfg.learners[pick(0, cfg.learners.size() - 1)], "a learner");
+        } else if (kind == 2) {
+          transfer(c, *via, pick(0, 1) ? node_id{99} : ids[pick(0, ids.size() - 1)], "any node");
+        } else {
+          transfer(c, *via, *via, "itself");
+        }
+        break;
+      }
+      default:
+        member_operation(c, *via);
+        break;
+    }
+  }
+
+  /// Runs `task` on the cluster's executor, counted with the clients (the run waits for it).
+  void start_task(cluster<>& c, asio::awaitable<void> task) {
+    ++clients_running_;
+    asio::co_spawn(c.context(), std::move(task), [this](std::exception_ptr e) {
+      --clients_running_;
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          fail(outcome::failure::other, std::string("nemesis task failed: ") + x.what());
+        }
+      }
+    });
+  }
+
+  /// Sleeps `d` of virtual time.
+  static asio::awaitable<void> sleep(vduration d) {
+    virtual_timer t(co_await asio::this_coro::executor);
+    t.expires_after(d);
+    std::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  /// One operation of a nemesis client through `via`, recorded in the history like a client's:
+  /// a put (`value` set) or a read barrier and a local read of `key`.
+  asio::awaitable<lin::op_status> nemesis_op(cluster<>& c, const std::string& client, node_id via,
+                                             const std::string& key, std::optional<std::string> value) {
+    const auto ex = co_await asio::this_coro::executor;
+    lin::kv_op op{client, ns_now(), std::nullopt, value ? lin::op_kind::put : lin::op_kind::get, key, value,
+                  lin::op_status::info, 0};
+    if (!c.is_up(via)) co_return lin::op_status::fail;
+    auto p = std::make_shared<pending>(ex);
+    p->wake.expires_after(s_.client_timeout);
+    tr_.add(client + " invokes " + lin::to_string(op.kind) + " " + key + " " + value.value_or("") + " via node " +
+            std::to_string(via.value));
+    if (value) {
+      c.node(via).propose(kv::put(key, *value).bytes(), [this, p, &c, via, op](result<std::string> r) {
+        check_report(c, via, op, r);
+        if (p->r) return;
+        p->r = std::move(r);
+        p->wake.cancel();
+      });
+    } else {
+      const auto lease_reads = c.node(via).metrics().lease_reads;
+      c.node(via).read_barrier([this, p, &c, via, key, lease_reads](result<index_t> r) {
+        if (p->r) return;
+        if (r.has_value()) {
+          p->r.emplace(c.state_machine(via).find(key).value_or(""));
+          if (c.is_up(via) && c.node(via).metrics().lease_reads > lease_reads) cover("read served by a lease");
+        } else {
+          p->r.emplace(r.error());
+        }
+        p->wake.cancel();
+      });
+    }
+    std::error_code ec;
+    if (!p->r) co_await p->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    op.end = ns_now();
+    if (p->r) record_result(op, *p->r);
+    p->r.emplace(raft::error{errc::stopped});
+    out_.history.push_back(op);
+    tr_.add(said(op));
+    co_return op.status;
+  }
+
+  /// The lease-transfer ambush: the leader hears nobody, hands leadership to a voter (its
+  /// TimeoutNow still goes out), the new leader commits a write, and the old leader, which still
+  /// believes it leads within its lease, is asked to read the key.
+  void lease_ambush(cluster<>& c) {
+    const auto leader = c.leader();
+    if (!s_.opts.lease_reads || !leader || c.network().is_paused(*leader)) return;
+    const node_id old = *leader;
+    const auto cfg = c.node(old).status().config;
+    std::vector<node_id> targets;
+    for (node_id v : cfg.voters)
+      if (v != old && c.is_up(v) && !c.network().is_paused(v)) targets.push_back(v);
+    if (targets.empty() || cfg.joint()) return;
+    const node_id to = targets[pick(0, targets.size() - 1)];
+    for (node_id id : c.ids())
+      if (id != old) c.network().cut(id, old);
+    cover("lease ambush: transfer while the leader is deaf");
+    note("lease ambush: leader " + std::to_string(old.value) + " deaf; it transfers to " + std::to_string(to.value));
+    transfer(c, old, to, "a voter");
+    start_task(c, lease_ambush_reads(c, old, to, keys_[pick(0, keys_.size() - 1)], ++nemesis_clients_));
+    reverts_.emplace(c.now() + s_.opts.election_timeout_max * 3, [this, &c] {
+      c.network().heal();
+      note("heal all links (after the lease ambush)");
+    });
+  }
+
+  asio::awaitable<void> lease_ambush_reads(cluster<>& c, node_id old, node_id to, std::string key, std::uint64_t k) {
+    const std::string client = "n" + std::to_string(k);
+    for (int i = 0; i < 100 && !(c.is_up(to) && c.node(to).role() == role::leader); ++i) co_await sleep(1ms);
+    if (!c.is_up(to) || c.node(to).role() != role::leader) co_return;
+    if (co_await nemesis_op(c, client, to, key, "pn" + std::to_string(k)) != lin::op_status::ok) co_return;
+    if (!c.is_up(old) || c.node(old).role() != role::leader) co_return;
+    cover("lease ambush: read on the deposed leader");
+    co_await nemesis_op(c, client, old, key, std::nullopt);
+  }
+
+  /// Reads on a cut-off leader, every 1/16 of the minimum election timeout, until its lease
+  /// (and with it the reads) end; each read is in the history.
+  asio::awaitable<void> lease_edge_reads(cluster<>& c, node_id l) {
+    const std::string client = "n" + std::to_string(++nemesis_clients_);
+    const auto gap = std::chrono::duration_cast<vduration>(s_.opts.election_timeout_min / 16);
+    for (int i = 0; i < 24; ++i) {
+      if (!c.is_up(l) || c.node(l).role() != role::leader || stop_clients_) co_return;
+      const std::string& key = keys_[pick(0, keys_.size() - 1)];
+      const auto status = co_await nemesis_op(c, client, l, key, std::nullopt);
+      cover(status == lin::op_status::ok ? "lease edge: read served" : "lease edge: read refused");
+      co_await sleep(gap);
+    }
+  }
+
+  // ---- coverage ------------------------------------------------------------------------------
+
+  /// The contexts that hold now (coverage columns; "total" always).
+  std::vector<const char*> contexts(cluster<>& c) const {
+    std::vector<const char*> out{"total"};
+    const auto ids = c.ids();
+    bool cut = c.network().faults.drop > 0 || c.network().faults.duplicate > 0;
+    for (node_id a : ids)
+      for (node_id b : ids)
+        if (a != b && c.network().is_cut(a, b)) cut = true;
+    if (cut) out.push_back("links faulty");
+    if (!unavailable(c).empty()) out.push_back("node down");
+    for (node_id id : ids)
+      if (timeline::current().rate(id.value) != 1.0) {
+        out.push_back("clock skewed");
+        break;
+      }
+    if (s_.opts.lease_reads) out.push_back("lease reads");
+    if (s_.opts.snapshot_entries != 0) out.push_back("snapshots");
+    if (const auto l = c.leader()) {
+      const auto cfg = c.node(*l).status().config;
+      if (cfg.joint()) out.push_back("joint config");
+      if (!cfg.learners.empty() && cfg.learners.size() >= cfg.voters.size()) out.push_back("learners >= voters");
+    }
+    if (transfers_pending_ > 0) out.push_back("transferring");
+    return out;
+  }
+
+  /// Counts `row` once in every context that holds now.
+  void cover(const std::string& row) {
+    if (c_ == nullptr) return;
+    auto& cells = out_.coverage[row];
+    for (const char* col : contexts(*c_)) ++cells[col];
+  }
+
+  /// Node events: snapshots taken and installed, elections started (the election-crash fault).
+  void on_event(const node_event& e) {
+    if (c_ == nullptr) return;
+    switch (e.kind) {
+      case event_kind::snapshot_created:
+        cover("snapshot taken");
+        break;
+      case event_kind::snapshot_installed:
+        cover("snapshot installed");
+        if (auto it = last_seen_.find(e.node); it != last_seen_.end() && it->second > e.index)
+          cover("snapshot installed over a longer log");
+        break;
+      case event_kind::role_changed:
+        if (e.role == role::candidate && election_crash_) {
+          election_crash_ = false;
+          const node_id v = pick(0, 1) ? e.node : c_->ids()[pick(0, c_->ids().size() - 1)];
+          const auto d = std::chrono::microseconds(pick(0, std::size_t(s_.max_delay.count()) * 1000));
+          reverts_.emplace(c_->now() + d, [this, v, candidate = e.node] {
+            if (!c_->is_up(v) || unavailable(*c_).size() >= s_.max_down) return;
+            resume(*c_, v, false);
+            cover("crash within a message delay of an election");
+            c_->crash(v);
+            note("crash node " + std::to_string(v.value) + " as node " + std::to_string(candidate.value) +
+                 " campaigns");
+          });
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  /// Whether `token` (a put's value, or one append's "aK.N,") is what `key` holds on node `id`
+  /// now: then that node applied the operation.
+  bool holds(cluster<>& c, node_id id, const std::string& key, const std::string& token) const {
+    const auto v = c.state_machine(id).find(key);
+    if (!v) return false;
+    if (token.empty() || token.back() != ',') return *v == token;
+    for (std::size_t at = 0; at < v->size();) {
+      const std::size_t end = v->find(',', at);
+      if (end == std::string::npos) break;
+      if (v->compare(at, end + 1 - at, token) == 0) return true;
+      at = end + 1;
+    }
+    return false;
+  }
+
+  /// The oracle for a proposal's error: `leadership_lost` says the node did not know the entry
+  /// committed; a node that had applied it knew.
+  void check_report(cluster<>& c, node_id via, const lin::kv_op& op, const result<std::string>& r) {
+    if (r.has_value() || op.kind == lin::op_kind::get || !c.is_up(via)) return;
+    if (r.error().code == errc::committed_result_unknown) cover("proposal committed, result unknown");
+    if (r.error().code != errc::leadership_lost) return;
+    if (holds(c, via, op.key, op.value.value_or("")))
+      fail(outcome::failure::misreported,
+           c.describe("node " + std::to_string(via.value) + " reported " + op.client + "'s " + lin::to_string(op.kind) +
+                      " " + op.key + " " + op.value.value_or("") + " as leadership_lost, but had applied it"));
+  }
+
   // ---- the nemesis ---------------------------------------------------------------------------
 
   vduration random_gap() {
@@ -776,7 +1280,9 @@ class run {
     auto leader_or_any = [&] { return leader && pick(0, 1) ? *leader : any(); };
     const int w[] = {3, s_.weight_partition, s_.weight_partition, s_.weight_partition, 2,
                      s_.weight_crash, s_.weight_crash + 1, s_.weight_pause, 2, s_.weight_skew, 1,
-                     s_.weight_transfer, s_.weight_membership, s_.weight_membership, s_.weight_ambush};
+                     s_.weight_transfer, s_.weight_membership, s_.weight_membership, s_.weight_ambush,
+                     s_.weight_ops, s_.weight_lease_ambush, s_.weight_lease_edge, s_.weight_joint_crash,
+                     s_.weight_election_crash};
     int total = 0;
     for (int x : w) total += x;
     int roll = int(rng_() % std::uint64_t(total));
@@ -796,6 +1302,7 @@ class run {
         for (std::size_t k = 0; k < shuffled.size(); ++k)  // every group gets one, then at random
           g[k < groups ? k : pick(0, groups - 1)].push_back(shuffled[k]);
         net.partition(g, ids);
+        cover("partition");
         std::string text = "partition";
         for (auto& x : g) text += " " + ids_text(x);
         note(text);
@@ -808,12 +1315,14 @@ class run {
         for (node_id id : ids)
           if (id != a) (small.size() < (ids.size() - 1) / 2 && pick(0, 1) ? small : big).push_back(id);
         net.partition({small, big}, ids);
+        cover("partition");
         note("partition " + ids_text(small) + " " + ids_text(big) + (leader && a == *leader ? " (leader in the minority)" : ""));
         break;
       }
       case 3: {  // asymmetric: some one-way links cut
         const std::size_t k = pick(1, ids.size());
         std::string text = "cut one way:";
+        cover("one-way cuts");
         for (std::size_t i = 0; i < k; ++i) {
           const node_id a = any(), b = any();
           if (a == b) continue;
@@ -831,6 +1340,7 @@ class run {
           if (how != 1) net.cut(*leader, o);
           if (how != 2) net.cut(o, *leader);
         }
+        cover("leader isolated, deaf or mute");
         note("leader " + std::to_string(leader->value) + (how == 0 ? " isolated" : how == 1 ? " deaf (hears nobody)" : " mute (reaches nobody)"));
         break;
       }
@@ -839,6 +1349,7 @@ class run {
         const node_id v = leader_or_any();
         if (!c.is_up(v)) break;
         resume(c, v, false);
+        cover(leader && v == *leader ? "crash the leader" : "crash a follower");
         c.crash(v);
         note("crash node " + std::to_string(v.value) + (leader && v == *leader ? " (the leader)" : ""));
         break;
@@ -859,6 +1370,7 @@ class run {
         if (!c.is_up(v) || net.is_paused(v)) break;
         net.pause(v);
         timeline::current().pause(v.value);
+        cover("pause a node");
         const auto d = std::chrono::milliseconds(pick(50, 3000));
         note("pause node " + std::to_string(v.value) + (leader && v == *leader ? " (the leader)" : "") + " for " +
              std::to_string(d.count()) + " ms");
@@ -879,7 +1391,11 @@ class run {
       }
       case 9: {  // clock skew burst
         const node_id v = leader_or_any();
-        const double rate = pick(0, 1) ? uniform(1.5, 4.0) : uniform(0.25, 0.75);
+        // Small drifts (where a lease's margin decides) or large bursts (a stalled or racing clock).
+        const bool small = uniform(0.0, 1.0) < s_.small_skew;
+        const double r = uniform(0.01, s_.max_small_skew());
+        const double rate = small ? (pick(0, 1) ? 1.0 + r : 1.0 - r) : pick(0, 1) ? uniform(1.5, 4.0) : uniform(0.25, 0.75);
+        cover(small ? "clock drift of 1-15 %" : "clock skew burst");
         const auto d = std::chrono::milliseconds(pick(200, 3000));
         timeline::current().set_rate(v.value, rate);
         std::ostringstream os;
@@ -898,11 +1414,7 @@ class run {
         if (cfg.voters.size() < 2) break;
         node_id to = cfg.voters[pick(0, cfg.voters.size() - 1)];
         if (to == *leader) break;
-        note("transfer leadership from " + std::to_string(leader->value) + " to " + std::to_string(to.value));
-        c.node(*leader).transfer_leadership(to, [this, from = *leader, to](result<node_id> r) {
-          note("transfer " + std::to_string(from.value) + "->" + std::to_string(to.value) + ": " +
-               (r.has_value() ? "done, leader " + std::to_string(r.value().value) : r.error().message()));
-        });
+        transfer(c, *leader, to, "a voter");
         break;
       }
       case 12: {  // membership: remove a voter (the leader too), keeping at least three
@@ -942,9 +1454,61 @@ class run {
         ambush_ = leader.value_or(no_node);
         note("ambush armed: the next new leader will be cut off soon after its election");
         break;
+      case 15:  // any public operation, with any argument shape, through any node
+        random_operation(c);
+        break;
+      case 16:  // lease reads: the leader goes deaf, transfers, and is read while deposed
+        lease_ambush(c);
+        break;
+      case 17: {  // lease reads: the leader is cut off and read until its lease ends
+        if (!leader || net.is_paused(*leader) || !s_.opts.lease_reads) break;
+        const node_id l = *leader;
+        net.isolate(l, ids);
+        note("lease edge: leader " + std::to_string(l.value) + " cut off; reads on it until its lease ends");
+        cover("lease edge: leader cut off and read");
+        start_task(c, lease_edge_reads(c, l));
+        reverts_.emplace(c.now() + s_.opts.election_timeout_max * 2, [this, &c] {
+          c.network().heal();
+          note("heal all links (after the lease edge)");
+        });
+        break;
+      }
+      case 18:  // a membership change, and a crash while its configuration is joint
+        if (joint_crash_ || !leader || net.is_paused(*leader)) break;
+        joint_crash_ = true;
+        note("joint crash armed: a node crashes while the configuration is joint");
+        change_membership(c, *leader, random_target(c, true));
+        break;
+      case 19:  // a crash within a message delay of the next election's start
+        if (!election_crash_) {
+          election_crash_ = true;
+          note("election crash armed: a node crashes within a message delay of the next election");
+        }
+        break;
       default:
         break;
     }
+  }
+
+  /// A joint crash is armed and some node that is up leads with a joint configuration.
+  bool joint_now(cluster<>& c) const {
+    if (!joint_crash_) return false;
+    const auto l = c.leader();
+    return l && c.node(*l).status().config.joint();
+  }
+
+  void crash_in_joint_phase(cluster<>& c) {
+    joint_crash_ = false;
+    const node_id l = *c.leader();
+    const auto cfg = c.node(l).status().config;
+    const auto all = cfg.all_members();
+    const node_id v = pick(0, 1) ? l : all[pick(0, all.size() - 1)];
+    if (!c.is_up(v) || unavailable(c).size() >= s_.max_down) return;
+    resume(c, v, false);
+    cover("crash in the joint phase");
+    c.crash(v);
+    note("crash node " + std::to_string(v.value) + " while the configuration is joint" +
+         (v == l ? " (the leader)" : ""));
   }
 
   static bool leading(cluster<>& c, node_id l) { return c.is_up(l) && c.node(l).role() == role::leader; }
@@ -1035,6 +1599,7 @@ class run {
     reverts_.clear();
     ambush_.reset();
     watch_.reset();
+    joint_crash_ = election_crash_ = false;
     for (node_id id : c.ids()) {
       resume(c, id, false);
       timeline::current().set_rate(id.value, 1.0);
@@ -1070,6 +1635,12 @@ class run {
   std::optional<node_id> ambush_;  ///< armed: strike the first leader other than this one
   std::optional<node_id> watch_;   ///< a new leader watched for the Figure 3.7 window
   index_t watch_commit_{0};        ///< what was known committed when the watch began
+  cluster<>* c_ = nullptr;         ///< the cluster while it runs (node events, coverage)
+  std::size_t transfers_pending_ = 0;
+  bool joint_crash_ = false;       ///< armed: crash a node once the configuration is joint
+  bool election_crash_ = false;    ///< armed: crash a node as the next election starts
+  std::uint64_t nemesis_clients_ = 0;
+  std::map<node_id, index_t> last_seen_;  ///< each node's last log index at the last step
 };
 
 /// Runs one seed.

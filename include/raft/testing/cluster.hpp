@@ -285,6 +285,15 @@ class cluster {
       auto s = m->node->status();
       os << to_string(s.role) << " term " << s.term << " leader " << s.leader << " last "
          << s.last_log_index << " commit " << s.commit_index << " applied " << s.applied_index;
+      auto set = [&](const char* name, const std::vector<node_id>& ids) {
+        if (ids.empty()) return;
+        os << ' ' << name << " {";
+        for (std::size_t k = 0; k < ids.size(); ++k) os << (k ? "," : "") << ids[k];
+        os << '}';
+      };
+      set("voters", s.config.voters);
+      set("outgoing", s.config.outgoing);
+      set("learners", s.config.learners);
     }
     return os.str();
   }
@@ -391,8 +400,10 @@ class cluster {
                     std::to_string(it->second.value) + " and " + std::to_string(id.value));
         if (m->leader_term == n.term()) {
           // Leader append-only.
+          // (An entry compacted away since the last step was committed and applied: not removed.)
           if (checks_.leader_append_only &&
-              (log.last_index() < m->leader_last || log.term_at(m->leader_last) != m->leader_last_term))
+              (log.last_index() < m->leader_last ||
+               (m->leader_last >= log.base_index() && log.term_at(m->leader_last) != m->leader_last_term)))
             violation("leader " + std::to_string(id.value) + " removed or changed its own entries");
         } else if (checks_.leader_completeness) {
           // Leader completeness: a new leader holds every committed entry.
