@@ -6,8 +6,12 @@
 //   raft_sim --soak SECONDS [--first S]  consecutive seeds until the time is up
 //   raft_sim --rotate --seeds N        a block whose first seed comes from $RAFT_SIM_ROTATE
 //                                      (CI sets it from the commit); exit 77 (skip) if unset
-//   raft_sim --expect-violation ...    for mutants: succeed at the first safety or
-//                                      linearizability violation, fail if there is none
+//   raft_sim --expect-violation ...    for mutants: succeed at the first broken promise
+//                                      (safety, linearizability, convergence, a failed node, a
+//                                      misreported outcome, compaction), fail if there is none;
+//                                      --expect-failure: liveness failures count too
+//   raft_sim --coverage                print what the seeds exercised (operation x context)
+//   raft_sim --require-coverage        ... and fail if a cell the design reaches stayed at zero
 // Other flags: --verbose (heartbeats in traces), --quiet, --max-reports K (default 3),
 // --profile mixed|churn (every seed uses that nemesis profile; a seed's run then differs from
 // the one it has without the flag, so pass the flag again to replay it).
@@ -22,6 +26,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <string>
 
 #include "sim.hpp"
@@ -31,7 +36,8 @@ namespace {
 [[noreturn]] void usage(const char* why) {
   std::cerr << "raft_sim: " << why
             << "\nusage: raft_sim [--seeds N] [--first S] [--seed S] [--soak SECONDS] [--rotate]\n"
-               "                [--expect-violation] [--trace] [--verbose] [--dump-history FILE]\n"
+               "                [--expect-violation | --expect-failure] [--coverage] [--require-coverage]\n"
+               "                [--trace] [--verbose] [--dump-history FILE]\n"
                "                [--quiet] [--max-reports K] [--profile mixed|churn]\n";
   std::exit(2);
 }
@@ -48,7 +54,7 @@ std::uint64_t number(const char* flag, const char* text) {
 int main(int argc, char** argv) {
   std::uint64_t first = 1, count = 100;
   bool first_given = false, single = false, rotate = false, expect = false, trace = false;
-  bool verbose = false, quiet = false;
+  bool verbose = false, quiet = false, any_failure = false, coverage = false, require_coverage = false;
   double soak = 0;
   std::size_t max_reports = 3;
   std::string dump, profile;
@@ -73,6 +79,12 @@ int main(int argc, char** argv) {
       rotate = true;
     } else if (a == "--expect-violation") {
       expect = true;
+    } else if (a == "--expect-failure") {
+      expect = any_failure = true;
+    } else if (a == "--coverage") {
+      coverage = true;
+    } else if (a == "--require-coverage") {
+      coverage = require_coverage = true;
     } else if (a == "--trace") {
       trace = true;
     } else if (a == "--verbose") {
@@ -116,6 +128,7 @@ int main(int argc, char** argv) {
   double simulated = 0;
   std::size_t reports = 0;
   std::optional<std::uint64_t> violation_seed;
+  std::map<std::string, std::map<std::string, std::uint64_t>> covered;
   std::cout << "raft_sim: " << (soak > 0 ? "soak for " + std::to_string(std::uint64_t(soak)) + " s from seed "
                                          : std::to_string(count) + " seeds from ")
             << first << (expect ? ", expecting a violation" : "") << std::endl;
@@ -130,6 +143,7 @@ int main(int argc, char** argv) {
     const sim::outcome o = sim::run_seed(seed, ro);
     ++ran;
     ops_ok += o.ops_ok, ops_info += o.ops_info, ops_fail += o.ops_fail, messages += o.messages;
+    sim::merge_coverage(covered, o.coverage);
     simulated += std::chrono::duration<double>(o.simulated).count();
     if (single) {
       std::cout << "seed " << seed << ": " << o.setup << "\n  " << o.history.size() << " operations ("
@@ -152,7 +166,7 @@ int main(int argc, char** argv) {
     }
     if (!o.passed()) {
       ++failed;
-      if (expect && o.unsafe()) {
+      if (expect && (o.unsafe() || (any_failure && o.kind == sim::outcome::failure::liveness))) {
         violation_seed = seed;
         std::cout << "violation found: seed " << seed << " (" << sim::to_string(o.kind) << "), after " << ran
                   << (ran == 1 ? " seed" : " seeds") << " and " << std::fixed << std::setprecision(1) << wall()
@@ -187,6 +201,16 @@ int main(int argc, char** argv) {
             << (w > 0 ? simulated / w : 0.0) << " simulated s per wall s; per CPU s "
             << (cpu > 0 ? double(ran) / cpu : 0.0) << " seeds, " << (cpu > 0 ? simulated / cpu : 0.0)
             << " simulated s\n";
+  if (coverage) std::cout << "raft_sim: coverage (how often, in which context)\n" << sim::format_coverage(covered);
+  if (require_coverage) {
+    const auto missing = sim::missing_coverage(covered);
+    for (const auto& m : missing) std::cout << "raft_sim: not covered: " << m << "\n";
+    if (!missing.empty()) {
+      std::cout << "raft_sim: " << missing.size() << " reachable cells of the coverage table stayed at zero\n";
+      return 1;
+    }
+    std::cout << "raft_sim: every reachable cell of the coverage table was exercised\n";
+  }
   if (expect) {
     if (violation_seed) return 0;
     std::cout << "raft_sim: expected a violation (the mutation must be caught), found none\n";

@@ -271,6 +271,12 @@ class cluster {
   /// Highest commit index reported by any node so far.
   [[nodiscard]] index_t committed() const noexcept { return index_t{committed_.size()}; }
 
+  /// The entry committed at `i` (as the first node to commit it held it), or null if `i` is
+  /// past committed(). For oracles that need the committed log after nodes compacted theirs.
+  [[nodiscard]] const log_entry* committed_entry(index_t i) const noexcept {
+    return i.value >= 1 && i.value <= committed_.size() ? &committed_[i.value - 1] : nullptr;
+  }
+
   /// "seed N: <what>" plus one line per node; for failure messages.
   [[nodiscard]] std::string describe(const std::string& what) const {
     std::ostringstream os;
@@ -359,10 +365,18 @@ class cluster {
     m.transport.reset();
   }
 
+  /// Runs every ready handler. A message that falls due meanwhile (sent with no delay) is
+  /// delivered between two handlers, as a real network delivers while a node works through
+  /// its queue; with any delay, nothing falls due before the clock moves.
   void drain() {
     for (;;) {
       context_.restart();
-      if (context_.poll() == 0) break;
+      std::size_t ran = 0;
+      while (context_.poll_one() != 0) {
+        ++ran;
+        if (network_.due_now()) network_.deliver_due();
+      }
+      if (ran == 0) break;
       check_invariants();
     }
     check_invariants();

@@ -68,8 +68,26 @@ class sim_network {
   /// Drops every message it returns true for (a targeted fault: "lose every snapshot chunk").
   std::function<bool(const message&)> drop_if;
 
+  /// Holds every message it returns true for, neither lost nor delivered, until release_held()
+  /// (a targeted fault: messages sent far apart arrive together).
+  std::function<bool(const message&)> hold_if;
+
+  /// Stops holding (hold_if is cleared) and sends every held message on again with a fresh
+  /// delay, except those held for a paused node.
+  void release_held() {
+    hold_if = nullptr;
+    std::vector<message> held;
+    held.swap(held_);
+    for (auto& m : held) {
+      if (is_paused(m.from) || is_paused(m.to))
+        held_.push_back(std::move(m));
+      else
+        route(std::move(m));
+    }
+  }
+
   /// Sees what becomes of every message: `fate` is "cut" (link down), "drop" (lost to
-  /// `faults.drop`), "held" (sender or receiver paused), "sent" or "dup" (the second copy), with
+  /// `faults.drop`), "held" (sender or receiver paused, or hold_if), "sent" or "dup" (the second copy), with
   /// the delay drawn for it. For traces; set it before the run starts.
   std::function<void(const message&, const char* fate, std::chrono::nanoseconds delay)> on_route;
 
@@ -110,6 +128,11 @@ class sim_network {
 
   /// Delivers every message due by now.
   inline void deliver_due();
+
+  /// Whether a message is due by now (one sent with no delay, during the current instant).
+  [[nodiscard]] bool due_now() const {
+    return !in_flight_.empty() && in_flight_.begin()->first <= virtual_clock::now();
+  }
 
   /// Drops every message in flight to `n` (a node that crashed), and every message held for
   /// it or by it while it was paused (a stopped process that crashes never sends them).
@@ -162,6 +185,11 @@ class sim_network {
   }
 
   void route(message m) {
+    if (hold_if && hold_if(m)) {
+      if (on_route) on_route(m, "held", {});
+      held_.push_back(std::move(m));
+      return;
+    }
     if (is_cut(m.from, m.to) || chance(faults.drop) || (drop_if && drop_if(m))) {
       if (on_route) on_route(m, is_cut(m.from, m.to) ? "cut" : "drop", {});
       ++counters_.dropped;
