@@ -8,13 +8,13 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <random>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "raft/core/rules.hpp"
+#include "raft/detail/jitter_rng.hpp"
 #include "test_support.hpp"
 
 using namespace raft;
@@ -28,10 +28,10 @@ constexpr int requests_per_scenario = 6;
 /// A full log as its terms: terms[i - 1] is the term of the entry at index i.
 using terms = std::vector<std::uint64_t>;
 
-std::uint64_t pick(std::mt19937_64& rng, std::uint64_t lo, std::uint64_t hi) {
-  return std::uniform_int_distribution<std::uint64_t>{lo, hi}(rng);
+std::uint64_t pick(raft::detail::jitter_rng& rng, std::uint64_t lo, std::uint64_t hi) {
+  return rng.between(lo, hi);  // the same draws on every standard library
 }
-bool coin(std::mt19937_64& rng) { return pick(rng, 0, 1) == 1; }
+bool coin(raft::detail::jitter_rng& rng) { return pick(rng, 0, 1) == 1; }
 
 std::uint64_t term_at(const terms& log, std::uint64_t i) { return i == 0 ? 0 : log[i - 1]; }
 
@@ -46,7 +46,7 @@ std::uint64_t common_prefix(const terms& a, const terms& b) {
 /// of that term, then replicates some prefix of its log to some others the way AppendEntries
 /// would (a follower that already holds that prefix keeps its log, any other ends up with exactly
 /// the prefix). Terms never decrease along a log and Log Matching holds between any two logs.
-std::array<terms, 3> random_histories(std::mt19937_64& rng) {
+std::array<terms, 3> random_histories(raft::detail::jitter_rng& rng) {
   std::array<terms, 3> logs;
   const std::uint64_t last_term = pick(rng, 1, 6);
   for (std::uint64_t t = 1; t <= last_term; ++t) {
@@ -133,7 +133,7 @@ log_view apply(log_view log, const append_request& r, const append_decision& d) 
 TEST_CASE("the history generator keeps terms non-decreasing and Log Matching true") {
   const std::uint64_t seed = raft_test::test_seed();
   RAFT_SEED_INFO(seed);
-  std::mt19937_64 rng{seed};
+  raft::detail::jitter_rng rng{seed};
   std::uint64_t diverged = 0;
   for (int s = 0; s < scenarios; ++s) {
     const auto logs = random_histories(rng);
@@ -151,7 +151,7 @@ TEST_CASE("the history generator keeps terms non-decreasing and Log Matching tru
 TEST_CASE("decide_append agrees with a naive entry-by-entry reference on random logs") {
   const std::uint64_t seed = raft_test::test_seed();
   RAFT_SEED_INFO(seed);
-  std::mt19937_64 rng{seed};
+  raft::detail::jitter_rng rng{seed};
   int accepted = 0, rejected = 0, truncated = 0, compacted = 0, stale = 0, below_base = 0;
 
   for (int s = 0; s < scenarios; ++s) {
@@ -244,7 +244,7 @@ TEST_CASE("decide_append agrees with a naive entry-by-entry reference on random 
 TEST_CASE("next_index_after_rejection stays within [match + 1, rejected index] for any response") {
   const std::uint64_t seed = raft_test::test_seed();
   RAFT_SEED_INFO(seed);
-  std::mt19937_64 rng{seed};
+  raft::detail::jitter_rng rng{seed};
   for (int s = 0; s < scenarios; ++s) {
     const auto logs = random_histories(rng);
     const terms& leader = logs[pick(rng, 0, 2)];
@@ -272,7 +272,7 @@ TEST_CASE("next_index_after_rejection stays within [match + 1, rejected index] f
 TEST_CASE("rejection and retry converge on the match point, skipping whole conflicting terms") {
   const std::uint64_t seed = raft_test::test_seed();
   RAFT_SEED_INFO(seed);
-  std::mt19937_64 rng{seed};
+  raft::detail::jitter_rng rng{seed};
   std::uint64_t fast_total = 0, one_per_entry_total = 0;
   int strictly_faster = 0;
 

@@ -8,12 +8,12 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "raft/core/quorum.hpp"
+#include "raft/detail/jitter_rng.hpp"
 #include "test_support.hpp"
 
 using namespace raft;
@@ -25,20 +25,20 @@ constexpr std::uint64_t max_match = 10;  // small range: many ties
 
 enum class shape { single, overlapping, disjoint };
 
-std::uint64_t pick(std::mt19937_64& rng, std::uint64_t lo, std::uint64_t hi) {
-  return std::uniform_int_distribution<std::uint64_t>{lo, hi}(rng);
+std::uint64_t pick(raft::detail::jitter_rng& rng, std::uint64_t lo, std::uint64_t hi) {
+  return rng.between(lo, hi);  // the same draws on every standard library
 }
 
 /// `n` distinct ids drawn from [lo, hi], in random order.
-std::vector<node_id> distinct_ids(std::mt19937_64& rng, std::uint64_t lo, std::uint64_t hi, std::size_t n) {
+std::vector<node_id> distinct_ids(raft::detail::jitter_rng& rng, std::uint64_t lo, std::uint64_t hi, std::size_t n) {
   std::vector<node_id> pool;
   for (std::uint64_t v = lo; v <= hi; ++v) pool.push_back(node_id{v});
-  std::shuffle(pool.begin(), pool.end(), rng);
+  for (std::size_t k = pool.size(); k > 1; --k) std::swap(pool[k - 1], pool[rng.below(k)]);
   pool.resize(n);
   return pool;
 }
 
-configuration random_config(std::mt19937_64& rng, shape s) {
+configuration random_config(raft::detail::jitter_rng& rng, shape s) {
   configuration c;
   switch (s) {
     case shape::single:
@@ -61,7 +61,7 @@ configuration random_config(std::mt19937_64& rng, shape s) {
   return c;
 }
 
-shape random_shape(std::mt19937_64& rng) { return static_cast<shape>(pick(rng, 0, 2)); }
+shape random_shape(raft::detail::jitter_rng& rng) { return static_cast<shape>(pick(rng, 0, 2)); }
 
 std::string describe(const configuration& c) {
   std::ostringstream os;
@@ -140,7 +140,7 @@ const char* name(vote_result r) {
 TEST_CASE("majority_index agrees with a naive count on random voter sets of 1 to 7") {
   const std::uint64_t seed = raft_test::test_seed();
   RAFT_SEED_INFO(seed);
-  std::mt19937_64 rng{seed};
+  raft::detail::jitter_rng rng{seed};
   for (int it = 0; it < iterations; ++it) {
     const configuration c = random_config(rng, shape::single);
     std::map<std::uint64_t, std::uint64_t> match;
@@ -156,7 +156,7 @@ TEST_CASE("majority_index agrees with a naive count on random voter sets of 1 to
 TEST_CASE("quorum_index agrees with a naive count on random single and joint configurations") {
   const std::uint64_t seed = raft_test::test_seed();
   RAFT_SEED_INFO(seed);
-  std::mt19937_64 rng{seed};
+  raft::detail::jitter_rng rng{seed};
   std::map<shape, int> limited_by_outgoing;  // joint cases where the old half is the binding one
   std::map<shape, int> limited_by_voters;
   for (int it = 0; it < iterations; ++it) {
@@ -187,7 +187,7 @@ TEST_CASE("quorum_index agrees with a naive count on random single and joint con
 TEST_CASE("majority_vote and quorum_vote agree with a naive count on random votes") {
   const std::uint64_t seed = raft_test::test_seed();
   RAFT_SEED_INFO(seed);
-  std::mt19937_64 rng{seed};
+  raft::detail::jitter_rng rng{seed};
   std::map<vote_result, int> joint_outcomes;
   int joint_split = 0;  // joint cases where the two halves alone would decide differently
   for (int it = 0; it < iterations; ++it) {
@@ -225,7 +225,7 @@ TEST_CASE("majority_vote and quorum_vote agree with a naive count on random vote
 TEST_CASE("an empty outgoing half never limits the quorum index or the vote") {
   const std::uint64_t seed = raft_test::test_seed();
   RAFT_SEED_INFO(seed);
-  std::mt19937_64 rng{seed};
+  raft::detail::jitter_rng rng{seed};
   for (int it = 0; it < 2000; ++it) {
     const configuration c = random_config(rng, shape::single);
     std::map<std::uint64_t, std::uint64_t> match;

@@ -175,10 +175,10 @@ TEST_CASE("crashes during snapshot transfer and install, under a lossy network, 
       }
       c.network().heal();
       // Crash somebody at a random moment of the catch-up, and bring it back.
-      c.run_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 30000)(rng)));
+      c.run_for(std::chrono::microseconds(rng() % 30001));
       const node_id crashed = c.ids()[rng() % 3];
       c.crash(crashed);
-      c.run_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(1, 400)(rng)));
+      c.run_for(std::chrono::milliseconds(1 + rng() % 400));
       c.restart(crashed);
     }
     REQUIRE_MESSAGE(c.wait_until_converged(std::chrono::seconds(30)), c.describe("did not converge"));

@@ -1426,7 +1426,7 @@ class run {
         const std::size_t groups = ids.size() == 5 && pick(0, 2) == 0 ? 3 : 2;
         std::vector<std::vector<node_id>> g(groups);
         auto shuffled = ids;
-        std::shuffle(shuffled.begin(), shuffled.end(), rng_);
+        for (std::size_t k = shuffled.size(); k > 1; --k) std::swap(shuffled[k - 1], shuffled[pick(0, k - 1)]);
         for (std::size_t k = 0; k < shuffled.size(); ++k)  // every group gets one, then at random
           g[k < groups ? k : pick(0, groups - 1)].push_back(shuffled[k]);
         net.partition(g, ids);

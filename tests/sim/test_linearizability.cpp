@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "linearizability.hpp"
+#include "raft/detail/jitter_rng.hpp"
 
 using namespace lin;
 
@@ -262,8 +262,8 @@ TEST_CASE("lin: the text format") {
 }
 
 TEST_CASE("lin: agrees with a brute-force search on small random histories") {
-  std::mt19937_64 rng(20240601);
-  auto pick = [&](int lo, int hi) { return int(std::uniform_int_distribution<int>(lo, hi)(rng)); };
+  raft::detail::jitter_rng rng(20240601);
+  auto pick = [&](int lo, int hi) { return rng.between(lo, hi); };
   const char* values[] = {"a", "b", "c"};
   int linearizable_count = 0, not_count = 0;
   for (int round = 0; round < 12000; ++round) {
@@ -351,8 +351,8 @@ TEST_CASE("lin: long histories with many unknown operations are checked in near-
   // Five sequential clients on one key, 3000 operations; about one in twelve times out (and took
   // effect, or not, at a random later moment, possibly long after). The real execution is
   // linearizable by construction; then one acknowledged append is dropped from every read.
-  std::mt19937_64 rng(77);
-  auto pick = [&](std::int64_t lo, std::int64_t hi) { return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng); };
+  raft::detail::jitter_rng rng(77);
+  auto pick = [&](std::int64_t lo, std::int64_t hi) { return rng.between(lo, hi); };
   struct planned {
     kv_op op;
     std::int64_t at;  // when it takes effect; -1 never
@@ -412,8 +412,8 @@ TEST_CASE("lin: long histories with many unknown operations are checked in near-
 }
 
 TEST_CASE("lin: agrees with a plain memoized search on mid-size histories full of unknowns") {
-  std::mt19937_64 rng(99);
-  auto pick = [&](int lo, int hi) { return int(std::uniform_int_distribution<int>(lo, hi)(rng)); };
+  raft::detail::jitter_rng rng(99);
+  auto pick = [&](int lo, int hi) { return rng.between(lo, hi); };
   int yes = 0, no = 0;
   for (int round = 0; round < 3000; ++round) {
     CAPTURE(round);
