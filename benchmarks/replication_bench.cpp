@@ -1,6 +1,6 @@
 // benchmarks/replication_bench.cpp - committed entries per second through raft::node.
 //
-// The method (design brief §5, the one the peer figures were measured with):
+// The method:
 //   - N voters (--nodes, 3 or 5), all bootstrapped as one cluster;
 //   - P proposers (--proposers, default 256), each keeping exactly one proposal of --payload bytes
 //     (default 64) outstanding on the leader: it proposes, waits until propose() completes (the

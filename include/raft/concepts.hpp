@@ -1,9 +1,11 @@
-// raft/concepts.hpp - the three plug points of raft::node, as C++20 concepts.
+// raft/concepts.hpp - the plug points of raft::node, as C++20 concepts.
 //
-// A node is `raft::node<StateMachine, Storage, Transport>`. Each policy type is checked against
-// the concept below when the node is instantiated; a type that lacks a member fails with a short
-// error naming the missing expression. Each concept states both sides of the contract: what the
-// node promises the policy, and what the policy must promise the node.
+// A node is `raft::node<StateMachine, Storage, Transport, Timer>`: three policies (state_machine,
+// storage, transport) and the timer its loops sleep on (timer; asio::steady_timer by default).
+// Each type is checked against its concept below when the node is instantiated; a type that lacks
+// a member fails with a short error naming the missing expression. Each concept states both sides
+// of the contract: what the node promises the policy, and what the policy must promise the node.
+// The snapshot concepts are optional refinements of state_machine and storage.
 #pragma once
 
 #include <concepts>

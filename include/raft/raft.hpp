@@ -18,7 +18,6 @@
 #include "raft/core/rules.hpp"
 #include "raft/core/status.hpp"
 #include "raft/core/types.hpp"
-#include "raft/fwd.hpp"
 #include "raft/logger.hpp"
 #include "raft/node.hpp"
 #include "raft/options.hpp"

@@ -46,6 +46,7 @@
 #include "raft/concepts.hpp"
 #include "raft/core/buffer.hpp"
 #include "raft/core/types.hpp"
+#include "raft/detail/endian.hpp"
 
 namespace raft {
 inline namespace v1 {
@@ -108,15 +109,6 @@ inline constexpr std::byte magic[3] = {std::byte{'R'}, std::byte{'S'}, std::byte
 inline constexpr std::size_t prefix_size = 4;
 static_assert(prefix_size == std::size(magic) + 1, "a frame starts with the magic and a kind byte");
 
-inline void put_u64(std::vector<std::byte>& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
-}
-inline std::uint64_t get_u64(std::span<const std::byte> in) {  // the caller checked the size
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= std::uint64_t(in[static_cast<std::size_t>(i)]) << (8 * i);
-  return v;
-}
-
 inline std::vector<std::byte> prefix(session_frame_kind kind, std::size_t extra) {
   // Byte by byte: GCC 12 reports false -Wstringop-overflow on a range insert() into a vector
   // that was just reserved or cleared (at -O3 here, at -O2 in stage_next below).
@@ -137,8 +129,8 @@ inline std::vector<std::byte> prefix(session_frame_kind kind, std::size_t extra)
   if (client.value == 0) throw std::invalid_argument("session_command: client id 0 is not a session");
   if (sequence == 0) throw std::invalid_argument("session_command: sequences start at 1");
   auto out = detail::sessions::prefix(session_frame_kind::request, 16 + payload.size());
-  detail::sessions::put_u64(out, client.value);
-  detail::sessions::put_u64(out, sequence);
+  detail::append_u64(out, client.value);
+  detail::append_u64(out, sequence);
   out.insert(out.end(), payload.begin(), payload.end());
   return buffer{out};
 }
@@ -154,7 +146,7 @@ inline std::vector<std::byte> prefix(session_frame_kind kind, std::size_t extra)
 /// Closes a session and frees its slot; later requests of it get session_errc::expired.
 [[nodiscard]] inline buffer session_unregister(client_id client) {
   auto out = detail::sessions::prefix(session_frame_kind::unregister, 8);
-  detail::sessions::put_u64(out, client.value);
+  detail::append_u64(out, client.value);
   return buffer{out};
 }
 
@@ -179,8 +171,8 @@ inline std::vector<std::byte> prefix(session_frame_kind kind, std::size_t extra)
   switch (kind) {
     case std::uint8_t(session_frame_kind::request): {
       if (rest.size() < 16) return std::nullopt;
-      const client_id c{get_u64(rest)};
-      const std::uint64_t seq = get_u64(rest.subspan(8));
+      const client_id c{detail::load_u64(rest.data())};
+      const std::uint64_t seq = detail::load_u64(rest.data() + 8);
       if (c.value == 0 || seq == 0) return std::nullopt;
       return session_frame{session_frame_kind::request, c, seq, rest.subspan(16)};
     }
@@ -189,7 +181,7 @@ inline std::vector<std::byte> prefix(session_frame_kind kind, std::size_t extra)
       return session_frame{session_frame_kind::register_client, client_id{}, 0, {}};
     case std::uint8_t(session_frame_kind::unregister): {
       if (rest.size() != 8) return std::nullopt;
-      const client_id c{get_u64(rest)};
+      const client_id c{detail::load_u64(rest.data())};
       if (c.value == 0) return std::nullopt;
       return session_frame{session_frame_kind::unregister, c, 0, {}};
     }
@@ -321,10 +313,10 @@ struct session_result_codec<T> {
     if constexpr (std::is_enum_v<T>) return static_cast<std::uint64_t>(static_cast<std::underlying_type_t<T>>(v));
     else return static_cast<std::uint64_t>(v);
   }
-  static void encode(const T& v, std::vector<std::byte>& out) { detail::sessions::put_u64(out, widen(v)); }
+  static void encode(const T& v, std::vector<std::byte>& out) { detail::append_u64(out, widen(v)); }
   static std::optional<T> decode(std::span<const std::byte> in) {
     if (in.size() != 8) return std::nullopt;
-    const std::uint64_t u = detail::sessions::get_u64(in);
+    const std::uint64_t u = detail::load_u64(in.data());
     T v;
     if constexpr (std::is_enum_v<T>) v = static_cast<T>(static_cast<std::underlying_type_t<T>>(u));
     else v = static_cast<T>(u);
@@ -599,7 +591,7 @@ class session_state_machine<SM>::source {
       header_done_ = true;
       for (std::byte b : snapshot_magic) stage_.push_back(b);  // not insert(): see prefix()
       stage_.push_back(std::byte{snapshot_version});
-      put_u64(stage_, records_.size());
+      detail::append_u64(stage_, records_.size());
       return true;
     }
     if (next_ == records_.size()) {
@@ -607,16 +599,16 @@ class session_state_machine<SM>::source {
       return false;
     }
     record& r = records_[next_++];
-    put_u64(stage_, r.id.value);
-    put_u64(stage_, r.last_sequence);
-    put_u64(stage_, r.last_used.value);
+    detail::append_u64(stage_, r.id.value);
+    detail::append_u64(stage_, r.last_sequence);
+    detail::append_u64(stage_, r.last_used.value);
     stage_.push_back(std::byte{r.result ? std::uint8_t{1} : std::uint8_t{0}});
     const std::size_t len_at = stage_.size();
-    put_u64(stage_, 0);
+    detail::append_u64(stage_, 0);
     if (r.result) {
       session_result_codec<inner_result>::encode(*r.result, stage_);
       const std::uint64_t len = stage_.size() - len_at - 8;
-      for (int i = 0; i < 8; ++i) stage_[len_at + static_cast<std::size_t>(i)] = static_cast<std::byte>(len >> (8 * i));
+      detail::store_u64(stage_.data() + len_at, len);
     }
     r.result.reset();  // read once: let go of it
     return true;
@@ -673,12 +665,13 @@ class session_state_machine<SM>::sink {
         if (!std::equal(std::begin(snapshot_magic), std::end(snapshot_magic), p.begin()))
           fail("not a session snapshot");
         if (static_cast<std::uint8_t>(p[8]) != snapshot_version) fail("unknown version");
-        remaining_ = get_u64(p.subspan(9));
+        remaining_ = detail::load_u64(p.data() + 9);
         break;
       case phase::record: {
-        current_ = {client_id{get_u64(p)}, get_u64(p.subspan(8)), index_t{get_u64(p.subspan(16))}};
+        current_ = {client_id{detail::load_u64(p.data())}, detail::load_u64(p.data() + 8),
+                    index_t{detail::load_u64(p.data() + 16)}};
         const auto has = static_cast<std::uint8_t>(p[24]);
-        result_len_ = get_u64(p.subspan(25));
+        result_len_ = detail::load_u64(p.data() + 25);
         if (current_.id.value == 0 || current_.last_used.value < current_.id.value) fail("invalid session");
         if (has > 1 || (has == 0) != (current_.last_sequence == 0) || (has == 0 && result_len_ != 0))
           fail("invalid session result");

@@ -2,7 +2,7 @@
 // not flushed. memory_storage's flush completes at once, so it cannot show when a node relies on
 // data that is not durable yet. This file runs raft::testing::cluster on a "slow disk" instead.
 //
-// Rules (design brief §3): a follower acknowledges entries only once they are durable; the leader
+// Rules: a follower acknowledges entries only once they are durable; the leader
 // writes its log in parallel with replicating it (thesis §10.2.1) but counts itself toward a
 // quorum only for what its storage reports durable; a crash loses exactly what was not flushed.
 //

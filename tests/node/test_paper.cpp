@@ -1,6 +1,6 @@
 // The rules of the Raft paper (Ongaro & Ousterhout, "In Search of an Understandable Consensus
 // Algorithm", §5 and Figure 2), one test case per rule, on the deterministic simulated cluster.
-// Then the rules a widely copied tutorial gets wrong (design brief §3), each pinned by a test.
+// Then the rules a widely copied tutorial gets wrong, each pinned by a test.
 //
 // Indices are the paper's plus the configuration entry: index 1 of every log here holds the
 // cluster's bootstrap configuration (term 1), so the paper's first entry is at index 1 too and
@@ -558,7 +558,7 @@ TEST_CASE("§5.4.3 state machine safety: no two servers apply different commands
 }
 
 // =================================================================================================
-// Rules the tutorial gets wrong (design brief §3)
+// Rules the tutorial gets wrong
 // =================================================================================================
 
 TEST_CASE("a heartbeat in the same term does not clear the vote") {

@@ -80,6 +80,51 @@ TEST_CASE("crc32c: standard check value and chaining") {
   CHECK(detail::crc32c(zeros.data(), zeros.size()) == 0x8A9136AAu);  // RFC 3720 B.4
 }
 
+TEST_CASE("file_storage: segment and snapshot file names, written and parsed") {
+  namespace ff = detail::file_format;
+  using ff::indexed_file;
+  CHECK(ff::file_name(indexed_file::segment, index_t{1}) == "log-00000000000000000001.seg");
+  CHECK(ff::file_name(indexed_file::snapshot, index_t{0}) == "snapshot-00000000000000000000.snap");
+  CHECK(ff::file_name(indexed_file::snapshot, index_t{1234567890}) == "snapshot-00000000001234567890.snap");
+  CHECK(ff::file_name(indexed_file::segment, index_t{~std::uint64_t{0}}) == "log-18446744073709551615.seg");
+
+  for (std::uint64_t i : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{10}, std::uint64_t{999},
+                          std::uint64_t{1} << 40, ~std::uint64_t{0} - 1, ~std::uint64_t{0}}) {
+    INFO("index " << i);
+    for (auto kind : {indexed_file::segment, indexed_file::snapshot}) {
+      const auto name = ff::file_name(kind, index_t{i});
+      CHECK(ff::parse_file_name(kind, name) == index_t{i});
+      // Each kind reads only its own names.
+      const auto other = kind == indexed_file::segment ? indexed_file::snapshot : indexed_file::segment;
+      CHECK_FALSE(ff::parse_file_name(other, name).has_value());
+    }
+  }
+
+  // Anything else is not one of these files: load() leaves it alone.
+  for (const char* name : {
+           "log-00000000000000000001.seg.tmp",     // an interrupted creation
+           "snapshot-00000000000000000009.snap.tmp",
+           "log-0000000000000000001.seg",          // 19 digits
+           "log-000000000000000000001.seg",        // 21 digits
+           "log-0000000000000000000x.seg",         // not a digit
+           "log-+0000000000000000001.seg",         // a sign
+           "log- 0000000000000000001.seg",         // a space
+           "log-18446744073709551616.seg",         // u64 max + 1
+           "log-99999999999999999999.seg",         // beyond u64
+           "LOG-00000000000000000001.seg",         // case matters
+           "log-00000000000000000001.SEG",
+           "log-00000000000000000001",
+           "00000000000000000001.seg",
+           "snapshot-notes.txt",
+           "hard_state",
+           "",
+       }) {
+    INFO("name '" << name << "'");
+    CHECK_FALSE(ff::parse_file_name(indexed_file::segment, name).has_value());
+    CHECK_FALSE(ff::parse_file_name(indexed_file::snapshot, name).has_value());
+  }
+}
+
 TEST_CASE("file_storage: files on disk have the documented headers") {
   temp_dir dir;
   {

@@ -16,6 +16,7 @@
 
 #include "raft/core/buffer.hpp"
 #include "raft/core/types.hpp"
+#include "raft/detail/endian.hpp"
 #include "raft/detail/heap_sort.hpp"
 
 namespace raft {
@@ -82,24 +83,11 @@ namespace detail {
 
 // Encoding in a configuration entry: three sets, each a little-endian u64 count followed by
 // little-endian u64 ids.
-namespace detail {
-inline void put_u64(std::vector<std::byte>& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
-}
-inline bool get_u64(std::span<const std::byte>& in, std::uint64_t& v) {
-  if (in.size() < 8) return false;
-  v = 0;
-  for (int i = 0; i < 8; ++i) v |= std::uint64_t(in[i]) << (8 * i);
-  in = in.subspan(8);
-  return true;
-}
-}  // namespace detail
-
 [[nodiscard]] inline buffer encode(const configuration& c) {
   std::vector<std::byte> out;
   for (const auto* set : {&c.voters, &c.outgoing, &c.learners}) {
-    detail::put_u64(out, set->size());
-    for (node_id id : *set) detail::put_u64(out, id.value);
+    detail::append_u64(out, set->size());
+    for (node_id id : *set) detail::append_u64(out, id.value);
   }
   return buffer{out};
 }
@@ -109,11 +97,11 @@ inline bool get_u64(std::span<const std::byte>& in, std::uint64_t& v) {
   configuration c;
   for (auto* set : {&c.voters, &c.outgoing, &c.learners}) {
     std::uint64_t n = 0;
-    if (!detail::get_u64(in, n) || n > in.size() / 8) return std::nullopt;
+    if (!detail::read_u64(in, n) || n > in.size() / 8) return std::nullopt;
     set->reserve(n);
     for (std::uint64_t i = 0; i < n; ++i) {
       std::uint64_t id = 0;
-      detail::get_u64(in, id);
+      if (!detail::read_u64(in, id)) return std::nullopt;  // never: n was checked above
       set->push_back(node_id{id});
     }
   }

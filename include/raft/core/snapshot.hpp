@@ -13,6 +13,7 @@
 #include "raft/core/buffer.hpp"
 #include "raft/core/configuration.hpp"
 #include "raft/core/types.hpp"
+#include "raft/detail/endian.hpp"
 
 namespace raft {
 inline namespace v1 {
@@ -27,8 +28,8 @@ struct snapshot_meta {
 /// Encoding: little-endian u64 index, u64 term, then the configuration's own encoding.
 [[nodiscard]] inline buffer encode(const snapshot_meta& m) {
   std::vector<std::byte> out;
-  detail::put_u64(out, m.index.value);
-  detail::put_u64(out, m.term.value);
+  detail::append_u64(out, m.index.value);
+  detail::append_u64(out, m.term.value);
   const buffer c = encode(m.config);
   out.insert(out.end(), c.bytes().begin(), c.bytes().end());
   return buffer{out};
@@ -37,7 +38,7 @@ struct snapshot_meta {
 /// Decodes snapshot metadata; `std::nullopt` if the bytes are not valid metadata.
 [[nodiscard]] inline std::optional<snapshot_meta> decode_snapshot_meta(std::span<const std::byte> in) {
   std::uint64_t index = 0, term = 0;
-  if (!detail::get_u64(in, index) || !detail::get_u64(in, term)) return std::nullopt;
+  if (!detail::read_u64(in, index) || !detail::read_u64(in, term)) return std::nullopt;
   auto c = decode_configuration(in);
   if (!c || index == 0 || term == 0) return std::nullopt;
   return snapshot_meta{index_t{index}, term_t{term}, std::move(*c)};

@@ -1,10 +1,10 @@
 // raft/detail/jitter_rng.hpp - the generator behind a node's election jitter, without <random>.
 //
 // A node draws each election timeout from [min, max) with a generator seeded from
-// options::seed, so the same seed gives the same trace (design brief §2). This is the 64-bit
-// Mersenne Twister (std::mt19937_64, whose output the C++ standard fixes bit for bit) and the
-// unbiased downscaling libstdc++'s std::uniform_int_distribution uses for a 64-bit generator
-// (Lemire's nearly divisionless method): on g++ the draws equal
+// options::seed, so the same seed gives the same timeouts and a run can be replayed from its
+// seed. This is the 64-bit Mersenne Twister (std::mt19937_64, whose output the C++ standard
+// fixes bit for bit) and the unbiased downscaling libstdc++'s std::uniform_int_distribution
+// uses for a 64-bit generator (Lemire's nearly divisionless method): on g++ the draws equal
 // std::uniform_int_distribution<std::uint64_t>(0, n - 1)(std::mt19937_64(seed)), which
 // tests/detail/test_jitter_rng.cpp checks. It exists because <random> (with <cmath> and the
 // special functions) costs every user's translation unit a few tenths of a second to parse.

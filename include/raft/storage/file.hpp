@@ -41,12 +41,14 @@
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -69,6 +71,7 @@
 
 #include "raft/core/persistent_state.hpp"
 #include "raft/core/snapshot.hpp"
+#include "raft/detail/endian.hpp"
 #include "raft/detail/unique_function.hpp"
 #include "raft/storage/detail/crc32c.hpp"
 
@@ -136,21 +139,44 @@ inline constexpr std::size_t snapshot_header_bytes = 32;   // magic, version, me
 inline constexpr std::size_t snapshot_trailer_bytes = 12;  // u64 data size, u32 crc32c of all before
 inline constexpr std::size_t snapshot_write_chunk = std::size_t{1} << 20;  // writer's buffer
 
-inline void put_u32(std::byte* p, std::uint32_t v) noexcept {
-  for (int i = 0; i < 4; ++i) p[i] = std::byte(v >> (8 * i));
+/// The files whose name carries an index: `log-<index of its first entry>.seg` and
+/// `snapshot-<index it covers>.snap`, the index written as 20 decimal digits, zero-padded.
+enum class indexed_file { segment, snapshot };
+inline constexpr std::size_t name_index_digits = 20;  // every u64 fits
+
+[[nodiscard]] constexpr std::string_view name_prefix(indexed_file kind) noexcept {
+  return kind == indexed_file::segment ? "log-" : "snapshot-";
 }
-inline void put_u64(std::byte* p, std::uint64_t v) noexcept {
-  for (int i = 0; i < 8; ++i) p[i] = std::byte(v >> (8 * i));
+[[nodiscard]] constexpr std::string_view name_suffix(indexed_file kind) noexcept {
+  return kind == indexed_file::segment ? ".seg" : ".snap";
 }
-[[nodiscard]] inline std::uint32_t get_u32(const std::byte* p) noexcept {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= std::uint32_t(p[i]) << (8 * i);
-  return v;
+
+/// The name of the `kind` file for `index`.
+[[nodiscard]] inline std::string file_name(indexed_file kind, index_t index) {
+  std::string name(name_prefix(kind));
+  name.append(name_index_digits, '0');
+  std::uint64_t v = index.value;
+  for (std::size_t at = name.size(); v != 0; v /= 10) name[--at] = char('0' + v % 10);
+  name.append(name_suffix(kind));
+  return name;
 }
-[[nodiscard]] inline std::uint64_t get_u64(const std::byte* p) noexcept {
+
+/// The index in `name` if it is the name of a `kind` file (exactly as file_name() writes it);
+/// std::nullopt for any other name: another kind of file, a `.tmp` file, another number of
+/// digits, anything but digits, a number beyond u64.
+[[nodiscard]] inline std::optional<index_t> parse_file_name(indexed_file kind, std::string_view name) noexcept {
+  const std::string_view prefix = name_prefix(kind), suffix = name_suffix(kind);
+  if (name.size() != prefix.size() + name_index_digits + suffix.size() || !name.starts_with(prefix) ||
+      !name.ends_with(suffix))
+    return std::nullopt;
   std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= std::uint64_t(p[i]) << (8 * i);
-  return v;
+  for (const char c : name.substr(prefix.size(), name_index_digits)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto digit = std::uint64_t(c - '0');
+    if (v > (std::numeric_limits<std::uint64_t>::max() - digit) / 10) return std::nullopt;
+    v = v * 10 + digit;
+  }
+  return index_t{v};
 }
 
 /// The checksum of a record: CRC-32C over its length field and its body (not the crc field).
@@ -165,21 +191,21 @@ inline void encode_record(std::vector<std::byte>& out, const log_entry& e) {
   const std::size_t at = out.size();
   out.resize(at + record_header_bytes + body);
   std::byte* p = out.data() + at;
-  put_u32(p, body);
-  put_u64(p + 8, e.term.value);
-  put_u64(p + 16, e.index.value);
+  store_u32(p, body);
+  store_u64(p + 8, e.term.value);
+  store_u64(p + 16, e.index.value);
   p[24] = std::byte(e.kind);
   if (!payload.empty()) std::memcpy(p + 25, payload.data(), payload.size());
-  put_u32(p + 4, record_crc(p, body));
+  store_u32(p + 4, record_crc(p, body));
 }
 
 inline std::array<std::byte, segment_header_bytes> encode_segment_header(index_t first) {
   std::array<std::byte, segment_header_bytes> h{};
   std::memcpy(h.data(), segment_magic, 8);
-  put_u32(h.data() + 8, version);
-  put_u32(h.data() + 12, segment_header_bytes);
-  put_u64(h.data() + 16, first.value);
-  put_u32(h.data() + 24, crc32c(h.data(), 24));
+  store_u32(h.data() + 8, version);
+  store_u32(h.data() + 12, segment_header_bytes);
+  store_u64(h.data() + 16, first.value);
+  store_u32(h.data() + 24, crc32c(h.data(), 24));
   return h;
 }
 
@@ -187,10 +213,10 @@ inline std::array<std::byte, small_file_bytes> encode_small_file(const char* mag
                                                                  std::uint64_t b) {
   std::array<std::byte, small_file_bytes> f{};
   std::memcpy(f.data(), magic, 8);
-  put_u32(f.data() + 8, version);
-  put_u64(f.data() + 16, a);
-  put_u64(f.data() + 24, b);
-  put_u32(f.data() + 32, crc32c(f.data(), 32));
+  store_u32(f.data() + 8, version);
+  store_u64(f.data() + 16, a);
+  store_u64(f.data() + 24, b);
+  store_u32(f.data() + 32, crc32c(f.data(), 32));
   return f;
 }
 
@@ -198,9 +224,9 @@ inline std::array<std::byte, small_file_bytes> encode_small_file(const char* mag
 inline std::array<std::byte, snapshot_header_bytes> encode_snapshot_header(std::uint32_t meta_len) {
   std::array<std::byte, snapshot_header_bytes> h{};
   std::memcpy(h.data(), snapshot_magic, 8);
-  put_u32(h.data() + 8, version);
-  put_u32(h.data() + 12, meta_len);
-  put_u32(h.data() + 16, crc32c(h.data(), 16));
+  store_u32(h.data() + 8, version);
+  store_u32(h.data() + 12, meta_len);
+  store_u32(h.data() + 16, crc32c(h.data(), 16));
   return h;
 }
 
@@ -688,7 +714,8 @@ class file_storage {
     if (decode_snapshot_meta(encoded.bytes()) != meta)
       throw std::invalid_argument("raft::file_storage::create_snapshot: invalid snapshot metadata (index and term "
                                   "must be nonzero, the configuration valid)");
-    const auto final_path = dir_ / snapshot_name(meta.index);
+    namespace ff = detail::file_format;
+    const auto final_path = dir_ / ff::file_name(ff::indexed_file::snapshot, meta.index);
     auto tmp = final_path;
     tmp += ".tmp";
     detail::unique_fd fd;
@@ -846,12 +873,12 @@ class file_storage {
       throw file_storage_corruption(path, 0, "size " + std::to_string(bytes.size()) + " is not " +
                                                  std::to_string(ff::small_file_bytes));
     if (std::memcmp(bytes.data(), magic, 8) != 0) throw file_storage_corruption(path, 0, "bad magic number");
-    if (const auto v = ff::get_u32(bytes.data() + 8); v != ff::version)
+    if (const auto v = detail::load_u32(bytes.data() + 8); v != ff::version)
       throw file_storage_corruption(path, 8, "unsupported format version " + std::to_string(v) +
                                                  " (this build reads version " + std::to_string(ff::version) + ")");
-    if (ff::get_u32(bytes.data() + 32) != detail::crc32c(bytes.data(), 32))
+    if (detail::load_u32(bytes.data() + 32) != detail::crc32c(bytes.data(), 32))
       throw file_storage_corruption(path, 32, "checksum mismatch");
-    return std::pair{ff::get_u64(bytes.data() + 16), ff::get_u64(bytes.data() + 24)};
+    return std::pair{detail::load_u64(bytes.data() + 16), detail::load_u64(bytes.data() + 24)};
   }
 
   hard_state read_hard_state() const {
@@ -864,40 +891,6 @@ class file_storage {
     const auto v = read_small_file("base", detail::file_format::base_magic);
     if (!v) return {index_t{0}, term_t{0}};
     return {index_t{v->first}, term_t{v->second}};
-  }
-
-  static std::filesystem::path segment_name(index_t first) {
-    char name[48];
-    std::snprintf(name, sizeof name, "log-%020llu.seg", static_cast<unsigned long long>(first.value));
-    return name;
-  }
-
-  static std::optional<index_t> parse_segment_name(const std::string& name) {
-    if (name.size() != 28 || name.compare(0, 4, "log-") != 0 || name.compare(24, 4, ".seg") != 0)
-      return std::nullopt;
-    std::uint64_t v = 0;
-    for (std::size_t i = 4; i < 24; ++i) {
-      if (name[i] < '0' || name[i] > '9') return std::nullopt;
-      v = v * 10 + std::uint64_t(name[i] - '0');
-    }
-    return index_t{v};
-  }
-
-  static std::filesystem::path snapshot_name(index_t index) {
-    char name[48];
-    std::snprintf(name, sizeof name, "snapshot-%020llu.snap", static_cast<unsigned long long>(index.value));
-    return name;
-  }
-
-  static std::optional<index_t> parse_snapshot_name(const std::string& name) {
-    if (name.size() != 34 || name.compare(0, 9, "snapshot-") != 0 || name.compare(29, 5, ".snap") != 0)
-      return std::nullopt;
-    std::uint64_t v = 0;
-    for (std::size_t i = 9; i < 29; ++i) {
-      if (name[i] < '0' || name[i] > '9') return std::nullopt;
-      v = v * 10 + std::uint64_t(name[i] - '0');
-    }
-    return index_t{v};
   }
 
   /// Opens and checks a snapshot file: header, length fields, metadata, the CRC-32C over the
@@ -922,12 +915,12 @@ class file_storage {
       throw file_storage_corruption(path, 0, "snapshot header is incomplete");
     if (std::memcmp(h.data(), ff::snapshot_magic, 8) != 0)
       throw file_storage_corruption(path, 0, "bad magic number (not a raft snapshot)");
-    if (const auto v = ff::get_u32(h.data() + 8); v != ff::version)
+    if (const auto v = detail::load_u32(h.data() + 8); v != ff::version)
       throw file_storage_corruption(path, 8, "unsupported format version " + std::to_string(v) +
                                                  " (this build reads version " + std::to_string(ff::version) + ")");
-    if (ff::get_u32(h.data() + 16) != detail::crc32c(h.data(), 16))
+    if (detail::load_u32(h.data() + 16) != detail::crc32c(h.data(), 16))
       throw file_storage_corruption(path, 16, "snapshot header checksum mismatch");
-    const std::uint64_t meta_len = ff::get_u32(h.data() + 12);
+    const std::uint64_t meta_len = detail::load_u32(h.data() + 12);
     if (meta_len > size - fixed)
       throw file_storage_corruption(path, 12, "metadata length " + std::to_string(meta_len) +
                                                   " runs past the end of the file");
@@ -935,7 +928,7 @@ class file_storage {
     if (detail::read_at(f->fd.get(), t.data(), t.size(), size - t.size(), path) != t.size())
       throw file_storage_corruption(path, size - t.size(), "snapshot trailer is incomplete");
     const std::uint64_t data_size = size - fixed - meta_len;
-    if (const auto d = ff::get_u64(t.data()); d != data_size)
+    if (const auto d = detail::load_u64(t.data()); d != data_size)
       throw file_storage_corruption(path, size - t.size(),
                                     "the trailer gives a snapshot of " + std::to_string(d) +
                                         " bytes, the file size leaves " + std::to_string(data_size) +
@@ -959,7 +952,7 @@ class file_storage {
       }
       at += n;
     }
-    if (ff::get_u32(t.data() + 8) != crc)
+    if (detail::load_u32(t.data() + 8) != crc)
       throw file_storage_corruption(path, size - 4, "snapshot checksum mismatch");
     auto meta = decode_snapshot_meta(meta_bytes);
     if (!meta) throw file_storage_corruption(path, ff::snapshot_header_bytes, "undecodable snapshot metadata");
@@ -977,10 +970,12 @@ class file_storage {
   /// ones (left by a crash between a commit's rename and its cleanup). Temporary files were
   /// removed by scan_segments. A damaged newest snapshot is refused, never skipped.
   void load_snapshot(index_t base) {
+    namespace ff = detail::file_format;
     snapshot_.reset();
     std::vector<std::pair<index_t, std::filesystem::path>> files;
     for (const auto& de : std::filesystem::directory_iterator(dir_))
-      if (auto i = parse_snapshot_name(de.path().filename().string())) files.emplace_back(*i, de.path());
+      if (auto i = ff::parse_file_name(ff::indexed_file::snapshot, de.path().filename().string()))
+        files.emplace_back(*i, de.path());
     if (files.empty()) return;
     std::sort(files.begin(), files.end());
     auto newest = read_snapshot_file(files.back().second, files.back().first);
@@ -1028,7 +1023,10 @@ class file_storage {
                 sync_dir();
                 bool removed = false;
                 for (const auto& de : std::filesystem::directory_iterator(dir_)) {
-                  if (de.path() == final_path || !parse_snapshot_name(de.path().filename().string())) continue;
+                  namespace ff = detail::file_format;
+                  if (de.path() == final_path ||
+                      !ff::parse_file_name(ff::indexed_file::snapshot, de.path().filename().string()))
+                    continue;
                   remove_file(de.path());
                   removed = true;
                 }
@@ -1058,12 +1056,12 @@ class file_storage {
     const std::uint64_t max_index = last_index.value + 1 + (buf.size() - from) / ff::record_min_bytes;
     for (std::size_t y = from; y + ff::record_min_bytes <= buf.size(); ++y) {
       const std::byte* p = buf.data() + y;
-      const std::uint32_t len = ff::get_u32(p);
+      const std::uint32_t len = detail::load_u32(p);
       if (len < ff::record_body_fixed || len > buf.size() - y - ff::record_header_bytes) continue;
-      const std::uint64_t idx = ff::get_u64(p + 16);
+      const std::uint64_t idx = detail::load_u64(p + 16);
       if (idx <= last_index.value || idx > max_index) continue;
-      if (ff::get_u64(p + 8) < last_term.value || std::uint8_t(p[24]) > 2) continue;
-      if (ff::get_u32(p + 4) == ff::record_crc(p, len)) return true;
+      if (detail::load_u64(p + 8) < last_term.value || std::uint8_t(p[24]) > 2) continue;
+      if (detail::load_u32(p + 4) == ff::record_crc(p, len)) return true;
     }
     return false;
   }
@@ -1083,7 +1081,7 @@ class file_storage {
         std::filesystem::remove(de.path(), ec);  // an interrupted atomic replace or segment creation
         continue;
       }
-      if (auto first = parse_segment_name(name)) files.push_back({*first, de.path()});
+      if (auto first = ff::parse_file_name(ff::indexed_file::segment, name)) files.push_back({*first, de.path()});
     }
     std::sort(files.begin(), files.end(), [](const found& a, const found& b) { return a.first < b.first; });
 
@@ -1104,13 +1102,13 @@ class file_storage {
         throw file_storage_corruption(path, buf.size(), "segment header is incomplete");
       if (std::memcmp(buf.data(), ff::segment_magic, 8) != 0)
         throw file_storage_corruption(path, 0, "bad magic number (not a raft log segment)");
-      if (const auto v = ff::get_u32(buf.data() + 8); v != ff::version)
+      if (const auto v = detail::load_u32(buf.data() + 8); v != ff::version)
         throw file_storage_corruption(path, 8, "unsupported format version " + std::to_string(v) +
                                                    " (this build reads version " + std::to_string(ff::version) + ")");
-      if (ff::get_u32(buf.data() + 24) != detail::crc32c(buf.data(), 24) ||
-          ff::get_u32(buf.data() + 12) != ff::segment_header_bytes)
+      if (detail::load_u32(buf.data() + 24) != detail::crc32c(buf.data(), 24) ||
+          detail::load_u32(buf.data() + 12) != ff::segment_header_bytes)
         throw file_storage_corruption(path, 0, "segment header checksum mismatch");
-      const index_t first{ff::get_u64(buf.data() + 16)};
+      const index_t first{detail::load_u64(buf.data() + 16)};
       if (first != files[k].first)
         throw file_storage_corruption(path, 16, "header says the first index is " + std::to_string(first.value));
       if (!w_.segments.empty() && w_.segments.back().next() != first)
@@ -1132,12 +1130,12 @@ class file_storage {
         if (left < ff::record_header_bytes) {
           bad = "incomplete record header";
         } else {
-          len = ff::get_u32(p);
+          len = detail::load_u32(p);
           if (len < ff::record_body_fixed)
             bad = "impossible record length";
           else if (len > left - ff::record_header_bytes)
             bad = "record runs past the end of the file";
-          else if (ff::get_u32(p + 4) != ff::record_crc(p, len))
+          else if (detail::load_u32(p + 4) != ff::record_crc(p, len))
             bad = "record checksum mismatch";
         }
         if (bad) {
@@ -1152,8 +1150,8 @@ class file_storage {
           buf.resize(at);
           break;
         }
-        const index_t idx{ff::get_u64(p + 16)};
-        const term_t term{ff::get_u64(p + 8)};
+        const index_t idx{detail::load_u64(p + 16)};
+        const term_t term{detail::load_u64(p + 8)};
         const auto kind = std::uint8_t(p[24]);
         if (idx != seg.next())
           throw file_storage_corruption(path, at, "record holds index " + std::to_string(idx.value) +
@@ -1297,7 +1295,8 @@ class file_storage {
     }
     w_.tail_fd.reset();
     w_.tail_dirty = false;
-    const auto path = dir_ / segment_name(first);
+    namespace ff = detail::file_format;
+    const auto path = dir_ / ff::file_name(ff::indexed_file::segment, first);
     auto tmp = path;
     tmp += ".tmp";
     detail::unique_fd fd = detail::open_file(tmp, O_RDWR | O_CREAT | O_TRUNC);
@@ -1424,9 +1423,9 @@ inline asio::awaitable<void> file_snapshot_writer::commit() {
   require_open("commit");
   storage_->throw_if_failed();
   std::array<std::byte, detail::file_format::snapshot_trailer_bytes> trailer{};
-  detail::file_format::put_u64(trailer.data(), data_size_);
+  detail::store_u64(trailer.data(), data_size_);
   crc_ = detail::crc32c_update(crc_, trailer.data(), 8);
-  detail::file_format::put_u32(trailer.data() + 8, crc_);
+  detail::store_u32(trailer.data() + 8, crc_);
   buf_.insert(buf_.end(), trailer.begin(), trailer.end());
   flush_buffer();
   auto f = std::make_shared<detail::snapshot_file>();

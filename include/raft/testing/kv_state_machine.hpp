@@ -35,6 +35,7 @@
 
 #include "raft/core/buffer.hpp"
 #include "raft/core/types.hpp"
+#include "raft/detail/endian.hpp"
 #include "raft/storage/detail/crc32c.hpp"
 
 namespace raft {
@@ -59,8 +60,7 @@ class kv_state_machine {
     std::vector<std::byte> out;
     out.reserve(5 + key.size() + value.size());
     out.push_back(static_cast<std::byte>(operation));
-    const auto n = static_cast<std::uint32_t>(key.size());
-    for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::byte>(n >> (8 * i)));
+    raft::detail::append_u32(out, static_cast<std::uint32_t>(key.size()));
     for (char c : key) out.push_back(static_cast<std::byte>(c));
     for (char c : value) out.push_back(static_cast<std::byte>(c));
     return buffer{out};
@@ -76,8 +76,7 @@ class kv_state_machine {
     if (in.size() < 5) return std::nullopt;
     const auto o = static_cast<std::uint8_t>(in[0]);
     if (o < 1 || o > 4) return std::nullopt;
-    std::uint32_t n = 0;
-    for (int i = 0; i < 4; ++i) n |= std::uint32_t(in[1 + i]) << (8 * i);
+    const std::uint32_t n = raft::detail::load_u32(in.data() + 1);
     if (n > in.size() - 5) return std::nullopt;
     auto text = [](std::span<const std::byte> s) {
       return std::string(reinterpret_cast<const char*>(s.data()), s.size());
@@ -148,22 +147,6 @@ class kv_state_machine {
 namespace kv_detail {
 inline constexpr char snapshot_magic[9] = "RAFTKVS1";
 inline constexpr std::size_t snapshot_header_bytes = 40;
-inline void put_u32(std::byte* p, std::uint32_t v) noexcept {
-  for (int i = 0; i < 4; ++i) p[i] = std::byte(v >> (8 * i));
-}
-inline void put_u64(std::byte* p, std::uint64_t v) noexcept {
-  for (int i = 0; i < 8; ++i) p[i] = std::byte(v >> (8 * i));
-}
-[[nodiscard]] inline std::uint32_t get_u32(const std::byte* p) noexcept {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= std::uint32_t(p[i]) << (8 * i);
-  return v;
-}
-[[nodiscard]] inline std::uint64_t get_u64(const std::byte* p) noexcept {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= std::uint64_t(p[i]) << (8 * i);
-  return v;
-}
 /// A pointer that a move leaves null.
 template <class T>
 struct moving_ptr {
@@ -211,10 +194,10 @@ class kv_state_machine::snapshot_source {
 
   explicit snapshot_source(std::shared_ptr<const image> img) : img_(std::move(img)), it_(img_->data.begin()) {
     std::memcpy(fixed_.data(), kv_detail::snapshot_magic, 8);
-    kv_detail::put_u64(fixed_.data() + 8, img_->last_applied.value);
-    kv_detail::put_u64(fixed_.data() + 16, img_->applied_count);
-    kv_detail::put_u64(fixed_.data() + 24, img_->hash);
-    kv_detail::put_u64(fixed_.data() + 32, img_->data.size());
+    raft::detail::store_u64(fixed_.data() + 8, img_->last_applied.value);
+    raft::detail::store_u64(fixed_.data() + 16, img_->applied_count);
+    raft::detail::store_u64(fixed_.data() + 24, img_->hash);
+    raft::detail::store_u64(fixed_.data() + 32, img_->data.size());
     fixed_len_ = kv_detail::snapshot_header_bytes;
   }
 
@@ -223,7 +206,7 @@ class kv_state_machine::snapshot_source {
   }
 
   void set_fixed_u32(std::uint32_t v) {
-    kv_detail::put_u32(fixed_.data(), v);
+    raft::detail::store_u32(fixed_.data(), v);
     fixed_len_ = 4;
   }
 
@@ -342,15 +325,15 @@ class kv_state_machine::snapshot_sink {
         case stage::header:
           if (fixed_len_ < need_) return;
           if (std::memcmp(fixed_.data(), kv_detail::snapshot_magic, 8) != 0) fail("bad magic number");
-          last_applied_ = index_t{kv_detail::get_u64(fixed_.data() + 8)};
-          applied_count_ = kv_detail::get_u64(fixed_.data() + 16);
-          hash_ = kv_detail::get_u64(fixed_.data() + 24);
-          pairs_left_ = kv_detail::get_u64(fixed_.data() + 32);
+          last_applied_ = index_t{raft::detail::load_u64(fixed_.data() + 8)};
+          applied_count_ = raft::detail::load_u64(fixed_.data() + 16);
+          hash_ = raft::detail::load_u64(fixed_.data() + 24);
+          pairs_left_ = raft::detail::load_u64(fixed_.data() + 32);
           next_pair_or_crc();
           break;
         case stage::key_length:
           if (fixed_len_ < need_) return;
-          expect_text(stage::key, kv_detail::get_u32(fixed_.data()));
+          expect_text(stage::key, raft::detail::load_u32(fixed_.data()));
           break;
         case stage::key:
           if (key_.size() < need_) return;
@@ -359,7 +342,7 @@ class kv_state_machine::snapshot_sink {
           break;
         case stage::value_length:
           if (fixed_len_ < need_) return;
-          expect_text(stage::value, kv_detail::get_u32(fixed_.data()));
+          expect_text(stage::value, raft::detail::load_u32(fixed_.data()));
           break;
         case stage::value:
           if (value_.size() < need_) return;
@@ -371,7 +354,7 @@ class kv_state_machine::snapshot_sink {
           break;
         case stage::crc:
           if (fixed_len_ < need_) return;
-          if (kv_detail::get_u32(fixed_.data()) != crc_) fail("checksum mismatch");
+          if (raft::detail::load_u32(fixed_.data()) != crc_) fail("checksum mismatch");
           stage_ = stage::end;
           return;
         case stage::end: return;

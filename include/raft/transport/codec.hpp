@@ -33,6 +33,7 @@
 #include "raft/core/messages.hpp"
 #include "raft/core/snapshot.hpp"
 #include "raft/core/types.hpp"
+#include "raft/detail/endian.hpp"
 
 namespace raft {
 inline namespace v1 {
@@ -86,7 +87,7 @@ inline namespace v1 {
 namespace codec {
 
 /// The version this codec writes and the only one it reads. Bump it for any change of layout.
-/// Version 2 added snapshots, leadership transfer and read-index messages and the round fields.
+/// (Version 1, refused, has only the first four message types and no round fields.)
 inline constexpr std::uint8_t version = 2;
 
 /// The type tags (byte 1 of a body), in the order of raft::message_body's kinds.
@@ -115,51 +116,35 @@ inline constexpr std::size_t default_max_frame_bytes = std::size_t{16} << 20;
 
 namespace detail {
 
+// The writer's output cursor: each put writes at `p` and moves it past what it wrote.
 inline void put_u8(std::byte*& p, std::uint8_t v) noexcept { *p++ = std::byte{v}; }
-inline void put_u32(std::byte*& p, std::uint32_t v) noexcept {
-  for (int i = 0; i < 4; ++i) *p++ = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
-}
-inline void put_u64(std::byte*& p, std::uint64_t v) noexcept {
-  for (int i = 0; i < 8; ++i) *p++ = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
-}
+inline void put_u32(std::byte*& p, std::uint32_t v) noexcept { raft::detail::store_u32(p, v), p += 4; }
+inline void put_u64(std::byte*& p, std::uint64_t v) noexcept { raft::detail::store_u64(p, v), p += 8; }
 
 /// A bounds-checked reader over a span. Every read checks what is left first.
 class reader {
  public:
-  explicit reader(std::span<const std::byte> in) noexcept : p_(in.data()), left_(in.size()) {}
-  [[nodiscard]] std::size_t left() const noexcept { return left_; }
+  explicit reader(std::span<const std::byte> in) noexcept : in_(in) {}
+  [[nodiscard]] std::size_t left() const noexcept { return in_.size(); }
   bool u8(std::uint8_t& v) noexcept {
-    if (left_ < 1) return false;
-    v = static_cast<std::uint8_t>(*p_);
-    ++p_, --left_;
+    if (in_.empty()) return false;
+    v = static_cast<std::uint8_t>(in_.front());
+    in_ = in_.subspan(1);
     return true;
   }
-  bool u32(std::uint32_t& v) noexcept {
-    if (left_ < 4) return false;
-    v = 0;
-    for (int i = 0; i < 4; ++i) v |= std::uint32_t(static_cast<std::uint8_t>(p_[i])) << (8 * i);
-    p_ += 4, left_ -= 4;
-    return true;
-  }
-  bool u64(std::uint64_t& v) noexcept {
-    if (left_ < 8) return false;
-    v = 0;
-    for (int i = 0; i < 8; ++i) v |= std::uint64_t(static_cast<std::uint8_t>(p_[i])) << (8 * i);
-    p_ += 8, left_ -= 8;
-    return true;
-  }
+  bool u32(std::uint32_t& v) noexcept { return raft::detail::read_u32(in_, v); }
+  bool u64(std::uint64_t& v) noexcept { return raft::detail::read_u64(in_, v); }
   template <class Tag>
   bool num(strong_number<Tag>& n) noexcept { return u64(n.value); }
   bool bytes(std::size_t n, std::span<const std::byte>& out) noexcept {
-    if (left_ < n) return false;
-    out = {p_, n};
-    p_ += n, left_ -= n;
+    if (in_.size() < n) return false;
+    out = in_.first(n);
+    in_ = in_.subspan(n);
     return true;
   }
 
  private:
-  const std::byte* p_;
-  std::size_t left_;
+  std::span<const std::byte> in_;  ///< what is left
 };
 
 /// Up to eight booleans sent as one flag byte (bit k = flag k; other bits must be zero).
@@ -412,9 +397,7 @@ inline void encode_frame(const message& m, std::vector<std::byte>& out) {
 
 /// Reads a little-endian u32 (a frame's length prefix) from the first 4 bytes of `in`.
 [[nodiscard]] inline std::uint32_t read_frame_length(std::span<const std::byte, 4> in) noexcept {
-  std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= std::uint32_t(static_cast<std::uint8_t>(in[i])) << (8 * i);
-  return v;
+  return raft::detail::load_u32(in.data());
 }
 
 /// Checks a frame's length prefix before its body is read or any memory is reserved for it.

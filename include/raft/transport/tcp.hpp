@@ -379,7 +379,7 @@ class basic_tcp_transport {
     }
   }
 
-  /// The same as add_peer (its older name).
+  /// The same as add_peer (another name for it).
   void set_peer_address(node_id id, tcp_address address) { add_peer(id, std::move(address)); }
 
   /// Forgets peer `id`: closes its connection (or a dial in progress), stops dialling it, drops
