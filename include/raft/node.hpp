@@ -60,7 +60,9 @@
 #include "raft/core/errors.hpp"
 #include "raft/core/log.hpp"
 #include "raft/core/messages.hpp"
+#include "raft/core/progress.hpp"
 #include "raft/core/quorum.hpp"
+#include "raft/core/read_index.hpp"
 #include "raft/core/rules.hpp"
 #include "raft/core/status.hpp"
 #include "raft/detail/jitter_rng.hpp"
@@ -333,21 +335,15 @@ class node {
   // ---------------------------------------------------------------------------------------------
   // State.
 
-  /// The leader's view of one follower (Figure 3.1 nextIndex/matchIndex, plus flow control).
-  /// Exists only while this node leads. Its replicator coroutine owns it (a removed follower's
-  /// replicator may still be waking up when peers_ no longer lists it).
-  /// Invariant: match < next.
-  struct peer {
+  /// The leader's view of one follower: its replication progress (raft/core/progress.hpp) and
+  /// what the node keeps beside it. Exists only while this node leads. Its replicator coroutine
+  /// owns it (a removed follower's replicator may still be waking up when peers_ no longer
+  /// lists it).
+  struct peer : progress {
     peer(node_id peer_id, const executor_type& ex, index_t next_index)
-        : id(peer_id), next(next_index), wake(ex) {}
+        : progress(next_index), id(peer_id), wake(ex) {}
     node_id id;
-    index_t match{0};      ///< highest entry known to be durably stored on the follower
-    index_t next;          ///< next entry to send
-    bool probing = true;   ///< position unknown: one AppendEntries at a time, no pipelining
-    detail::chunked_deque<std::pair<index_t, std::size_t>> inflight;  ///< last index, bytes per unacked send
-    std::size_t inflight_bytes = 0;
     bool heartbeat_due = false;
-    int ticks_without_ack = 0;  ///< heartbeat ticks with sends outstanding and nothing acked
     bool active = false;        ///< heard from since the last CheckQuorum round
     bool removed = false;       ///< no longer a member: its replicator ends
     std::uint64_t acked_round = 0;               ///< highest heartbeat round it acknowledged
@@ -362,11 +358,10 @@ class node {
     completion done;
   };
 
-  /// A read waiting for something, in one of three queues (one type, so one instantiation of
-  /// each container operation): reads_ wait for a quorum to acknowledge heartbeat round `tag`
-  /// (0: not started yet, no entry of this term committed), then `done` gets read index `index`;
-  /// forwarded_ wait for the leader's answer to request `tag` until `deadline`; apply_waiters_
-  /// wait until `index` is applied.
+  /// A read waiting on this node, in one of two queues (one type, so one instantiation of each
+  /// container operation): forwarded_ wait for the leader's answer to request `tag` until
+  /// `deadline`; apply_waiters_ wait until `index` is applied. (The leader's own reads wait in
+  /// reads_, a read_index.)
   struct pending_read {
     index_t index;
     std::uint64_t tag = 0;
@@ -432,12 +427,7 @@ class node {
   detail::chunked_deque<pending_proposal> pending_;  ///< in index order; no allocation per proposal
   bool changing_membership_ = false;
   std::optional<transfer_state> transfer_;
-  std::uint64_t hb_round_ = 0;         ///< current heartbeat round, carried by AppendEntries
-  std::uint64_t confirmed_round_ = 0;  ///< highest round a quorum acknowledged
-  std::vector<std::pair<std::uint64_t, time_point>> round_starts_;  ///< unconfirmed rounds, oldest first
-  time_point lease_until_{};
-  bool lease_revoked_ = false;  ///< TimeoutNow went out this term: no lease until the next term
-  std::vector<pending_read> reads_;   ///< in order of round (detail/take_front.hpp)
+  read_index<time_point, op_completion<index_t>> reads_;  ///< heartbeat rounds, the lease, reads
 
   // Reads, any role.
   std::vector<pending_read> apply_waiters_;
@@ -915,10 +905,7 @@ class node {
     set_leader(opts_.id);
     ++metrics_.times_leader;
     log_line(log_level::info, "node ", opts_.id, " is leader in term ", term_);
-    hb_round_ = confirmed_round_ = 0;
-    round_starts_.clear();
-    lease_until_ = time_point{};
-    lease_revoked_ = false;
+    reads_.reset();
     sync_peers();
     // §6.4: a no-op entry of the new term lets earlier entries commit (Figure 3.7) and tells the
     // leader which entries are committed.
@@ -963,9 +950,7 @@ class node {
       pending_.pop_back();
     }
     for (std::size_t i = 0; i < lost.size(); ++i) lost[i].done(error{errc::leadership_lost, leader_});
-    auto reads = std::move(reads_);
-    reads_.clear();
-    for (auto& r : reads) r.done(error{errc::leadership_lost, leader_});
+    for (auto& r : reads_.take_all()) r.done(error{errc::leadership_lost, leader_});
     if (transfer_) {
       // Stepping down for a newer term is the transfer's success; it completes once the new
       // leader is known (set_leader), or at the next election timeout without it.
@@ -1067,8 +1052,7 @@ class node {
         p->heartbeat_due = true;
         // Sends outstanding and no progress for a whole interval: a message or its reply was
         // lost. Resend the probe, or everything after the last known match.
-        if (!p->inflight.empty() && ++p->ticks_without_ack >= 2)
-          restart_probe(*p, p->probing ? p->next : p->match.next());
+        p->tick();
         if (p->snapshot) p->snapshot->inflight = false;  // resend the unacknowledged chunk
         p->wake.notify();
       }
@@ -1107,21 +1091,17 @@ class node {
   }
 
   [[nodiscard]] bool can_send(const peer& p) const noexcept {
-    if (p.probing) return p.inflight.empty();
-    return p.inflight.size() < opts_.max_inflight_messages &&
-           p.inflight_bytes < opts_.max_inflight_bytes;
+    return p.can_send(opts_.max_inflight_messages, opts_.max_inflight_bytes);
   }
 
   void send_append(peer& p) {
     const index_t prev = p.next.prev();
-    append_request r{term_, prev, *log_.term_at(prev), commit_, detail::entry_vectors::take(), hb_round_};
+    append_request r{term_, prev, *log_.term_at(prev), commit_, detail::entry_vectors::take(), reads_.round()};
     log_.copy(p.next, opts_.max_entries_per_message, opts_.max_bytes_per_message, r.entries);
     std::size_t bytes = 0;
     for (const auto& e : r.entries) bytes += entry_size(e);
     const index_t last = prev + r.entries.size();
-    p.inflight.emplace_back(last, bytes);
-    p.inflight_bytes += bytes;
-    if (!p.probing) p.next = last.next();  // pipelining: assume success, correct on rejection
+    p.sent(last, bytes);
     p.heartbeat_due = false;               // it carries the round and the commit index
     send(p.id, std::move(r));
   }
@@ -1133,15 +1113,7 @@ class node {
   void send_heartbeat(peer& p) {
     p.heartbeat_due = false;
     const index_t prev = std::max(p.match, log_.base_index());
-    send(p.id, append_request{term_, prev, *log_.term_at(prev), commit_, {}, hb_round_});
-  }
-
-  void restart_probe(peer& p, index_t next) {
-    p.probing = true;
-    p.next = next;
-    p.inflight.clear();
-    p.inflight_bytes = 0;
-    p.ticks_without_ack = 0;
+    send(p.id, append_request{term_, prev, *log_.term_at(prev), commit_, {}, reads_.round()});
   }
 
   void on(node_id from, append_response r) {
@@ -1153,28 +1125,16 @@ class node {
     acknowledge_round(p, r.round);
     if (r.success) {
       if (r.match_index > log_.last_index()) return;  // cannot be: ignore a corrupt reply
-      if (r.match_index > p.match) {
-        p.match = r.match_index;
-        p.ticks_without_ack = 0;
-        while (!p.inflight.empty() && p.inflight.front().first <= p.match) {
-          p.inflight_bytes -= p.inflight.front().second;
-          p.inflight.pop_front();
-        }
+      if (p.acknowledged(r.match_index)) {
         maybe_commit();
         if (!still_leading(term_) || p.removed) return;
         maybe_send_timeout_now(p);
       }
-      if (p.probing && p.match.next() >= p.next) {
-        p.probing = false;  // the probe landed: pipeline from here
-        p.inflight.clear();
-        p.inflight_bytes = 0;
-      }
-      if (p.next <= p.match) p.next = p.match.next();
+      p.caught_up();
     } else {
       // A rejection only counts if it is about what we are sending now (§3.5 fast backtracking).
-      if (r.rejected_index <= p.match) return;
-      if (p.probing && r.rejected_index != p.next.prev()) return;
-      restart_probe(p, next_index_after_rejection(log_, r, p.match));
+      if (!p.rejection_counts(r.rejected_index)) return;
+      p.probe(next_index_after_rejection(log_, r, p.match));
     }
     // settle() sends what the follower lacks at the end of this batch of messages; only a
     // follower that needs the snapshot wakes its replicator.
@@ -1212,8 +1172,8 @@ class node {
   /// C_new comes next; C_new committed without this node as a voter means stepping down.
   /// Deferred reads start once the leader's first entry of its term commits (§6.4).
   void leader_after_commit() {
-    if (!reads_.empty() && reads_.front().tag == 0 && committed_in_term()) {
-      for (auto& r : reads_) r.index = commit_;
+    if (reads_.waiting_for_commit() && committed_in_term()) {
+      reads_.committed_in_term(commit_);
       start_round();
     }
     if (config_index_ > commit_) return;
@@ -1312,8 +1272,7 @@ class node {
     if (!transfer_ || transfer_->target != p.id || p.match != log_.last_index()) return;
     ++metrics_.leadership_transfers;
 #ifndef RAFT_TEST_MUTATION_LEASE_AFTER_TIMEOUT_NOW  // test-only mutant (tests/sim): the lease survives
-    lease_revoked_ = true;
-    lease_until_ = time_point{};
+    reads_.revoke_lease();
 #endif
     send(p.id, timeout_now{term_});
   }
@@ -1337,8 +1296,7 @@ class node {
     } else if (transfer_) {
       if (peer* p = find_peer(transfer_->target)) maybe_send_timeout_now(*p);
     }
-    auto expired = detail::take_front_while(reads_, [&](const pending_read& r) { return now >= r.deadline; });
-    for (auto& r : expired) r.done(error{errc::timeout, leader_});
+    for (auto& r : reads_.take_expired(now)) r.done(error{errc::timeout, leader_});
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1367,23 +1325,19 @@ class node {
   /// The leader's half of a read: `confirmed` gets a read index once leadership is confirmed.
   [[gnu::cold, gnu::noinline]]
   void leader_read(op_completion<index_t> confirmed) {
-    if (opts_.lease_reads && committed_in_term() && Clock::now() < lease_until_) {
+    if (opts_.lease_reads && committed_in_term() && reads_.lease_holds(Clock::now())) {
       ++metrics_.lease_reads;
       return confirmed(commit_);
     }
     const bool ready = committed_in_term();
-    reads_.push_back(pending_read{ready ? commit_ : index_t{0}, 0, read_deadline(), std::move(confirmed)});
+    reads_.add(ready ? commit_ : index_t{0}, read_deadline(), std::move(confirmed));
     if (ready) start_round();
   }
 
   /// Starts a heartbeat round: every read without one joins it, every follower hears from us.
   [[gnu::cold, gnu::noinline]]
   void start_round() {
-    ++hb_round_;
-    if (round_starts_.size() >= 4096) round_starts_.erase(round_starts_.begin());  // no quorum for long
-    round_starts_.emplace_back(hb_round_, Clock::now());
-    for (auto& r : reads_)
-      if (r.tag == 0 && r.index != index_t{0}) r.tag = hb_round_;
+    reads_.start_round(Clock::now());
     for (peer* p : peers_) {
       p->heartbeat_due = true;
       p->wake.notify();
@@ -1392,7 +1346,7 @@ class node {
   }
 
   void acknowledge_round(peer& p, std::uint64_t round) {
-    if (round <= p.acked_round || round > hb_round_) return;
+    if (round <= p.acked_round || round > reads_.round()) return;
     p.acked_round = round;
     confirm_rounds();
   }
@@ -1402,24 +1356,13 @@ class node {
   [[gnu::cold, gnu::noinline]]
   void confirm_rounds() {
     const index_t q = quorum_index(config_, [&](node_id v) {
-      if (v == opts_.id) return index_t{hb_round_};
+      if (v == opts_.id) return index_t{reads_.round()};
       const peer* p = find_peer(v);
       return index_t{p == nullptr ? 0 : p->acked_round};
     });
-    if (q.value <= confirmed_round_) return;
-    confirmed_round_ = q.value;
-    std::size_t done = 0;
-    for (; done < round_starts_.size() && round_starts_[done].first <= confirmed_round_; ++done) {
-      if (round_starts_[done].first == confirmed_round_ && !lease_revoked_) {
-        const auto lease = std::chrono::duration_cast<typename Clock::duration>(
-            opts_.election_timeout_min * (1.0 - opts_.lease_clock_drift));
-        lease_until_ = std::max(lease_until_, round_starts_[done].second + lease);
-      }
-    }
-    round_starts_.erase(round_starts_.begin(), round_starts_.begin() + static_cast<std::ptrdiff_t>(done));
-    auto confirmed = detail::take_front_while(
-        reads_, [&](const pending_read& r) { return r.tag != 0 && r.tag <= confirmed_round_; });
-    for (auto& r : confirmed) r.done(r.index);
+    const auto lease = std::chrono::duration_cast<typename Clock::duration>(
+        opts_.election_timeout_min * (1.0 - opts_.lease_clock_drift));
+    for (auto& r : reads_.confirm(q.value, lease)) r.done(r.index);
   }
 
   [[gnu::cold, gnu::noinline]]
@@ -1480,9 +1423,7 @@ class node {
   [[gnu::cold, gnu::noinline]]
   void fail_reads(errc why) {
     fail_forwarded_reads(why);
-    auto reads = std::move(reads_);
-    reads_.clear();
-    for (auto& r : reads) r.done(error{why, leader_});
+    for (auto& r : reads_.take_all()) r.done(error{why, leader_});
     auto waiters = std::move(apply_waiters_);
     apply_waiters_.clear();
     for (auto& w : waiters) complete_later(std::move(w.done), result<index_t>(error{why, leader_}));
@@ -1549,8 +1490,7 @@ class node {
         snapshot_meta meta = r->meta();
         const std::uint64_t size = r->size();
         p.snapshot.emplace(outgoing_snapshot{std::move(*r), std::move(meta), size, 0, false});
-        p.inflight.clear();
-        p.inflight_bytes = 0;
+        p.forget_inflight();
       }
       auto& s = *p.snapshot;
       std::vector<std::byte> chunk(std::min<std::uint64_t>(opts_.snapshot_chunk_bytes, s.size - s.acked));
@@ -1574,7 +1514,7 @@ class node {
       ++metrics_.snapshots_sent;
       p.snapshot.reset();
       p.match = std::max(p.match, r.index);
-      restart_probe(p, p.match.next());
+      p.probe(p.match.next());
       maybe_commit();
       if (!still_leading(term_) || p.removed) return;
     } else {
@@ -1820,8 +1760,7 @@ class node {
     config_ = std::move(c);
     // A lease confirmed by a quorum of the old configuration proves nothing about the new one
     // (removed voters no longer count): only rounds started from now on renew it.
-    lease_until_ = time_point{};
-    round_starts_.clear();
+    reads_.configuration_changed();
     emit(event_kind::membership_changed, i);
     sync_peers();
     commit_signal_.notify();
