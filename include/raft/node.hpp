@@ -127,6 +127,7 @@ class node {
     if (started_) throw std::logic_error("raft::node::start called twice");
     recover(storage_.load());
     started_ = true;
+    first_read_id();
     reset_election_deadline();
     spawn(receive_loop());
     spawn(election_timer());
@@ -432,7 +433,7 @@ class node {
   // Reads, any role.
   std::vector<pending_read> apply_waiters_;
   std::vector<pending_read> forwarded_;  ///< in order of deadline
-  std::uint64_t next_read_id_ = 0;
+  std::uint64_t next_read_id_ = 0;  ///< the last forwarded read's id (see first_read_id())
 
   // Snapshots.
   index_t snapshot_index_{0};
@@ -1316,6 +1317,22 @@ class node {
     const std::uint64_t id = ++next_read_id_;
     forwarded_.push_back(pending_read{index_t{0}, id, read_deadline(), std::move(done)});
     send(leader_, read_index_request{term_, id});
+  }
+
+  /// Forwarded reads are matched to the leader's answers by id alone. The ids of this
+  /// incarnation start at a value drawn from the start time and the node's id, so that an
+  /// answer to a request an earlier incarnation sent in the same term (it crashed and restarted
+  /// while the answer was on its way) matches none of this incarnation's requests: served, it
+  /// would give a new read the old read's index, which may lack writes acknowledged since.
+  void first_read_id() noexcept {
+#ifndef RAFT_TEST_MUTATION_READ_IDS_FROM_ONE  // test-only mutant (tests/sim)
+    std::uint64_t x = static_cast<std::uint64_t>(
+                          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count()) ^
+                      (opts_.id.value * 0x9E3779B97F4A7C15ull);
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;  // splitmix64's finalizer: nearby times, far-apart ids
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    next_read_id_ = x ^ (x >> 31);
+#endif
   }
 
   [[nodiscard]] time_point read_deadline() const {

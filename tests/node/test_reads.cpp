@@ -207,3 +207,39 @@ TEST_CASE("a lease confirmed under one configuration does not serve reads after 
   c.run_for(std::chrono::milliseconds(5));
   CHECK(c.network().counters().append_requests > rounds_before);
 }
+
+TEST_CASE("an answer to a read a follower sent before it restarted does not serve a read after") {
+  // F forwards a read; the leader's answer is delayed; F crashes and restarts (in the same term)
+  // and falls behind; x=2 is acknowledged; F forwards a new read. The old answer (an older read
+  // index) arrives first and must not serve the new read: F would read x=1.
+  cluster<> c(3, 41);
+  const node_id l = c.wait_for_leader();
+  REQUIRE(c.propose_and_wait(kv_state_machine::put("x", "1"))->succeeded());
+  REQUIRE(c.wait_until_converged());
+  const node_id f = another(c, l);
+  auto& net = c.network();
+  net.faults.min_delay = net.faults.max_delay = std::chrono::microseconds(500);
+  // The leader hears no acknowledgement: F's read waits for its heartbeat round.
+  net.hold_if = [&](const message& m) { return m.to == l && m.body.holds<append_response>(); };
+  c.node(f).read_barrier([](result<index_t>) {});
+  c.run_for(std::chrono::milliseconds(2));
+  c.crash(f);
+  c.run_for(std::chrono::milliseconds(1));
+  c.restart(f);
+  REQUIRE(c.run_until([&] { return c.node(f).applied_index() >= c.node(l).commit_index(); }, std::chrono::seconds(1)));
+  REQUIRE(c.state_machine(f).find("x") == "1");
+  // F hears no more entries; the acknowledgements flow again, and every read answer to F waits.
+  net.drop_if = [&](const message& m) { return m.from == l && m.to == f && m.body.holds<append_request>(); };
+  net.release_held();
+  net.hold_if = [&](const message& m) { return m.to == f && m.body.holds<read_index_response>(); };
+  REQUIRE(c.propose_and_wait(kv_state_machine::put("x", "2"))->succeeded());
+  auto r = std::make_shared<std::optional<result<index_t>>>();
+  c.node(f).read_barrier([r](result<index_t> v) { *r = std::move(v); });
+  c.run_for(std::chrono::milliseconds(5));
+  REQUIRE(net.held() == 2);  // the old read's answer, then the new one's
+  net.release_held();
+  c.run_until([&] { return r->has_value(); }, std::chrono::seconds(1));
+  if (*r && (*r)->has_value())
+    CHECK_MESSAGE(c.state_machine(f).find("x") == "2", "a read on node ", f, " at index ", (**r)->value,
+                  " returned x=", c.state_machine(f).find("x").value_or("absent"), " after x=2 was acknowledged");
+}

@@ -390,6 +390,7 @@ struct setup {
   int weight_joint_crash = 0;    ///< a membership change, and a crash during its joint phase
   int weight_election_crash = 0; ///< a crash within a message delay of an election starting
   int weight_held_acks = 0;      ///< a leader's acks held, then released with a newer leader's messages
+  int weight_read_restart = 0;   ///< a follower restarts while answers to its forwarded reads are held
   double small_skew = 0.0;       ///< share of clock skews of 1-15 % (the rest: 0.25-4x)
   double barrier_reads = 0.5;  ///< share of gets done by read_barrier (the rest go through the log)
   std::string profile = "mixed";
@@ -444,6 +445,7 @@ struct setup {
     s.weight_joint_crash = int(pick(0, 2));
     s.weight_election_crash = int(pick(0, 2));
     s.small_skew = double(pick(0, 2)) / 2;
+    s.weight_read_restart = int(pick(0, 3));
     if (pick(0, 3) == 0) s.opts.max_apply_batch = pick(1, 4);  // apply backlogs between events
     const bool churn = pick(0, 2) == 0;
     if (profile == "churn" || (profile.empty() && churn)) {
@@ -523,7 +525,7 @@ struct setup {
     if (spares) os << "; " << spares << " spare nodes";
     os << "; weights ops " << weight_ops << " joint-crash " << weight_joint_crash << " election-crash "
        << weight_election_crash << " lease-ambush " << weight_lease_ambush << " lease-edge " << weight_lease_edge
-       << " held-acks " << weight_held_acks
+       << " held-acks " << weight_held_acks << " read-restart " << weight_read_restart
        << "; small skews " << int(small_skew * 100) << "%";
     if (opts.max_apply_batch < 100) os << "; apply batch " << opts.max_apply_batch;
     if (opts.snapshot_entries)
@@ -1410,7 +1412,7 @@ class run {
                      s_.weight_crash, s_.weight_crash + 1, s_.weight_pause, 2, s_.weight_skew, 1,
                      s_.weight_transfer, s_.weight_membership, s_.weight_membership, s_.weight_ambush,
                      s_.weight_ops, s_.weight_lease_ambush, s_.weight_lease_edge, s_.weight_joint_crash,
-                     s_.weight_election_crash, s_.weight_held_acks};
+                     s_.weight_election_crash, s_.weight_held_acks, s_.weight_read_restart};
     int total = 0;
     for (int x : w) total += x;
     int roll = int(rng_() % std::uint64_t(total));
@@ -1621,6 +1623,52 @@ class run {
           start_task(c, held_acks_ambush(c, *leader));
         }
         break;
+      case 21: {  // a follower restarts while the answers to its forwarded reads are held
+        // It restarts (a fresh incarnation, few reads sent yet), answers to its reads are held
+        // from then on, it crashes and restarts again, catches up, then hears no more entries;
+        // clients write and read through it; then the held answers (to reads of its earlier
+        // incarnation too) arrive.
+        if (s_.barrier_reads == 0 || net.hold_if || net.drop_if || !leader || unavailable(c).size() >= s_.max_down) break;
+        const node_id f = any();
+        if (f == *leader || !c.is_up(f) || net.is_paused(f)) break;
+        read_restart_ = true;
+        cover("restart with forwarded reads unanswered");
+        c.crash(f);
+        note("read restart: node " + std::to_string(f.value) + " crashes");
+        auto at = c.now() + std::chrono::milliseconds(pick(1, 20));
+        reverts_.emplace(at, [this, &c, f] {
+          if (!read_restart_ || c.is_up(f)) return;
+          c.restart(f);
+          c.network().hold_if = [f](const message& m) { return m.to == f && m.body.holds<read_index_response>(); };
+          note("read restart: restart node " + std::to_string(f.value) + "; answers to its reads are held");
+        });
+        at += std::chrono::milliseconds(pick(10, 60));
+        reverts_.emplace(at, [this, &c, f] {
+          if (!read_restart_ || !c.is_up(f)) return;
+          c.crash(f);
+          c.restart(f);
+          note("read restart: node " + std::to_string(f.value) + " crashes and restarts again");
+        });
+        at += std::chrono::milliseconds(pick(20, 80));
+        reverts_.emplace(at, [this, &c, f] {
+          if (!read_restart_) return;
+          c.network().drop_if = [f](const message& m) { return m.to == f && m.body.holds<append_request>(); };
+          note("read restart: node " + std::to_string(f.value) + " hears no more entries");
+        });
+        at += std::chrono::milliseconds(pick(5, 60));
+        reverts_.emplace(at, [this, &c, f] {
+          if (!read_restart_) return;
+          c.network().release_held();
+          note("read restart: the answers to node " + std::to_string(f.value) + " go out");
+        });
+        reverts_.emplace(at + std::chrono::milliseconds(pick(5, 40)), [this, &c, f] {
+          if (!read_restart_) return;
+          read_restart_ = false;
+          c.network().drop_if = nullptr;
+          note("read restart: node " + std::to_string(f.value) + " hears entries again");
+        });
+        break;
+      }
       case 19:  // a crash within a message delay of the next election's start
         if (!election_crash_) {
           election_crash_ = true;
@@ -1745,9 +1793,10 @@ class run {
     reverts_.clear();
     ambush_.reset();
     watch_.reset();
-    joint_crash_ = election_crash_ = false;
+    joint_crash_ = election_crash_ = read_restart_ = false;
     faults_over_ = true;
     c.network().release_held();
+    c.network().drop_if = nullptr;
     for (node_id id : c.ids()) {
       resume(c, id, false);
       timeline::current().set_rate(id.value, 1.0);
@@ -1789,6 +1838,7 @@ class run {
   bool cnew_crash_ = false;        ///< ... or once C_new without the leader is appended
   bool election_crash_ = false;    ///< armed: crash a node as the next election starts
   bool held_acks_ = false;         ///< held_acks_ambush() runs
+  bool read_restart_ = false;      ///< answers to a restarting follower's reads are held
   bool faults_over_ = false;       ///< heal_all() ran: nemesis tasks stop acting
   std::int64_t last_op_time_ = 0;  ///< op_time()'s last value
   std::uint64_t nemesis_clients_ = 0;
