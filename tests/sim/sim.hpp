@@ -1694,7 +1694,10 @@ class run {
     joint_crash_ = false;
     const node_id l = *c.leader();
     const auto cfg = c.node(l).status().config;
-    const auto all = cfg.all_members();
+    std::vector<node_id> all;  // the members that exist (add_learner may have added node 99)
+    const auto ids = c.ids();
+    for (node_id id : cfg.all_members())
+      if (std::find(ids.begin(), ids.end(), id) != ids.end()) all.push_back(id);
     const node_id v = pick(0, 1) ? l : all[pick(0, all.size() - 1)];
     if (!c.is_up(v) || unavailable(c).size() >= s_.max_down) return;
     resume(c, v, false);
