@@ -13,7 +13,7 @@
 //   raft_sim --coverage                print what the seeds exercised (operation x context)
 //   raft_sim --require-coverage        ... and fail if a cell the design reaches stayed at zero
 // Other flags: --verbose (heartbeats in traces), --quiet, --max-reports K (default 3),
-// --profile mixed|churn (every seed uses that nemesis profile; a seed's run then differs from
+// --profile mixed|churn|snapshots (every seed uses that nemesis profile; a seed's run then differs from
 // the one it has without the flag, so pass the flag again to replay it).
 //
 // A failure prints the seed, the problem, the fault schedule and the trace of a replay of the
@@ -38,7 +38,7 @@ namespace {
             << "\nusage: raft_sim [--seeds N] [--first S] [--seed S] [--soak SECONDS] [--rotate]\n"
                "                [--expect-violation | --expect-failure] [--coverage] [--require-coverage]\n"
                "                [--trace] [--verbose] [--dump-history FILE]\n"
-               "                [--quiet] [--max-reports K] [--profile mixed|churn]\n";
+               "                [--quiet] [--max-reports K] [--profile mixed|churn|snapshots]\n";
   std::exit(2);
 }
 
@@ -95,7 +95,8 @@ int main(int argc, char** argv) {
       dump = value();
     } else if (a == "--profile") {
       profile = value();
-      if (profile != "mixed" && profile != "churn") usage("--profile is mixed or churn");
+      if (profile != "mixed" && profile != "churn" && profile != "snapshots")
+        usage("--profile is mixed, churn or snapshots");
     } else if (a == "--max-reports") {
       max_reports = number("--max-reports", value());
     } else if (a == "--help" || a == "-h") {

@@ -483,6 +483,19 @@ struct setup {
       s.opts.snapshot_chunk_bytes = pick(256, 4096);
       s.weight_held_acks = int(pick(3, 6));
     }
+    if (profile == "snapshots") {
+      // Snapshot churn: frequent snapshots in small chunks, short trailing logs, leaders that
+      // change while followers are still receiving a snapshot (a partly received snapshot that
+      // the log then overtakes), crashes and partitions.
+      s.profile = "snapshots";
+      s.opts.snapshot_entries = pick(3, 12);
+      s.opts.snapshot_trailing_entries = pick(0, 8);
+      s.opts.snapshot_chunk_bytes = pick(8, 64);
+      s.weight_crash = int(pick(1, 4));
+      s.weight_partition = int(pick(2, 4));
+      s.weight_transfer = int(pick(1, 3));
+      s.weight_ambush = int(pick(1, 3));
+    }
     if (!s.opts.pre_vote) {
       // Without PreVote, a server that a change removed or left with a stale configuration
       // campaigns again and again; it can hold off the elections of the only node that could
