@@ -11,7 +11,8 @@
 //   - leader append-only: a leader never overwrites or deletes entries of its own log;
 //   - log matching: two logs with an entry of the same index and term agree up to it;
 //   - leader completeness / state machine safety: every committed entry is the same on every
-//     node that has it, never changes, and every new leader holds all of them;
+//     node that has it, never changes, and every new leader holds all those committed before
+//     its term;
 //   - nothing is applied before it is committed.
 // Each check can be switched off (cluster::checks(), a cluster_checks), so that a test's own
 // oracle, or a test of one, runs alone.
@@ -420,9 +421,10 @@ class cluster {
                (m->leader_last >= log.base_index() && log.term_at(m->leader_last) != m->leader_last_term)))
             violation("leader " + std::to_string(id.value) + " removed or changed its own entries");
         } else if (checks_.leader_completeness) {
-          // Leader completeness: a new leader holds every committed entry.
+          // Leader completeness: a new leader of term T holds every entry committed before T.
           for (index_t i{1}; i <= committed(); i = i.next())
-            if (i >= log.first_index() && log.term_at(i) != committed_[i.value - 1].term)
+            if (i >= log.first_index() && committed_in_[i.value - 1] < n.term() &&
+                log.term_at(i) != committed_[i.value - 1].term)
               violation("leader " + std::to_string(id.value) + " of term " +
                         std::to_string(n.term().value) + " lacks committed entry " +
                         std::to_string(i.value));
@@ -447,6 +449,7 @@ class cluster {
                       std::to_string(id.value));
         } else if (i.value == committed_.size() + 1) {
           committed_.push_back(e);
+          committed_in_.push_back(n.term());
         }
       }
       m->checked_commit = std::max(m->checked_commit, top);
@@ -483,6 +486,12 @@ class cluster {
   std::map<node_id, std::unique_ptr<member>> members_;
   std::map<term_t, node_id> leaders_;
   std::vector<log_entry> committed_;  ///< every entry known committed, by index - 1
+  /// The term of the node that first reported each entry committed: at or after the term in
+  /// which it committed (a node learns of a commit from its own term's leader). Leader
+  /// completeness asks a leader of term T only for entries committed before T: a candidate
+  /// may win term T with a vote granted before its voter moved on to T+1, whose leader has
+  /// committed more since.
+  std::vector<term_t> committed_in_;
   std::uint64_t steps_ = 0;
   cluster_checks checks_;
 };
