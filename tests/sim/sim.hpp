@@ -941,17 +941,7 @@ class run {
         // asked (the leader confirms it still leads, or lends a read index to a follower),
         // then the local state machine, at once.
         cover(leader && *leader == via ? "read_barrier on the leader" : "read_barrier on a follower");
-        const auto lease_reads = c.node(via).metrics().lease_reads;
-        c.node(via).read_barrier([this, p, &c, via, key, lease_reads](result<index_t> r) {
-          if (p->r) return;
-          if (r.has_value()) {
-            p->r.emplace(c.state_machine(via).find(key).value_or(""));
-            if (c.is_up(via) && c.node(via).metrics().lease_reads > lease_reads) cover("read served by a lease");
-          } else {
-            p->r.emplace(r.error());
-          }
-          p->wake.cancel();
-        });
+        read_through(c, via, key, p);
       } else {
         cover(kind == lin::op_kind::put ? "propose put" : kind == lin::op_kind::append ? "propose append" : "propose get");
         c.node(via).propose(cmd.bytes(), [this, p, &c, via, op](result<std::string> r) {
@@ -974,6 +964,22 @@ class run {
       out_.history.push_back(op);
       tr_.add(said(op));
     }
+  }
+
+  /// A linearizable read of `key` on node `via`: a read barrier there, then its state machine at
+  /// once; the answer goes to `p` (unless it already has one) and wakes its waiter.
+  void read_through(cluster<>& c, node_id via, const std::string& key, const std::shared_ptr<pending>& p) {
+    const auto lease_reads = c.node(via).metrics().lease_reads;
+    c.node(via).read_barrier([this, p, &c, via, key, lease_reads](result<index_t> r) {
+      if (p->r) return;
+      if (r.has_value()) {
+        p->r.emplace(c.state_machine(via).find(key).value_or(""));
+        if (c.is_up(via) && c.node(via).metrics().lease_reads > lease_reads) cover("read served by a lease");
+      } else {
+        p->r.emplace(r.error());
+      }
+      p->wake.cancel();
+    });
   }
 
   /// "c3 append k1 a3.7, -> ok (invoked 1.234567s)", for traces.
@@ -1187,17 +1193,7 @@ class run {
         p->wake.cancel();
       });
     } else {
-      const auto lease_reads = c.node(via).metrics().lease_reads;
-      c.node(via).read_barrier([this, p, &c, via, key, lease_reads](result<index_t> r) {
-        if (p->r) return;
-        if (r.has_value()) {
-          p->r.emplace(c.state_machine(via).find(key).value_or(""));
-          if (c.is_up(via) && c.node(via).metrics().lease_reads > lease_reads) cover("read served by a lease");
-        } else {
-          p->r.emplace(r.error());
-        }
-        p->wake.cancel();
-      });
+      read_through(c, via, key, p);
     }
     std::error_code ec;
     if (!p->r) co_await p->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));

@@ -76,14 +76,7 @@ class sim_network {
   /// delay, except those held for a paused node.
   void release_held() {
     hold_if = nullptr;
-    std::vector<message> held;
-    held.swap(held_);
-    for (auto& m : held) {
-      if (is_paused(m.from) || is_paused(m.to))
-        held_.push_back(std::move(m));
-      else
-        route(std::move(m));
-    }
+    send_held();
   }
 
   /// Sees what becomes of every message: `fate` is "cut" (link down), "drop" (lost to
@@ -149,14 +142,7 @@ class sim_network {
   /// faults and cuts of the moment), unless its other end is still paused.
   void resume(node_id n) {
     if (paused_.erase(n) == 0) return;
-    std::vector<message> held;
-    held.swap(held_);
-    for (auto& m : held) {
-      if (is_paused(m.from) || is_paused(m.to))
-        held_.push_back(std::move(m));
-      else
-        route(std::move(m));
-    }
+    send_held();
   }
   [[nodiscard]] bool is_paused(node_id n) const { return paused_.count(n) != 0; }
   /// Messages held for paused nodes.
@@ -169,6 +155,19 @@ class sim_network {
   void detach(node_id id, sim_transport* t) {
     auto it = endpoints_.find(id);
     if (it != endpoints_.end() && it->second == t) endpoints_.erase(it);
+  }
+
+  /// Sends every held message on again with a fresh delay, except those to or from a node
+  /// that is still paused (and those hold_if still holds).
+  void send_held() {
+    std::vector<message> held;
+    held.swap(held_);
+    for (auto& m : held) {
+      if (is_paused(m.from) || is_paused(m.to))
+        held_.push_back(std::move(m));
+      else
+        route(std::move(m));
+    }
   }
 
   void submit(message m) {
