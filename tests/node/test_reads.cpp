@@ -19,6 +19,24 @@ node_id another(const cluster<>& c, node_id not_this, std::size_t nth = 0) {
   throw std::logic_error("no other node");
 }
 
+/// A cluster with lease reads on (seed `seed`), where x=1 is written and the leader's lease is
+/// in force: a read on it was served from the lease. Returns the leader.
+node_id leader_with_lease(cluster<>& c) {
+  const node_id leader = c.wait_for_leader();
+  REQUIRE(c.propose_and_wait(kv_state_machine::put("x", "1"))->succeeded());
+  c.run_for(std::chrono::milliseconds(60));  // a heartbeat round is acknowledged: lease on
+  auto r = read(c, leader);
+  REQUIRE((r && r->has_value()));
+  REQUIRE(c.node(leader).metrics().lease_reads == 1);
+  return leader;
+}
+
+options with_leases() {
+  options o;
+  o.lease_reads = true;
+  return o;
+}
+
 }  // namespace
 
 TEST_CASE("a read barrier on the leader covers every write acknowledged before it") {
@@ -156,15 +174,8 @@ TEST_CASE("metrics and events report what the node did") {
 TEST_CASE("a leader that sent TimeoutNow serves no lease read for the rest of its term") {
   // Lease reads rely on voters refusing votes while they hear from the leader; a transfer's
   // vote request overrides that, so the lease no longer proves no other leader exists.
-  options o;
-  o.lease_reads = true;
-  cluster<> c(3, 37, o);
-  const node_id old_leader = c.wait_for_leader();
-  REQUIRE(c.propose_and_wait(kv_state_machine::put("x", "1"))->succeeded());
-  c.run_for(std::chrono::milliseconds(60));  // a heartbeat round is acknowledged: lease on
-  auto r = read(c, old_leader);
-  REQUIRE((r && r->has_value()));
-  REQUIRE(c.node(old_leader).metrics().lease_reads == 1);  // the lease is in force
+  cluster<> c(3, 37, with_leases());
+  const node_id old_leader = leader_with_lease(c);
 
   // The old leader hears nobody from now on; its TimeoutNow still reaches the target.
   for (node_id id : c.ids())
@@ -180,7 +191,7 @@ TEST_CASE("a leader that sent TimeoutNow serves no lease read for the rest of it
   REQUIRE(c.node(old_leader).role() == role::leader);
   REQUIRE(c.node(old_leader).term() == old_term);
 
-  r = read(c, old_leader);
+  auto r = read(c, old_leader);
   REQUIRE(r);
   CHECK_MESSAGE(!r->has_value(), "the deposed leader served a read at index ", r->has_value() ? (**r).value : 0,
                 " where x is ", c.state_machine(old_leader).find("x").value_or("absent"));
@@ -188,14 +199,8 @@ TEST_CASE("a leader that sent TimeoutNow serves no lease read for the rest of it
 }
 
 TEST_CASE("a lease confirmed under one configuration does not serve reads after a membership change") {
-  options o;
-  o.lease_reads = true;
-  cluster<> c(3, 39, o);
-  const node_id leader = c.wait_for_leader();
-  REQUIRE(c.propose_and_wait(kv_state_machine::put("x", "1"))->succeeded());
-  c.run_for(std::chrono::milliseconds(60));
-  REQUIRE(read(c, leader).value().has_value());
-  REQUIRE(c.node(leader).metrics().lease_reads == 1);
+  cluster<> c(3, 39, with_leases());
+  const node_id leader = leader_with_lease(c);
   // A learner joins: the configuration changes, and the next read takes a heartbeat round.
   c.add_node(node_id{4});
   auto added = await_op<index_t>(c, [&](auto h) { c.node(leader).add_learner(node_id{4}, std::move(h)); });

@@ -873,19 +873,7 @@ class run {
     std::optional<result<std::string>> r;
   };
 
-  void start_client(cluster<>& c, std::size_t k) {
-    ++clients_running_;
-    asio::co_spawn(c.context(), client(c, k, rng_()), [this](std::exception_ptr e) {
-      --clients_running_;
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-          fail(outcome::failure::other, std::string("client failed: ") + x.what());
-        }
-      }
-    });
-  }
+  void start_client(cluster<>& c, std::size_t k) { start_task(c, client(c, k, rng_()), "client"); }
 
   asio::awaitable<void> client(cluster<>& c, std::size_t k, std::uint64_t client_seed) {
     const auto ex = co_await asio::this_coro::executor;
@@ -944,12 +932,7 @@ class run {
         read_through(c, via, key, p);
       } else {
         cover(kind == lin::op_kind::put ? "propose put" : kind == lin::op_kind::append ? "propose append" : "propose get");
-        c.node(via).propose(cmd.bytes(), [this, p, &c, via, op](result<std::string> r) {
-          check_report(c, via, op, r);  // a late answer too
-          if (p->r) return;
-          p->r = std::move(r);
-          p->wake.cancel();
-        });
+        propose_through(c, via, cmd, op, p);
       }
       if (!p->r) co_await p->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       op.end = op_time();
@@ -964,6 +947,18 @@ class run {
       out_.history.push_back(op);
       tr_.add(said(op));
     }
+  }
+
+  /// Proposes `cmd` (operation `op`) through node `via`; the answer goes to `p` (unless it
+  /// already has one) and wakes its waiter. Every answer, a late one too, goes to the oracle.
+  void propose_through(cluster<>& c, node_id via, const buffer& cmd, const lin::kv_op& op,
+                       const std::shared_ptr<pending>& p) {
+    c.node(via).propose(cmd.bytes(), [this, p, &c, via, op](result<std::string> r) {
+      check_report(c, via, op, r);
+      if (p->r) return;
+      p->r = std::move(r);
+      p->wake.cancel();
+    });
   }
 
   /// A linearizable read of `key` on node `via`: a read barrier there, then its state machine at
@@ -1150,16 +1145,17 @@ class run {
     }
   }
 
-  /// Runs `task` on the cluster's executor, counted with the clients (the run waits for it).
-  void start_task(cluster<>& c, asio::awaitable<void> task) {
+  /// Runs `task` (a client, or a nemesis task) on the cluster's executor, counted with the
+  /// clients: the run waits for it.
+  void start_task(cluster<>& c, asio::awaitable<void> task, const char* what = "nemesis task") {
     ++clients_running_;
-    asio::co_spawn(c.context(), std::move(task), [this](std::exception_ptr e) {
+    asio::co_spawn(c.context(), std::move(task), [this, what](std::exception_ptr e) {
       --clients_running_;
       if (e) {
         try {
           std::rethrow_exception(e);
         } catch (const std::exception& x) {
-          fail(outcome::failure::other, std::string("nemesis task failed: ") + x.what());
+          fail(outcome::failure::other, std::string(what) + " failed: " + x.what());
         }
       }
     });
@@ -1186,12 +1182,7 @@ class run {
     tr_.add(client + " invokes " + lin::to_string(op.kind) + " " + key + " " + value.value_or("") + " via node " +
             std::to_string(via.value));
     if (value) {
-      c.node(via).propose(kv::put(key, *value).bytes(), [this, p, &c, via, op](result<std::string> r) {
-        check_report(c, via, op, r);
-        if (p->r) return;
-        p->r = std::move(r);
-        p->wake.cancel();
-      });
+      propose_through(c, via, kv::put(key, *value), op, p);
     } else {
       read_through(c, via, key, p);
     }

@@ -23,11 +23,11 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <iterator>
 #include <utility>
 #include <vector>
 
 #include "raft/core/types.hpp"
+#include "raft/detail/take_front.hpp"
 
 namespace raft {
 inline namespace v1 {
@@ -120,25 +120,17 @@ class read_index {
       if (starts_[done].first == confirmed_ && !lease_revoked_)
         lease_until_ = std::max(lease_until_, starts_[done].second + lease);
     starts_.erase(starts_.begin(), starts_.begin() + static_cast<std::ptrdiff_t>(done));
-    return take_front_while([&](const read& r) { return r.round != 0 && r.round <= confirmed_; });
+    return detail::take_front_while(reads_, [&](const read& r) { return r.round != 0 && r.round <= confirmed_; });
   }
 
   /// Takes the reads whose deadline has passed at `now` (reads are queued in deadline order).
   std::vector<read> take_expired(TimePoint now) {
-    return take_front_while([&](const read& r) { return now >= r.deadline; });
+    return detail::take_front_while(reads_, [&](const read& r) { return now >= r.deadline; });
   }
   /// Takes every read (the leader steps down or stops).
   std::vector<read> take_all() { return std::exchange(reads_, {}); }
 
  private:
-  template <class Pred>
-  std::vector<read> take_front_while(Pred pred) {
-    const auto end = std::find_if_not(reads_.begin(), reads_.end(), pred);
-    std::vector<read> taken(std::make_move_iterator(reads_.begin()), std::make_move_iterator(end));
-    reads_.erase(reads_.begin(), end);
-    return taken;
-  }
-
   std::uint64_t round_ = 0;
   std::uint64_t confirmed_ = 0;
   std::vector<std::pair<std::uint64_t, TimePoint>> starts_;  ///< unconfirmed rounds' starts, oldest first

@@ -69,7 +69,8 @@ class sim_network {
   std::function<bool(const message&)> drop_if;
 
   /// Holds every message it returns true for, neither lost nor delivered, until release_held()
-  /// (a targeted fault: messages sent far apart arrive together).
+  /// (a targeted fault: messages sent far apart arrive together). Like what a pause holds, a
+  /// held message is lost if either of its ends crashes meanwhile (drop_in_flight_to).
   std::function<bool(const message&)> hold_if;
 
   /// Stops holding (hold_if is cleared) and sends every held message on again with a fresh
