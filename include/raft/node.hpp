@@ -67,6 +67,7 @@
 #include "raft/core/status.hpp"
 #include "raft/detail/jitter_rng.hpp"
 #include "raft/detail/log_line.hpp"
+#include "raft/detail/persistence.hpp"
 #include "raft/detail/signal.hpp"
 #include "raft/detail/suspend.hpp"
 #include "raft/detail/take_front.hpp"
@@ -267,7 +268,7 @@ class node {
   /// A snapshot of the node's state. Call on the node's executor.
   [[nodiscard]] node_status status() const {
     return node_status{opts_.id, role_,    term_,   leader_,        commit_, applied_,
-                       log_.last_index(), durable_, config_, snapshot_index_};
+                       log_.last_index(), persist_.durable(), config_, snapshot_index_};
   }
 
   [[nodiscard]] node_id id() const noexcept { return opts_.id; }
@@ -377,14 +378,6 @@ class node {
     op_completion<node_id> done;
   };
 
-  /// A log reset the persist loop carries out in storage after a snapshot was installed:
-  /// drop everything after `old_base`, then compact through the snapshot.
-  struct log_reset {
-    index_t old_base;
-    index_t index;
-    term_t term;
-  };
-
   executor_type ex_;
   options opts_;
   StateMachine& sm_;
@@ -405,11 +398,7 @@ class node {
   configuration config_;   ///< latest configuration in the log (§4.1)
   index_t config_index_{0};
 
-  // Durability: entries up to submitted_ were handed to storage; up to durable_ are durable.
-  index_t submitted_{0};
-  index_t durable_{0};
-  index_t flush_floor_{0};  ///< lowest truncation point seen while a flush was in progress
-  bool flush_needed_ = false;
+  detail::persistence_pipeline persist_;  ///< what storage holds, what the next flush round hands it
 
   // Follower side.
   index_t verified_{0};     ///< highest index known to match the current leader's log (this term)
@@ -442,8 +431,6 @@ class node {
   bool snapshotting_ = false;  ///< take_snapshot() runs
   bool installing_ = false;    ///< install_snapshot() runs
   std::optional<incoming_snapshot> incoming_;
-  index_t compact_to_{0};      ///< the persist loop compacts the log through here
-  std::optional<log_reset> reset_;
 
   node_metrics metrics_;
 
@@ -478,7 +465,7 @@ class node {
             detail::join({"raft: storage returned an entry with an impossible term at index ", e.index}));
       log_.append(std::move(e));
     }
-    submitted_ = durable_ = log_.last_index();
+    persist_.recovered(log_.last_index());
     commit_ = applied_ = ps.base_index;
     if constexpr (snapshots) {
       if (auto r = storage_.open_snapshot()) {
@@ -489,10 +476,8 @@ class node {
         restore_state_machine(*r);
         if (log_.term_at(m.index) != m.term) {
           // A crash came between installing a leader's snapshot and resetting the log.
-          reset_ = log_reset{log_.base_index(), m.index, m.term};
+          persist_.reset_log(log_.base_index(), m.index, m.term);
           log_ = log_view(m.index, m.term);
-          submitted_ = durable_ = m.index;
-          flush_needed_ = true;
         }
         commit_ = applied_ = m.index;
         snapshot_index_ = m.index;
@@ -510,7 +495,7 @@ class node {
         persist_hard_state();
       }
       log_.append(log_entry{term_t{1}, index_t{1}, entry_kind::configuration, encode(*opts_.bootstrap)});
-      flush_needed_ = true;
+      persist_.request_flush();
     }
     reload_configuration();
   }
@@ -1148,7 +1133,7 @@ class node {
     const index_t c = leader_commit_index(
         config_,
         [&](node_id v) {
-          if (v == opts_.id) return durable_;
+          if (v == opts_.id) return persist_.durable();
           const peer* p = find_peer(v);
           return p == nullptr ? index_t{0} : p->match;
         },
@@ -1488,7 +1473,7 @@ class node {
       emit(event_kind::snapshot_created, index);
       const std::uint64_t keep = opts_.snapshot_trailing_entries;
       if (index.value > keep) {
-        compact_to_ = std::max(compact_to_, index - keep);
+        persist_.compact_later(index - keep);
         persist_later();
       }
     }
@@ -1553,7 +1538,7 @@ class node {
         send(from, install_snapshot_response{term_, r.meta.index, next, installed});
       };
       if (r.meta.index <= snapshot_index_ ||
-          (log_.term_at(r.meta.index) == r.meta.term && durable_ >= r.meta.index))
+          (log_.term_at(r.meta.index) == r.meta.term && persist_.durable() >= r.meta.index))
         return reply(r.size, true);  // we already have all of it
       // Busy with a snapshot of its own making, or installing this one: no answer; the leader
       // resends on its next heartbeat tick (or hears "installed" when the install is done).
@@ -1596,14 +1581,11 @@ class node {
       if (m.index <= snapshot_index_) co_return;
       if (applied_ < m.index) complete_skipped_proposals(m.index, m.term);  // before the log changes
       if (log_.term_at(m.index) != m.term) {
-        reset_ = log_reset{log_.base_index(), m.index, m.term};
+        persist_.reset_log(log_.base_index(), m.index, m.term);
         log_ = log_view(m.index, m.term);
-        submitted_ = durable_ = m.index;
-        flush_floor_ = std::min(flush_floor_, m.index);
         verified_ = m.index;
-        flush_needed_ = true;
       } else {
-        compact_to_ = std::max(compact_to_, m.index);
+        persist_.compact_later(m.index);
       }
       persist_later();
       if (applied_ < m.index) {
@@ -1728,7 +1710,7 @@ class node {
     verified_ = std::max(verified_, d.last_new);
     const index_t commit = std::min(d.commit, log_.last_index());
     if (commit > commit_) advance_commit(commit);
-    if (durable_ >= d.last_new)
+    if (persist_.durable() >= d.last_new)
       acknowledge();
     else
       ack_owed_ = true;  // persist_loop acknowledges once the entries are durable
@@ -1747,24 +1729,16 @@ class node {
   }
 
   void acknowledge() {
-    ack_owed_ = durable_ < verified_;  // acknowledge the rest once it is durable
+    ack_owed_ = persist_.durable() < verified_;  // acknowledge the rest once it is durable
     if (leader_ == no_node) return;
-    send(leader_, append_response{term_, true, std::min(durable_, verified_), index_t{0},
+    send(leader_, append_response{term_, true, std::min(persist_.durable(), verified_), index_t{0},
                                   index_t{0}, term_t{0}, leader_round_});
   }
 
   [[gnu::cold, gnu::noinline]]
   void truncate_log(index_t after) {
     log_.truncate_after(after);
-    if (after < submitted_) {
-      // Only what storage already holds needs truncating there; entries not yet handed over
-      // are simply never handed over. So the next append always starts right after `after`.
-      storage_.truncate_after(after);
-      submitted_ = after;
-    }
-    durable_ = std::min(durable_, after);
-    flush_floor_ = std::min(flush_floor_, after);
-    flush_needed_ = true;
+    if (persist_.truncated(after)) storage_.truncate_after(after);
     if (config_index_ > after) reload_configuration();
   }
 
@@ -1824,7 +1798,7 @@ class node {
   }
 
   [[nodiscard]] bool persist_pending() const noexcept {
-    return submitted_ != log_.last_index() || flush_needed_ || storage_work_pending();
+    return persist_.pending(log_.last_index(), log_.base_index(), snapshot_index_);
   }
 
   /// Persistence asked for outside any event (a compaction, a log reset after an installed
@@ -1853,44 +1827,34 @@ class node {
   /// Hands everything not yet handed over to storage (a log reset after an installed snapshot,
   /// new entries, a compaction); returns the index the next flush makes durable.
   index_t submit_to_storage() {
-    if constexpr (snapshots) {
-      if (reset_) {
-        storage_.truncate_after(reset_->old_base);
-        storage_.compact_through(reset_->index, reset_->term);
-        reset_.reset();
+    const auto round = persist_.begin_round(log_.last_index(), log_.base_index(), snapshot_index_);
+    if constexpr (snapshots) {  // (without snapshots, no round resets or compacts)
+      if (round.reset) {
+        storage_.truncate_after(round.reset->old_base);
+        storage_.compact_through(round.reset->index, round.reset->term);
       }
     }
     append_batch_.clear();
-    for (index_t i = submitted_.next(); i <= log_.last_index(); i = i.next())
-      append_batch_.push_back(log_.at(i));
+    for (index_t i = round.append_from; i <= round.target; i = i.next()) append_batch_.push_back(log_.at(i));
     if (!append_batch_.empty()) storage_.append(append_batch_);
-    submitted_ = log_.last_index();
     if constexpr (snapshots) {
-      // Only through what storage holds and a snapshot covers; never past what was applied.
-      if (compact_to_ > log_.base_index() && compact_to_ <= submitted_ && compact_to_ <= snapshot_index_) {
-        const term_t t = *log_.term_at(compact_to_);
-        storage_.compact_through(compact_to_, t);
-        log_.compact_through(compact_to_, t);
+      if (const auto through = round.compact_through) {
+        const term_t t = *log_.term_at(*through);
+        storage_.compact_through(*through, t);
+        log_.compact_through(*through, t);
       }
-      compact_to_ = index_t{0};
     }
-    flush_needed_ = false;
-    flush_floor_ = submitted_;
-    return submitted_;
+    return round.target;
   }
 
   /// A flush through `target` completed: the leader counts itself, a follower acknowledges.
   void flushed(index_t target) {
     ++metrics_.storage_flushes;
-    durable_ = std::min(target, flush_floor_);  // a truncation during the flush lowers it
+    persist_.flushed(target);
     if (role_ == role::leader)
       maybe_commit();
     else if (ack_owed_)
       acknowledge();
-  }
-
-  [[nodiscard]] bool storage_work_pending() const noexcept {
-    return reset_.has_value() || (compact_to_ > log_.base_index() && compact_to_ <= snapshot_index_);
   }
 
   void persist_hard_state() { storage_.save_hard_state(hard_state{term_, voted_for_}); }
