@@ -1,0 +1,128 @@
+// raft/node/persist.hpp - raft::node: persistence and apply.
+//
+// The persist loop (group commit: many entries per flush), the rounds of the persistence
+// pipeline (raft/detail/persistence.hpp), and applying committed entries in order.
+// Part of raft/node.hpp, which declares the class and includes every part.
+#pragma once
+
+#include "raft/node.hpp"
+
+namespace raft {
+inline namespace v1 {
+
+/// Group commit: everything appended since the last round goes to storage in one call and
+/// becomes durable with one flush. While a flush runs, new entries queue up for the next one.
+/// Runs only for a storage whose flush is asynchronous: one that flushes synchronously
+/// (memory_storage: `flush_now()`) is flushed by settle() (persist_now()).
+template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::persist_loop() {
+  while (!stopping_) {
+    if (!persist_pending()) {
+      co_await persist_signal_.wait();
+      continue;
+    }
+    const index_t target = submit_to_storage();
+    const auto started = std::chrono::steady_clock::now();
+    co_await storage_.flush();
+    const auto took = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
+    metrics_.storage_flush_ns_total += took;
+    metrics_.storage_flush_ns_max = std::max(metrics_.storage_flush_ns_max, took);
+    if (stopping_) break;
+    handling_ = true;
+    flushed(target);
+    settle();
+  }
+}
+
+/// Persistence asked for outside any event (a compaction, a log reset after an installed
+/// snapshot, a bootstrap entry at start): persist_loop does it, or, for a storage that
+/// flushes synchronously, a settle().
+template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+void node<StateMachine, Storage, Transport, Timer>::persist_later() {
+  if constexpr (inline_flush)
+    schedule_settle();
+  else
+    persist_signal_.notify();
+}
+
+/// In settle(): makes the log's new entries durable now if the storage flushes synchronously;
+/// otherwise persist_loop does it.
+template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+void node<StateMachine, Storage, Transport, Timer>::persist_now() {
+  if (!persist_pending()) return;
+  if constexpr (inline_flush) {
+    const index_t target = submit_to_storage();
+    storage_.flush_now();  // not timed: it only moves entries in memory
+    flushed(target);
+  } else {
+    persist_signal_.notify();
+  }
+}
+
+/// Hands everything not yet handed over to storage (a log reset after an installed snapshot,
+/// new entries, a compaction); returns the index the next flush makes durable.
+template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+index_t node<StateMachine, Storage, Transport, Timer>::submit_to_storage() {
+  const auto round = persist_.begin_round(log_.last_index(), log_.base_index(), snapshot_index_);
+  if constexpr (snapshots) {  // (without snapshots, no round resets or compacts)
+    if (round.reset) {
+      storage_.truncate_after(round.reset->old_base);
+      storage_.compact_through(round.reset->index, round.reset->term);
+    }
+  }
+  append_batch_.clear();
+  for (index_t i = round.append_from; i <= round.target; i = i.next()) append_batch_.push_back(log_.at(i));
+  if (!append_batch_.empty()) storage_.append(append_batch_);
+  if constexpr (snapshots) {
+    if (const auto through = round.compact_through) {
+      const term_t t = *log_.term_at(*through);
+      storage_.compact_through(*through, t);
+      log_.compact_through(*through, t);
+    }
+  }
+  return round.target;
+}
+
+/// A flush through `target` completed: the leader counts itself, a follower acknowledges.
+template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+void node<StateMachine, Storage, Transport, Timer>::flushed(index_t target) {
+  ++metrics_.storage_flushes;
+  persist_.flushed(target);
+  if (role_ == role::leader)
+    maybe_commit();
+  else if (ack_owed_)
+    acknowledge();
+}
+
+/// Applies committed entries in log order through `limit`, exactly once, and completes their
+/// proposals.
+template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+void node<StateMachine, Storage, Transport, Timer>::apply_committed(index_t limit) {
+  const index_t until = std::min(commit_, limit);
+  if (applied_ >= until) return;
+  while (applied_ < until && !stopping_) apply(applied_.next());
+  if (!apply_waiters_.empty()) wake_apply_waiters();
+  maybe_take_snapshot();
+}
+
+template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+void node<StateMachine, Storage, Transport, Timer>::apply(index_t i) {
+  const log_entry& e = log_.at(i);
+  applied_ = i;
+  ++metrics_.entries_applied;
+  if (e.kind != entry_kind::command) return;
+  auto value = sm_.apply(i, e.data.bytes());
+  // Proposals are queued in index order; one whose slot now holds another term's entry lost.
+  while (!pending_.empty() && pending_.front().index <= i) {
+    pending_proposal p = std::move(pending_.front());
+    pending_.pop_front();
+    if (p.index == i && p.term == e.term)
+      p.done(std::move(value));
+    else
+      p.done(error{errc::leadership_lost, leader_});
+  }
+}
+
+}  // namespace v1
+}  // namespace raft
