@@ -10,7 +10,9 @@
 // `ERR not_leader N` to N's client address, tries the next server when the leader is unknown or
 // a server cannot be reached, and keeps trying with a short backoff until the deadline
 // (--timeout, default 10 s). On success it prints the value of the reply (put/del: the previous
-// value; get: the value; append: the new value) and exits 0.
+// value; get: the value; append: the new value), or nothing when there is none (put of a new
+// key), and exits 0. A key that has no value (the server's NOTFOUND to get, localget or del) prints
+// nothing on stdout and exits 4. Values are never empty: put and append refuse an empty one.
 //
 // A write is sent again only when it certainly was not applied (connection refused, or
 // `ERR not_leader` / `ERR busy`, which the server answers before appending anything). If the
@@ -26,7 +28,7 @@
 // counts as "not applied", not as "outcome unknown".
 //
 // Exit status: 0 success; 1 failed (not applied: deadline passed, or the server refused the
-// command); 2 usage; 3 outcome unknown.
+// command); 2 usage; 3 outcome unknown; 4 not found (the key has no value).
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -72,7 +74,7 @@ using namespace std::chrono_literals;
 using asio::ip::tcp;
 using clock_type = std::chrono::steady_clock;
 
-enum exit_status { ok = 0, failed = 1, bad_usage = 2, unknown_outcome = 3 };
+enum exit_status { ok = 0, failed = 1, bad_usage = 2, unknown_outcome = 3, not_found = 4 };
 
 using server_address = ::kv::listed_address;
 
@@ -162,6 +164,8 @@ request parse_args(int argc, char** argv) {
     if (words[i].find('\n') != std::string_view::npos || words[i].find('\r') != std::string_view::npos ||
         (i == 1 && (words[i].empty() || words[i].find(' ') != std::string_view::npos)))
       usage("keys must be non-empty without spaces; keys and values must not contain newlines");
+  if ((r.verb == "put" || r.verb == "append") && words[2].empty())
+    usage("values must not be empty (del removes a key)");
   for (char c : r.verb) r.line += static_cast<char>(c - 'a' + 'A');
   for (std::size_t i = 1; i < words.size(); ++i) (r.line += ' ') += words[i];
   r.idempotent = r.verb == "get" || r.verb == "status" || r.verb == "localget";
@@ -339,10 +343,14 @@ asio::awaitable<int> run(const request& r) {
     }
 
     const std::string& reply = *x.reply;
-    if (reply == "OK" || reply.starts_with("OK ")) {
-      const std::string value = reply.size() > 3 ? reply.substr(3) : std::string{};
-      std::printf("%s\n", value.c_str());
+    if (reply == "OK") co_return ok;  // done, and no value to show (put of a new key)
+    if (reply.starts_with("OK ")) {
+      std::printf("%s\n", reply.substr(3).c_str());
       co_return ok;
+    }
+    if (reply == "NOTFOUND") {
+      std::fprintf(stderr, "kv_client: not found: the key has no value\n");
+      co_return not_found;
     }
     last_problem = "server " + name(target->first, target->second) + ": " + reply;
     if (reply.starts_with("ERR not_leader") && r.redirect) {

@@ -19,12 +19,13 @@
 //     by that CA. (Built in only when meson found OpenSSL: RAFT_KV_TLS.)
 //
 // Clients talk to --client-host:--client-port (default host 127.0.0.1), one command per line,
-// one reply line per command (see README.md in this directory):
-//   PUT key value      -> OK <previous value>
-//   GET key            -> OK <value>           linearizable (read barrier), on any node
-//   DEL key            -> OK <previous value>
+// one reply line per command (see README.md in this directory). Values are never empty, so a key
+// either has a value or is missing, and a missing key answers NOTFOUND:
+//   PUT key value      -> OK <previous value> | OK (the key was new)
+//   GET key            -> OK <value> | NOTFOUND     linearizable (read barrier), on any node
+//   DEL key            -> OK <deleted value> | NOTFOUND
 //   APPEND key value   -> OK <new value>
-//   LOCALGET key       -> OK <value>           this node's state machine, right now (may be stale)
+//   LOCALGET key       -> OK <value> | NOTFOUND     this node's state machine, right now (may be stale)
 //   STATUS             -> OK id=.. role=.. term=.. leader=.. commit=.. applied=.. last=.. durable=..
 //   ADD id host:port   -> OK <index>            on the leader: id becomes a learner (its address
 //                                               is replicated, so every node can reach it)
@@ -33,13 +34,16 @@
 //   TRANSFER id        -> OK <new leader>       leadership transfer
 // Errors: `ERR not_leader <leader id, 0 if unknown>`, `ERR leadership_lost` / `ERR stopped`
 // (outcome unknown: the command may still be applied), `ERR busy`, `ERR timeout` (a GET whose
-// read index no quorum confirmed in time: nothing was read, retry; or an abandoned TRANSFER), `ERR <reason>`.
+// read index no quorum confirmed in time: nothing was read, retry; or an abandoned TRANSFER),
+// `ERR empty_value` (a PUT or APPEND without a value: refused, nothing done), `ERR <reason>`.
 // GET waits for node.read_barrier() (ReadIndex: a heartbeat round on the leader, or the leader's
 // read index on a follower) and then reads this node's state machine: linearizable, and no log
 // entry. Member addresses live in the replicated map under keys "__peer/<id>"; every server
 // tells its transport about new ones as they are applied.
 //
-// SIGINT or SIGTERM: stop accepting clients, `co_await node.stop()`, exit 0.
+// SIGINT or SIGTERM: stop accepting clients, `co_await node.stop()`, exit 0. A port that is taken
+// (the Raft port, this node's address in --peers, or --client-port) ends the process at start
+// with status 1 and a message naming that port.
 #include <cctype>
 #include <chrono>
 #include <csignal>
@@ -57,6 +61,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
@@ -207,6 +212,22 @@ tcp::endpoint resolve(asio::io_context& io, const std::string& host, std::uint16
   return *results.begin();
 }
 
+/// Returns `open()`, which constructs what listens on HOST:PORT. Asio's "bind: Address already in
+/// use" does not say which of the server's two ports is taken: this error does (`port_name` and
+/// the `option` it was given by).
+template <class Open>
+auto listen_on(const char* port_name, const char* option, const std::string& host, std::uint16_t port,
+               Open open) -> decltype(open()) {
+  try {
+    return open();
+  } catch (const std::system_error& e) {
+    const std::string where =
+        std::string("the ") + port_name + " " + host + ":" + std::to_string(port) + " (" + option + ")";
+    if (e.code() == asio::error::address_in_use) throw std::runtime_error(where + " is already in use");
+    throw std::runtime_error("cannot listen on " + where + ": " + e.code().message());
+  }
+}
+
 // ---- the server ---------------------------------------------------------------------------------
 
 /// `Transport`: raft::tcp_transport, or raft::tls_transport (then clients speak TLS too).
@@ -221,10 +242,16 @@ class server {
         cfg_(cfg),
         prefix_("[kv_server " + std::to_string(cfg.id.value) + "] "),
         storage_(cfg.data, make_storage_options(cfg)),
-        transport_(io.get_executor(), cfg.id, resolve(io, cfg.peers.at(cfg.id).host, cfg.peers.at(cfg.id).port),
-                   other_peers(cfg), make_transport_options(cfg), std::move(security)),
+        transport_(listen_on("Raft port", "this node's address in --peers", cfg.peers.at(cfg.id).host,
+                             cfg.peers.at(cfg.id).port,
+                             [&] {
+                               return Transport(io.get_executor(), cfg.id,
+                                                resolve(io, cfg.peers.at(cfg.id).host, cfg.peers.at(cfg.id).port),
+                                                other_peers(cfg), make_transport_options(cfg), std::move(security));
+                             })),
         node_(io.get_executor(), make_node_options(cfg), sm_, storage_, transport_),
-        acceptor_(io, resolve(io, cfg.client_host, cfg.client_port)),
+        acceptor_(listen_on("client port", "--client-port", cfg.client_host, cfg.client_port,
+                            [&] { return tcp::acceptor(io, resolve(io, cfg.client_host, cfg.client_port)); })),
         signals_(io, SIGINT, SIGTERM),
         watchdog_(io) {}
 
@@ -475,26 +502,36 @@ class server {
       if (sp == std::string_view::npos) co_return "ERR usage: " + cmd + " key value";
       key = line.substr(0, sp);
       value = line.substr(sp + 1);
+      // Values are never empty, so that "no value" can only mean a missing key.
+      if (value.empty()) co_return "ERR empty_value (" + cmd + " needs a non-empty value; DEL removes a key)";
     } else {
       key = line;
       if (key.find(' ') != std::string_view::npos) co_return "ERR usage: " + cmd + " key";
     }
     if (key.empty()) co_return "ERR usage: " + cmd + " needs a non-empty key";
 
-    if (cmd == "LOCALGET") co_return "OK " + sm_.find(std::string(key)).value_or("");
+    if (cmd == "LOCALGET") co_return value_reply(sm_.find(std::string(key)));
     if (shutting_down_) co_return "ERR stopped";
     if (cmd == "GET") {
       auto r = co_await node_.read_barrier();
       if (!r) co_return error_reply(r.error());
-      co_return "OK " + sm_.find(std::string(key)).value_or("");
+      co_return value_reply(sm_.find(std::string(key)));
     }
 
     raft::buffer command = cmd == "PUT"      ? kv::put(key, value)
                            : cmd == "APPEND" ? kv::append(key, value)
                                              : kv::del(key);
     auto r = co_await node_.propose(command.bytes());
-    if (r) co_return "OK " + *r;
-    co_return error_reply(r.error());
+    if (!r) co_return error_reply(r.error());
+    // The state machine answers the value the command saw, "" when the key had none (no value
+    // is empty): PUT of a new key is plain OK, DEL of a missing key NOTFOUND.
+    if (r->empty()) co_return cmd == "DEL" ? "NOTFOUND" : "OK";
+    co_return "OK " + *r;
+  }
+
+  /// `OK <value>` for a key that has a value, `NOTFOUND` for a missing one.
+  static std::string value_reply(const std::optional<std::string>& value) {
+    return value ? "OK " + *value : "NOTFOUND";
   }
 
   static std::string error_reply(const raft::error& e) {

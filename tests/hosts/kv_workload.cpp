@@ -14,7 +14,8 @@
 //   - it is sent to the server believed to lead; `ERR not_leader N` redirects to N (or, with no
 //     hint, to the next server), `ERR busy` and refused or timed-out connections retry: none of
 //     these applied the command;
-//   - `OK <value>` is a success (for get, the value read: empty means absent);
+//   - `OK <value>` or `OK` is a success (for get, the value read), and so is `NOTFOUND` (a get
+//     of an absent key, recorded as the empty value);
 //   - `ERR timeout` (no quorum confirmed a read in time): a get is tried again, elsewhere;
 //   - `ERR leadership_lost`/`ERR stopped`, or a connection that breaks or stays silent after the
 //     command was sent: the outcome is unknown;
@@ -215,6 +216,10 @@ class workload {
       if (!reply) co_return result::unknown;
       if (*reply == "OK" || reply->starts_with("OK ")) {
         value = reply->size() > 3 ? reply->substr(3) : std::string();
+        co_return result::ok;
+      }
+      if (*reply == "NOTFOUND") {  // a key without a value (values are never empty)
+        value.clear();
         co_return result::ok;
       }
       if (reply->starts_with("ERR not_leader")) {

@@ -67,16 +67,10 @@ fail() {
   exit 1
 }
 
-# ---- ports: 6 consecutive ports in 12000-31999 (below the usual ephemeral range), not in use ----
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-base=$(( 12000 + ($$ % 3300) * 6 ))
-for attempt in $(seq 1 20); do
-  busy=0
-  for off in 0 1 2 3 4 5; do port_in_use $((base + off)) && busy=1; done
-  [ "$busy" -eq 0 ] && break
-  base=$(( 12000 + ((base - 12000) / 6 + 997) % 3300 * 6 ))
-done
-[ "$busy" -eq 0 ] || fail "no free ports found"
+# ---- ports: 6 consecutive free ports (three Raft ports, then three client ports) -------------------
+# shellcheck source=tests/process/lib.sh
+source "$(dirname "$0")/lib.sh"
+base=$(free_ports 6) || fail "no free ports found"
 
 PEERS="1=127.0.0.1:$base,2=127.0.0.1:$((base + 1)),3=127.0.0.1:$((base + 2))"
 declare -A client_port=([1]=$((base + 3)) [2]=$((base + 4)) [3]=$((base + 5)))
@@ -216,23 +210,29 @@ echo "kill9: all 3 nodes applied index $a1, state hash $h1"
 acked_puts=$(count "$tmp/acked1")
 attempted_puts=$(cat "$tmp/attempted1")
 for node in 1 2 3; do
-  # puts: each acknowledged key holds its value; any other attempted key is absent or holds its own
-  # value (an unknown-outcome write may or may not have been applied).
+  # puts: each acknowledged key holds its value; any other attempted key is absent (kv_client
+  # exits 4: NOTFOUND) or holds its own value (an unknown-outcome write may or may not have been
+  # applied).
   declare -A is_acked=()
   if [ -f "$tmp/acked1" ]; then while read -r i; do is_acked[$i]=1; done <"$tmp/acked1"; fi
   for i in $(seq 1 "$attempted_puts"); do
-    v=$(client --node "$node" --timeout 5 localget "k1.$i") || fail "node $node: LOCALGET k1.$i failed"
+    rc=0
+    v=$(client --node "$node" --timeout 5 localget "k1.$i") || rc=$?
+    [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ] || fail "node $node: LOCALGET k1.$i failed (kv_client exit $rc)"
     if [ -n "${is_acked[$i]:-}" ]; then
-      [ "$v" = "v1.$i" ] || fail "node $node: acknowledged put k1.$i=v1.$i reads '$v'"
+      [ "$rc" -eq 0 ] && [ "$v" = "v1.$i" ] ||
+        fail "node $node: acknowledged put k1.$i=v1.$i reads '$v' (kv_client exit $rc)"
     else
-      [ -z "$v" ] || [ "$v" = "v1.$i" ] || fail "node $node: unacknowledged put k1.$i reads '$v'"
+      [ "$rc" -eq 4 ] || [ "$v" = "v1.$i" ] || fail "node $node: unacknowledged put k1.$i reads '$v'"
     fi
   done
 
   # appends: tokens of each log, in order, each at most once; acknowledged ones exactly once;
   # certainly-failed ones never.
   for w in 2 3; do
-    v=$(client --node "$node" --timeout 5 localget "log$w") || fail "node $node: LOCALGET log$w failed"
+    rc=0
+    v=$(client --node "$node" --timeout 5 localget "log$w") || rc=$?  # 4: no append was applied
+    [ "$rc" -eq 0 ] || [ "$rc" -eq 4 ] || fail "node $node: LOCALGET log$w failed (kv_client exit $rc)"
     tr ';' '\n' <<<"$v" | sed '/^$/d' >"$tmp/tokens$w.node$node"
     tokens=$(count "$tmp/tokens$w.node$node")
     dups=$(sort "$tmp/tokens$w.node$node" | uniq -d | head -n 3)
