@@ -1,6 +1,6 @@
 // benchmarks/micro_bench.cpp - Google Benchmark micro-benchmarks of the hot pieces.
 //
-//   log_view append / copy    the leader's log: one append per proposal, one copy per AppendEntries
+//   in_memory_log append / copy    the leader's log: one append per proposal, one copy per AppendEntries
 //   leader_commit_index       the commit-index advance, run after every acknowledgement (3, 5 voters)
 //   codec encode / decode     the TCP wire format: AppendEntries of 1, 64 and 1024 entries of 64 B,
 //                             and the AppendEntries response
@@ -46,8 +46,8 @@ raft::buffer payload(std::size_t size) {
   return raft::buffer{bytes};
 }
 
-raft::log_view make_log(std::size_t entries, const raft::buffer& data) {
-  raft::log_view log;
+raft::in_memory_log make_log(std::size_t entries, const raft::buffer& data) {
+  raft::in_memory_log log;
   for (std::size_t i = 1; i <= entries; ++i)
     log.append(raft::log_entry{raft::term_t{1}, raft::index_t{i}, raft::entry_kind::command, data});
   return log;
@@ -59,7 +59,7 @@ void log_append(benchmark::State& state) {
   const raft::buffer data = payload(64);
   constexpr std::size_t batch = 65536;
   for (auto _ : state) {
-    raft::log_view log;
+    raft::in_memory_log log;
     for (std::size_t i = 1; i <= batch; ++i)
       log.append(raft::log_entry{raft::term_t{1}, raft::index_t{i}, raft::entry_kind::command, data});
     benchmark::DoNotOptimize(log.last_index());
@@ -74,7 +74,7 @@ void log_append_fresh_payload(benchmark::State& state) {
   std::vector<std::byte> bytes(64, std::byte{1});
   constexpr std::size_t batch = 65536;
   for (auto _ : state) {
-    raft::log_view log;
+    raft::in_memory_log log;
     for (std::size_t i = 1; i <= batch; ++i)
       log.append(raft::log_entry{raft::term_t{1}, raft::index_t{i}, raft::entry_kind::command,
                                  raft::buffer{bytes}});
@@ -88,7 +88,7 @@ BENCHMARK(log_append_fresh_payload);
 // vector is reused, as a message's would not be).
 void log_copy(benchmark::State& state) {
   const auto count = static_cast<std::size_t>(state.range(0));
-  const raft::log_view log = make_log(100000, payload(64));
+  const raft::in_memory_log log = make_log(100000, payload(64));
   std::vector<raft::log_entry> out;
   std::uint64_t from = 1;
   for (auto _ : state) {
@@ -106,7 +106,7 @@ void leader_commit_index(benchmark::State& state) {
   const auto voters = static_cast<std::uint64_t>(state.range(0));
   raft::configuration config;
   for (std::uint64_t v = 1; v <= voters; ++v) config.voters.push_back(raft::node_id{v});
-  const raft::log_view log = make_log(1000, payload(8));
+  const raft::in_memory_log log = make_log(1000, payload(8));
   std::vector<raft::index_t> match(voters + 1);
   std::uint64_t step = 0;
   for (auto _ : state) {

@@ -68,9 +68,9 @@ bool log_matching_holds(const terms& a, const terms& b) {
   return true;
 }
 
-/// The log_view of `log`, compacted through `base`.
-log_view view_of(const terms& log, std::uint64_t base) {
-  log_view v{index_t{base}, term_t{term_at(log, base)}};
+/// The in_memory_log of `log`, compacted through `base`.
+in_memory_log view_of(const terms& log, std::uint64_t base) {
+  in_memory_log v{index_t{base}, term_t{term_at(log, base)}};
   for (std::uint64_t i = base + 1; i <= log.size(); ++i) v.append(make_entry(i, log[i - 1]));
   return v;
 }
@@ -112,7 +112,7 @@ std::uint64_t naive_first_index_of_term(const terms& log, std::uint64_t t) {
 }
 
 /// Carries out an accepted decision on a copy of `log`, checking each step is possible.
-log_view apply(log_view log, const append_request& r, const append_decision& d) {
+in_memory_log apply(in_memory_log log, const append_request& r, const append_decision& d) {
   if (d.truncate_after) {
     REQUIRE(*d.truncate_after >= log.first_index().prev());
     log.truncate_after(*d.truncate_after);
@@ -165,7 +165,7 @@ TEST_CASE("decide_append agrees with a naive entry-by-entry reference on random 
     // it may have compacted through any committed index.
     const std::uint64_t our_commit = pick(rng, 0, m);
     const std::uint64_t base = coin(rng) ? pick(rng, 0, our_commit) : 0;
-    const log_view fview = view_of(follower, base);
+    const in_memory_log fview = view_of(follower, base);
     if (base > 0) ++compacted;
 
     for (int q = 0; q < requests_per_scenario; ++q) {
@@ -203,7 +203,7 @@ TEST_CASE("decide_append agrees with a naive entry-by-entry reference on random 
       if (d.truncate_after) ++truncated;
 
       const terms expected = naive_apply(follower, r);
-      const log_view after = apply(fview, r, d);
+      const in_memory_log after = apply(fview, r, d);
 
       // Same log as the reference, entry for entry.
       REQUIRE(after.last_index() == index_t{expected.size()});
@@ -248,7 +248,7 @@ TEST_CASE("next_index_after_rejection stays within [match + 1, rejected index] f
   for (int s = 0; s < scenarios; ++s) {
     const auto logs = random_histories(rng);
     const terms& leader = logs[pick(rng, 0, 2)];
-    const log_view lview = view_of(leader, 0);
+    const in_memory_log lview = view_of(leader, 0);
     for (int q = 0; q < requests_per_scenario; ++q) {
       // Arbitrary, possibly stale or reordered, rejection.
       const std::uint64_t limit = leader.size() + 3;
@@ -284,8 +284,8 @@ TEST_CASE("rejection and retry converge on the match point, skipping whole confl
     const std::uint64_t m = common_prefix(leader, follower);
     const std::uint64_t our_commit = pick(rng, 0, m);
     const std::uint64_t base = coin(rng) ? pick(rng, 0, our_commit) : 0;
-    const log_view lview = view_of(leader, 0);
-    const log_view fview = view_of(follower, base);
+    const in_memory_log lview = view_of(leader, 0);
+    const in_memory_log fview = view_of(follower, base);
     const std::uint64_t match = pick(rng, 0, m);  // what the leader already knows to match
     const std::set<std::uint64_t> conflicting_terms(follower.begin() + static_cast<std::ptrdiff_t>(m), follower.end());
     INFO("scenario " << s << ": leader " << describe(leader) << ", follower " << describe(follower)
@@ -330,8 +330,8 @@ TEST_CASE("a follower with a long run of one conflicting term is repaired in two
   follower.insert(follower.end(), 50, 2);
   terms leader{1, 1};
   leader.insert(leader.end(), 60, 3);
-  const log_view lview = view_of(leader, 0);
-  const log_view fview = view_of(follower, 0);
+  const in_memory_log lview = view_of(leader, 0);
+  const in_memory_log fview = view_of(follower, 0);
 
   std::uint64_t next = leader.size() + 1;
   int rejections = 0;

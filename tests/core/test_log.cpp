@@ -25,8 +25,8 @@ std::vector<std::uint64_t> indices(const std::vector<log_entry>& entries) {
 }
 
 /// A log of `n` entries of term 1, each with a `payload`-byte payload.
-log_view log_of_sized_entries(std::uint64_t n, std::size_t payload) {
-  log_view log;
+in_memory_log log_of_sized_entries(std::uint64_t n, std::size_t payload) {
+  in_memory_log log;
   for (std::uint64_t i = 1; i <= n; ++i)
     log.append(log_entry{term_t{1}, index_t{i}, entry_kind::command, buffer::from_string(std::string(payload, 'x'))});
   return log;
@@ -37,7 +37,7 @@ log_view log_of_sized_entries(std::uint64_t n, std::size_t payload) {
 // ---- basic shape -----------------------------------------------------------------------------
 
 TEST_CASE("an empty log sits before index 1, at term 0") {
-  const log_view log;
+  const in_memory_log log;
   CHECK(log.empty());
   CHECK(log.first_index() == index_t{1});
   CHECK(log.last_index() == index_t{0});
@@ -47,7 +47,7 @@ TEST_CASE("an empty log sits before index 1, at term 0") {
 }
 
 TEST_CASE("appending extends the log by one index and records the entry's term") {
-  log_view log;
+  in_memory_log log;
   log.append(make_entry(1, 1));
   CHECK(log.last_index() == index_t{1});
   CHECK(log.last_term() == term_t{1});
@@ -65,22 +65,22 @@ TEST_CASE("appending extends the log by one index and records the entry's term")
 }
 
 TEST_CASE("term_at knows nothing past the last entry") {
-  const log_view log = make_log({1, 1, 2});
+  const in_memory_log log = make_log({1, 1, 2});
   CHECK(log.term_at(index_t{3}) == term_t{2});
   CHECK_FALSE(log.term_at(index_t{4}).has_value());
   CHECK_FALSE(log.term_at(index_t{std::numeric_limits<std::uint64_t>::max()}).has_value());
 }
 
 TEST_CASE("the log shares an entry's payload instead of copying it") {
-  log_view log;
+  in_memory_log log;
   const buffer payload = buffer::from_string("command bytes");
   log.append(log_entry{term_t{1}, index_t{1}, entry_kind::command, payload});
   CHECK(log.at(index_t{1}).data.bytes().data() == payload.bytes().data());
 }
 
 TEST_CASE("a copy of a log is independent of the original") {
-  const log_view original = make_log({1, 2, 3});
-  log_view copy = original;
+  const in_memory_log original = make_log({1, 2, 3});
+  in_memory_log copy = original;
   copy.truncate_after(index_t{1});
   copy.append(make_entry(2, 5));
   CHECK(original.last_index() == index_t{3});
@@ -92,7 +92,7 @@ TEST_CASE("a copy of a log is independent of the original") {
 // ---- truncate_after --------------------------------------------------------------------------
 
 TEST_CASE("truncate_after keeps the given index and drops everything after it") {
-  log_view log = make_log({1, 1, 2, 2, 3});
+  in_memory_log log = make_log({1, 1, 2, 2, 3});
   log.truncate_after(index_t{3});
   CHECK(log.last_index() == index_t{3});
   CHECK(log.last_term() == term_t{2});
@@ -101,7 +101,7 @@ TEST_CASE("truncate_after keeps the given index and drops everything after it") 
 }
 
 TEST_CASE("truncate_after at or past the last index changes nothing") {
-  log_view log = make_log({1, 2, 3});
+  in_memory_log log = make_log({1, 2, 3});
   log.truncate_after(index_t{3});
   CHECK(log.last_index() == index_t{3});
   log.truncate_after(index_t{10});
@@ -110,7 +110,7 @@ TEST_CASE("truncate_after at or past the last index changes nothing") {
 }
 
 TEST_CASE("truncate_after 0 empties the log") {
-  log_view log = make_log({1, 2, 3});
+  in_memory_log log = make_log({1, 2, 3});
   log.truncate_after(index_t{0});
   CHECK(log.empty());
   CHECK(log.last_index() == index_t{0});
@@ -118,7 +118,7 @@ TEST_CASE("truncate_after 0 empties the log") {
 }
 
 TEST_CASE("after a truncation, new entries continue at the cut, possibly in a newer term") {
-  log_view log = make_log({1, 1, 2, 2});
+  in_memory_log log = make_log({1, 1, 2, 2});
   log.truncate_after(index_t{2});
   log.append(make_entry(3, 3));
   CHECK(log.last_index() == index_t{3});
@@ -129,7 +129,7 @@ TEST_CASE("after a truncation, new entries continue at the cut, possibly in a ne
 // ---- a log with a nonzero base (after compaction) --------------------------------------------
 
 TEST_CASE("a log with a compaction base starts right after it and knows only the base's term") {
-  const log_view log{index_t{10}, term_t{3}};
+  const in_memory_log log{index_t{10}, term_t{3}};
   CHECK(log.empty());
   CHECK(log.first_index() == index_t{11});
   CHECK(log.last_index() == index_t{10});
@@ -141,7 +141,7 @@ TEST_CASE("a log with a compaction base starts right after it and knows only the
 }
 
 TEST_CASE("a log with a compaction base appends, reads and truncates at its own indices") {
-  log_view log = make_log(10, 3, {3, 4, 4});
+  in_memory_log log = make_log(10, 3, {3, 4, 4});
   CHECK(log.first_index() == index_t{11});
   CHECK(log.last_index() == index_t{13});
   CHECK(log.at(index_t{11}) == make_entry(11, 3));
@@ -161,7 +161,7 @@ TEST_CASE("a log with a compaction base appends, reads and truncates at its own 
 // ---- copy ------------------------------------------------------------------------------------
 
 TEST_CASE("copy returns at most max_count entries starting at from") {
-  const log_view log = make_log({1, 1, 2, 2, 3});
+  const in_memory_log log = make_log({1, 1, 2, 2, 3});
   std::vector<log_entry> out;
   log.copy(index_t{2}, 3, unlimited, out);
   CHECK(indices(out) == std::vector<std::uint64_t>{2, 3, 4});
@@ -169,14 +169,14 @@ TEST_CASE("copy returns at most max_count entries starting at from") {
 }
 
 TEST_CASE("copy stops at the end of the log") {
-  const log_view log = make_log({1, 1, 2, 2, 3});
+  const in_memory_log log = make_log({1, 1, 2, 2, 3});
   std::vector<log_entry> out;
   log.copy(index_t{4}, 100, unlimited, out);
   CHECK(indices(out) == std::vector<std::uint64_t>{4, 5});
 }
 
 TEST_CASE("copy from just past the end, or with max_count 0, returns nothing") {
-  const log_view log = make_log({1, 1, 2});
+  const in_memory_log log = make_log({1, 1, 2});
   std::vector<log_entry> out;
   log.copy(index_t{4}, 100, unlimited, out);
   CHECK(out.empty());
@@ -186,7 +186,7 @@ TEST_CASE("copy from just past the end, or with max_count 0, returns nothing") {
 
 TEST_CASE("copy stops before the byte limit would be exceeded") {
   const std::size_t each = 10 + entry_overhead_bytes;
-  const log_view log = log_of_sized_entries(5, 10);
+  const in_memory_log log = log_of_sized_entries(5, 10);
   std::vector<log_entry> exact;
   log.copy(index_t{2}, 100, 2 * each, exact);  // two entries fit exactly
   CHECK(indices(exact) == std::vector<std::uint64_t>{2, 3});
@@ -197,14 +197,14 @@ TEST_CASE("copy stops before the byte limit would be exceeded") {
 }
 
 TEST_CASE("copy returns one entry even if that entry alone exceeds the byte limit") {
-  const log_view log = log_of_sized_entries(3, 1000);
+  const in_memory_log log = log_of_sized_entries(3, 1000);
   std::vector<log_entry> out;
   log.copy(index_t{1}, 100, 1, out);
   CHECK(indices(out) == std::vector<std::uint64_t>{1});
 }
 
 TEST_CASE("copied entries share their payload with the log") {
-  const log_view log = log_of_sized_entries(2, 64);
+  const in_memory_log log = log_of_sized_entries(2, 64);
   std::vector<log_entry> out;
   log.copy(index_t{1}, 2, unlimited, out);
   REQUIRE(out.size() == 2);
@@ -212,7 +212,7 @@ TEST_CASE("copied entries share their payload with the log") {
 }
 
 TEST_CASE("copy works from the first entry of a log with a compaction base") {
-  const log_view log = make_log(20, 2, {2, 3, 3});
+  const in_memory_log log = make_log(20, 2, {2, 3, 3});
   std::vector<log_entry> out;
   log.copy(log.first_index(), 2, unlimited, out);
   CHECK(indices(out) == std::vector<std::uint64_t>{21, 22});
@@ -221,7 +221,7 @@ TEST_CASE("copy works from the first entry of a log with a compaction base") {
 // ---- conflict hints --------------------------------------------------------------------------
 
 TEST_CASE("first_index_of_term_at scans back to the start of the term") {
-  const log_view log = make_log({1, 1, 2, 2, 2, 3});
+  const in_memory_log log = make_log({1, 1, 2, 2, 2, 3});
   CHECK(log.first_index_of_term_at(index_t{5}) == index_t{3});
   CHECK(log.first_index_of_term_at(index_t{3}) == index_t{3});
   CHECK(log.first_index_of_term_at(index_t{2}) == index_t{1});
@@ -231,7 +231,7 @@ TEST_CASE("first_index_of_term_at scans back to the start of the term") {
 
 TEST_CASE("first_index_of_term_at stops at the compaction base when the term runs into it") {
   // Base (10, term 2); entries 11..13 have terms 2, 2, 3.
-  const log_view log = make_log(10, 2, {2, 2, 3});
+  const in_memory_log log = make_log(10, 2, {2, 2, 3});
   CHECK(log.first_index_of_term_at(index_t{12}) == index_t{10});  // the term may start earlier
   CHECK(log.first_index_of_term_at(index_t{11}) == index_t{10});
   CHECK(log.first_index_of_term_at(index_t{13}) == index_t{13});
@@ -239,12 +239,12 @@ TEST_CASE("first_index_of_term_at stops at the compaction base when the term run
 }
 
 TEST_CASE("first_index_of_term_at is exact when the term starts right after the compaction base") {
-  const log_view log = make_log(10, 1, {2, 2});
+  const in_memory_log log = make_log(10, 1, {2, 2});
   CHECK(log.first_index_of_term_at(index_t{12}) == index_t{11});
 }
 
 TEST_CASE("last_index_of_term finds the last entry of a term, or nothing if the term is absent") {
-  const log_view log = make_log({1, 1, 2, 2, 2, 3, 5});
+  const in_memory_log log = make_log({1, 1, 2, 2, 2, 3, 5});
   CHECK(log.last_index_of_term(term_t{1}) == index_t{2});
   CHECK(log.last_index_of_term(term_t{2}) == index_t{5});
   CHECK(log.last_index_of_term(term_t{3}) == index_t{6});
@@ -255,12 +255,12 @@ TEST_CASE("last_index_of_term finds the last entry of a term, or nothing if the 
 }
 
 TEST_CASE("last_index_of_term finds nothing in an empty log") {
-  CHECK_FALSE(log_view{}.last_index_of_term(term_t{1}).has_value());
-  CHECK_FALSE(log_view{}.last_index_of_term(term_t{0}).has_value());
+  CHECK_FALSE(in_memory_log{}.last_index_of_term(term_t{1}).has_value());
+  CHECK_FALSE(in_memory_log{}.last_index_of_term(term_t{0}).has_value());
 }
 
 TEST_CASE("last_index_of_term looks only at the entries held after the compaction base") {
-  const log_view log = make_log(10, 2, {2, 3});
+  const in_memory_log log = make_log(10, 2, {2, 3});
   CHECK(log.last_index_of_term(term_t{2}) == index_t{11});
   CHECK(log.last_index_of_term(term_t{3}) == index_t{12});
   CHECK_FALSE(log.last_index_of_term(term_t{1}).has_value());
@@ -339,7 +339,7 @@ TEST_CASE("chunked_deque: a deferred front erase destroys the dropped elements b
 }
 
 TEST_CASE("compaction frees the dropped entries a slice at a time") {
-  log_view log = log_of_sized_entries(50000, 8);
+  in_memory_log log = log_of_sized_entries(50000, 8);
   log.compact_through(index_t{40000}, term_t{1});
   CHECK(log.first_index() == index_t{40001});
   CHECK(log.at(index_t{40001}).index == index_t{40001});
@@ -356,7 +356,7 @@ TEST_CASE("compaction frees the dropped entries a slice at a time") {
 }
 
 TEST_CASE("the log finds its last configuration entry at or before an index, through truncations and compactions") {
-  log_view log;
+  in_memory_log log;
   auto add = [&](std::uint64_t i, entry_kind kind) { log.append(log_entry{term_t{1}, index_t{i}, kind, buffer{}}); };
   for (std::uint64_t i = 1; i <= 100; ++i)
     add(i, i == 1 || i == 40 || i == 70 ? entry_kind::configuration : entry_kind::command);
@@ -373,7 +373,7 @@ TEST_CASE("the log finds its last configuration entry at or before an index, thr
   log.compact_through(index_t{40}, term_t{1});
   CHECK(log.last_configuration_through(index_t{70}) == std::nullopt);  // 40 is the base now
   CHECK(log.last_configuration_through(index_t{71}) == index_t{71});
-  log_view copy = log;
+  in_memory_log copy = log;
   CHECK(copy.last_configuration_through(index_t{71}) == index_t{71});
   log.compact_through(index_t{71}, term_t{1});
   CHECK(log.last_configuration_through(index_t{71}) == std::nullopt);

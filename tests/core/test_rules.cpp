@@ -26,14 +26,14 @@ append_request request(std::uint64_t prev_index, std::uint64_t prev_term, std::u
 }
 
 /// Carries out an accepted decision on a copy of `log`, as the node would.
-log_view apply(log_view log, const append_request& r, const append_decision& d) {
+in_memory_log apply(in_memory_log log, const append_request& r, const append_decision& d) {
   REQUIRE(d.accept);
   if (d.truncate_after) log.truncate_after(*d.truncate_after);
   for (std::size_t k = d.first_new; k < r.entries.size(); ++k) log.append(r.entries[k]);
   return log;
 }
 
-std::vector<std::uint64_t> terms_of(const log_view& log) {
+std::vector<std::uint64_t> terms_of(const in_memory_log& log) {
   std::vector<std::uint64_t> out;
   for (index_t i = log.first_index(); i <= log.last_index(); i = i.next()) out.push_back(log.at(i).term.value);
   return out;
@@ -139,7 +139,7 @@ TEST_CASE("a pre-vote ignores the real vote already given in the current term") 
 // ---- decide_append (§3.5, Figure 3.1) --------------------------------------------------------
 
 TEST_CASE("a heartbeat whose previous entry matches is accepted and changes no entry") {
-  const log_view log = make_log({1, 1, 2});
+  const in_memory_log log = make_log({1, 1, 2});
   const append_request r = request(3, 2, 0);
   const append_decision d = decide_append(log, r, index_t{0});
   CHECK(d.accept);
@@ -150,7 +150,7 @@ TEST_CASE("a heartbeat whose previous entry matches is accepted and changes no e
 }
 
 TEST_CASE("a request from the start of the log always matches") {
-  const log_view log = make_log({1, 1});
+  const in_memory_log log = make_log({1, 1});
   const append_request r = request(0, 0, 0, {{1, 1}, {2, 1}, {3, 2}});
   const append_decision d = decide_append(log, r, index_t{0});
   REQUIRE(d.accept);
@@ -158,7 +158,7 @@ TEST_CASE("a request from the start of the log always matches") {
 }
 
 TEST_CASE("new entries after the matching previous entry are appended") {
-  const log_view log = make_log({1, 1});
+  const in_memory_log log = make_log({1, 1});
   const append_request r = request(2, 1, 0, {{3, 2}, {4, 2}});
   const append_decision d = decide_append(log, r, index_t{0});
   REQUIRE(d.accept);
@@ -169,7 +169,7 @@ TEST_CASE("new entries after the matching previous entry are appended") {
 }
 
 TEST_CASE("a request is rejected when the log has no entry at prev_log_index") {
-  const log_view log = make_log({1, 1, 2});
+  const in_memory_log log = make_log({1, 1, 2});
   const append_decision d = decide_append(log, request(5, 2, 0, {{6, 2}}), index_t{0});
   CHECK_FALSE(d.accept);
   CHECK(d.conflict_term == term_t{0});
@@ -177,7 +177,7 @@ TEST_CASE("a request is rejected when the log has no entry at prev_log_index") {
 }
 
 TEST_CASE("a request is rejected when the entry at prev_log_index has another term") {
-  const log_view log = make_log({1, 1, 2, 2, 2});
+  const in_memory_log log = make_log({1, 1, 2, 2, 2});
   const append_decision d = decide_append(log, request(4, 3, 0, {{5, 3}}), index_t{0});
   CHECK_FALSE(d.accept);
   CHECK(d.conflict_term == term_t{2});    // our term at prev_log_index
@@ -186,7 +186,7 @@ TEST_CASE("a request is rejected when the entry at prev_log_index has another te
 
 TEST_CASE("a stale or duplicated request never truncates entries that match") {
   // The follower already holds 1..5; an old request carrying 2..3 arrives late.
-  const log_view log = make_log({1, 1, 2, 2, 2});
+  const in_memory_log log = make_log({1, 1, 2, 2, 2});
   const append_request stale = request(1, 1, 0, {{2, 1}, {3, 2}});
   const append_decision d = decide_append(log, stale, index_t{0});
   REQUIRE(d.accept);
@@ -205,7 +205,7 @@ TEST_CASE("a stale or duplicated request never truncates entries that match") {
 
 TEST_CASE("truncation starts at the first conflicting entry, not at prev_log_index") {
   // Index 2 matches (term 1); index 3 is the first conflict (ours 2, leader's 3).
-  const log_view log = make_log({1, 1, 2, 2});
+  const in_memory_log log = make_log({1, 1, 2, 2});
   const append_request r = request(1, 1, 0, {{2, 1}, {3, 3}, {4, 3}});
   const append_decision d = decide_append(log, r, index_t{0});
   REQUIRE(d.accept);
@@ -216,7 +216,7 @@ TEST_CASE("truncation starts at the first conflicting entry, not at prev_log_ind
 }
 
 TEST_CASE("a conflict removes our later entries even beyond the request") {
-  const log_view log = make_log({1, 2, 2, 2, 2});
+  const in_memory_log log = make_log({1, 2, 2, 2, 2});
   const append_request r = request(1, 1, 0, {{2, 3}});
   const append_decision d = decide_append(log, r, index_t{0});
   REQUIRE(d.accept);
@@ -225,7 +225,7 @@ TEST_CASE("a conflict removes our later entries even beyond the request") {
 }
 
 TEST_CASE("the commit index is the smaller of the leader's commit and the last new entry") {
-  const log_view log = make_log({1, 1, 1, 1, 1, 1});
+  const in_memory_log log = make_log({1, 1, 1, 1, 1, 1});
   // The leader has committed further than this request reaches: stop at the last new entry,
   // even though our log holds more entries (they are not known to match the leader's).
   CHECK(decide_append(log, request(1, 1, 10, {{2, 1}, {3, 1}}), index_t{0}).commit == index_t{3});
@@ -235,7 +235,7 @@ TEST_CASE("the commit index is the smaller of the leader's commit and the last n
 }
 
 TEST_CASE("the commit index is never lowered") {
-  const log_view log = make_log({1, 1, 1, 1, 1, 1});
+  const in_memory_log log = make_log({1, 1, 1, 1, 1, 1});
   // A stale request whose leader commit and last new entry are both below our commit.
   const append_decision d = decide_append(log, request(1, 1, 1, {{2, 1}}), index_t{5});
   REQUIRE(d.accept);
@@ -244,7 +244,7 @@ TEST_CASE("the commit index is never lowered") {
 
 TEST_CASE("entries at or before the compaction base are committed and skipped") {
   // Compacted through 10 (term 2); we hold 11 (term 2).
-  const log_view log = make_log(10, 2, {2});
+  const in_memory_log log = make_log(10, 2, {2});
   const append_request r = request(8, 2, 12, {{9, 2}, {10, 2}, {11, 2}, {12, 3}});
   const append_decision d = decide_append(log, r, index_t{10});
   REQUIRE(d.accept);  // prev 8 is compacted, hence known to match
@@ -252,13 +252,13 @@ TEST_CASE("entries at or before the compaction base are committed and skipped") 
   CHECK(d.first_new == 3);
   CHECK(d.last_new == index_t{12});
   CHECK(d.commit == index_t{12});
-  const log_view after = apply(log, r, d);
+  const in_memory_log after = apply(log, r, d);
   CHECK(after.last_index() == index_t{12});
   CHECK(after.at(index_t{12}) == make_entry(12, 3));
 }
 
 TEST_CASE("a request whose previous entry is the compaction base is checked against its term") {
-  const log_view log{index_t{10}, term_t{2}};
+  const in_memory_log log{index_t{10}, term_t{2}};
   CHECK(decide_append(log, request(10, 2, 0, {{11, 3}}), index_t{10}).accept);
   CHECK_FALSE(decide_append(log, request(11, 3, 0), index_t{10}).accept);
   CHECK_FALSE(decide_append(log, request(10, 1, 0, {{11, 3}}), index_t{10}).accept);
@@ -274,24 +274,24 @@ append_response rejection(std::uint64_t rejected, std::uint64_t conflict_index, 
 }  // namespace
 
 TEST_CASE("after a rejection from a short log the leader resumes at the follower's log end") {
-  const log_view leader = make_log({1, 1, 2, 2, 3, 3, 3});
+  const in_memory_log leader = make_log({1, 1, 2, 2, 3, 3, 3});
   CHECK(next_index_after_rejection(leader, rejection(7, 3, 0), index_t{0}) == index_t{3});
 }
 
 TEST_CASE("when the leader has the conflicting term it resumes after its own last entry of that term") {
   // Follower has term 2 at 5 (2 from index 3); the leader's term 2 ends at 4.
-  const log_view leader = make_log({1, 1, 2, 2, 3, 3, 3});
+  const in_memory_log leader = make_log({1, 1, 2, 2, 3, 3, 3});
   CHECK(next_index_after_rejection(leader, rejection(5, 3, 2), index_t{0}) == index_t{5});
 }
 
 TEST_CASE("when the leader lacks the conflicting term it skips the follower's whole term") {
   // Follower has term 4 from index 3 to 6; the leader never had term 4.
-  const log_view leader = make_log({1, 1, 2, 2, 5, 5, 5});
+  const in_memory_log leader = make_log({1, 1, 2, 2, 5, 5, 5});
   CHECK(next_index_after_rejection(leader, rejection(6, 3, 4), index_t{0}) == index_t{3});
 }
 
 TEST_CASE("the next index never passes the rejected index nor falls to the known match") {
-  const log_view leader = make_log({1, 1, 2, 2, 2, 2, 2});
+  const in_memory_log leader = make_log({1, 1, 2, 2, 2, 2, 2});
   // The leader's term 2 ends at 7, after the rejected index 4: stay at or before 4.
   CHECK(next_index_after_rejection(leader, rejection(4, 3, 2), index_t{0}) == index_t{4});
   // A hint below what is known to match (stale rejection) cannot move next to or below match.
@@ -303,7 +303,7 @@ TEST_CASE("the next index never passes the rejected index nor falls to the known
 
 TEST_CASE("an entry from an older term is not committed by counting replicas (Figure 8)") {
   // Leader in term 4 holds [1, 2]; entry 2 (term 2) is on a majority of five servers.
-  const log_view log = make_log({1, 2});
+  const in_memory_log log = make_log({1, 2});
   const std::map<std::uint64_t, std::uint64_t> match{{1, 2}, {2, 2}, {3, 2}, {4, 1}, {5, 1}};
   const configuration c{ids({1, 2, 3, 4, 5}), {}, {}};
   const auto match_of = [&](node_id id) { return index_t{match.at(id.value)}; };
@@ -311,7 +311,7 @@ TEST_CASE("an entry from an older term is not committed by counting replicas (Fi
 }
 
 TEST_CASE("an entry from the current term commits once on a majority, and carries the earlier ones") {
-  const log_view log = make_log({1, 2, 4});
+  const in_memory_log log = make_log({1, 2, 4});
   const configuration c{ids({1, 2, 3, 4, 5}), {}, {}};
   std::map<std::uint64_t, std::uint64_t> match{{1, 3}, {2, 3}, {3, 2}, {4, 1}, {5, 1}};
   const auto match_of = [&](node_id id) { return index_t{match.at(id.value)}; };
@@ -323,7 +323,7 @@ TEST_CASE("an entry from the current term commits once on a majority, and carrie
 }
 
 TEST_CASE("the leader's commit index is never lowered") {
-  const log_view log = make_log({1, 2, 2});
+  const in_memory_log log = make_log({1, 2, 2});
   const configuration c{ids({1, 2, 3}), {}, {}};
   const std::map<std::uint64_t, std::uint64_t> match{{1, 3}, {2, 1}, {3, 1}};
   const auto match_of = [&](node_id id) { return index_t{match.at(id.value)}; };
@@ -331,7 +331,7 @@ TEST_CASE("the leader's commit index is never lowered") {
 }
 
 TEST_CASE("during joint consensus the leader commits only what both halves store") {
-  const log_view log = make_log({1, 3, 3});
+  const in_memory_log log = make_log({1, 3, 3});
   const configuration c{ids({1, 2, 3}), ids({1, 4, 5}), {}};
   std::map<std::uint64_t, std::uint64_t> match{{1, 3}, {2, 3}, {3, 3}, {4, 1}, {5, 1}};
   const auto match_of = [&](node_id id) { return index_t{match.at(id.value)}; };

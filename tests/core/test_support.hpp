@@ -22,15 +22,15 @@ inline raft::log_entry make_entry(std::uint64_t index, std::uint64_t term) {
 }
 
 /// A log whose compaction base is (base_index, base_term), followed by entries of `terms`.
-inline raft::log_view make_log(std::uint64_t base_index, std::uint64_t base_term,
+inline raft::in_memory_log make_log(std::uint64_t base_index, std::uint64_t base_term,
                                const std::vector<std::uint64_t>& terms) {
-  raft::log_view log{raft::index_t{base_index}, raft::term_t{base_term}};
+  raft::in_memory_log log{raft::index_t{base_index}, raft::term_t{base_term}};
   for (std::size_t k = 0; k < terms.size(); ++k) log.append(make_entry(base_index + 1 + k, terms[k]));
   return log;
 }
 
 /// A log starting at index 1 with entries of `terms`.
-inline raft::log_view make_log(const std::vector<std::uint64_t>& terms) { return make_log(0, 0, terms); }
+inline raft::in_memory_log make_log(const std::vector<std::uint64_t>& terms) { return make_log(0, 0, terms); }
 
 /// Seed of the property tests: a fixed default, or RAFT_TEST_SEED (decimal or 0x-hex) to replay a
 /// failure. Printed once per process so that every run can be reproduced.

@@ -60,12 +60,10 @@ struct membership_step {
     return step;
   }
   if (target.voters != now.voters) target.outgoing = std::move(now.voters);  // C_old,new
-#ifndef RAFT_TEST_MUTATION_DEMOTION_UNDECODABLE  // test-only mutant (tests/sim): unchecked entry
   if (const char* why = validate(target)) {  // cannot happen for a valid target; never append it
     step.refused = why;
     return step;
   }
-#endif
   step.entry = std::move(target);
   return step;
 }

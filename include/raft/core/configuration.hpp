@@ -54,14 +54,6 @@ struct configuration {
   }
 };
 
-namespace detail {
-/// Whether `ids` lists an id twice. O(n log n): a configuration may come from untrusted bytes.
-[[gnu::noinline]] inline bool has_duplicates(std::vector<node_id> ids) {
-  heap_sort(std::span<node_id>(ids));
-  return std::adjacent_find(ids.begin(), ids.end()) != ids.end();
-}
-}  // namespace detail
-
 /// Why a configuration is not acceptable, or `nullptr` when it is.
 [[nodiscard]] inline const char* validate(const configuration& c) noexcept {
   if (c.voters.empty()) return "a configuration needs at least one voter";
@@ -71,10 +63,6 @@ namespace detail {
   for (const auto* set : {&c.voters, &c.outgoing, &c.learners})
     if (detail::has_duplicates(*set)) return "a node is listed twice in the same set";
   for (node_id l : c.learners) {
-#ifdef RAFT_TEST_MUTATION_DEMOTION_UNDECODABLE
-    // Test-only mutant (tests/sim): a demoted voter's joint configuration is refused on decode.
-    if (c.is_voter(l)) return "a node cannot be both a voter and a learner";
-#endif
     if (std::find(c.voters.begin(), c.voters.end(), l) != c.voters.end())
       return "a node cannot be both a voter and a learner";
   }

@@ -1,4 +1,4 @@
-// raft/core/log.hpp - the in-memory view of the replicated log.
+// raft/core/log.hpp - raft::in_memory_log, the node's in-memory copy of the replicated log.
 //
 // The node keeps every entry it has not compacted here; storage is the durable copy behind it.
 // Entries share their payload buffers, so holding them twice costs only the headers.
@@ -16,16 +16,16 @@
 #include <span>
 #include <vector>
 
-#include "raft/core/chunked_deque.hpp"
+#include "raft/detail/chunked_deque.hpp"
 #include "raft/core/entry.hpp"
 
 namespace raft {
 inline namespace v1 {
 
-class log_view {
+class in_memory_log {
  public:
-  log_view() = default;
-  log_view(index_t base_index, term_t base_term) : base_index_(base_index), base_term_(base_term) {}
+  in_memory_log() = default;
+  in_memory_log(index_t base_index, term_t base_term) : base_index_(base_index), base_term_(base_term) {}
 
   [[nodiscard]] index_t first_index() const noexcept { return base_index_.next(); }
   [[nodiscard]] index_t last_index() const noexcept { return base_index_ + entries_.size(); }
@@ -132,6 +132,9 @@ class log_view {
   detail::chunked_deque<log_entry> entries_;  ///< an allocation per ~1,000 entries, not per 10
   std::vector<index_t> configs_;              ///< indices of the configuration entries held, ascending
 };
+
+/// The former name of in_memory_log (which owns its entries: it is no view).
+using log_view [[deprecated("raft::log_view is now raft::in_memory_log")]] = in_memory_log;
 
 }  // namespace v1
 }  // namespace raft

@@ -16,6 +16,8 @@
 #include "raft/core/entry.hpp"
 #include "raft/core/snapshot.hpp"
 #include "raft/core/types.hpp"
+#include "raft/detail/entry_vectors.hpp"
+#include "raft/detail/type_list.hpp"
 
 namespace raft {
 inline namespace v1 {
@@ -109,38 +111,6 @@ struct read_index_response {
   index_t index;
   friend bool operator==(const read_index_response&, const read_index_response&) = default;
 };
-
-namespace detail {
-template <class... Ts>
-struct type_list {
-  static constexpr std::size_t size = sizeof...(Ts);
-  static constexpr std::size_t max_size() {
-    std::size_t m = 0;
-    ((m = sizeof(Ts) > m ? sizeof(Ts) : m), ...);
-    return m;
-  }
-  static constexpr std::size_t max_align() {
-    std::size_t m = 0;
-    ((m = alignof(Ts) > m ? alignof(Ts) : m), ...);
-    return m;
-  }
-  /// The position of T in the list, or `size` if it is not there.
-  template <class T>
-  static constexpr std::size_t index_of() {
-    std::size_t i = 0;
-    const bool found = ((std::is_same_v<T, Ts> ? true : (++i, false)) || ...);
-    return found ? i : size;
-  }
-};
-template <std::size_t I, class List>
-struct type_at;
-template <class First, class... Rest>
-struct type_at<0, type_list<First, Rest...>> {
-  using type = First;
-};
-template <std::size_t I, class First, class... Rest>
-struct type_at<I, type_list<First, Rest...>> : type_at<I - 1, type_list<Rest...>> {};
-}  // namespace detail
 
 /// One message of any kind: a tagged union of the nine structs above, in the order of their
 /// wire tags (raft::codec::message_type). Written out rather than a std::variant: every user's
@@ -299,39 +269,6 @@ struct message {
   message_body body;
   friend bool operator==(const message&, const message&) = default;
 };
-
-namespace detail {
-/// Spare entry vectors of AppendEntries messages, per thread. Whoever builds a message takes one
-/// (send_append, the codec's decoder), whoever is done with one gives it back (the follower once
-/// the entries are in its log, the TCP writer once they are encoded): in steady state messages
-/// reuse the same few vectors instead of allocating one each.
-class entry_vectors {
- public:
-  [[nodiscard]] static std::vector<log_entry> take() {
-    auto& p = pool();
-    if (p.count == 0) return {};
-    return std::move(p.spare[--p.count]);
-  }
-  static void give(std::vector<log_entry>&& v) {
-    v.clear();
-    auto& p = pool();
-    if (v.capacity() == 0 || v.capacity() > max_capacity || p.count == max_spares) return;
-    p.spare[p.count++] = std::move(v);
-  }
-
- private:
-  static constexpr std::size_t max_spares = 64;
-  static constexpr std::size_t max_capacity = 4096;
-  struct spares {
-    std::array<std::vector<log_entry>, max_spares> spare;  ///< [0, count) hold capacity
-    std::size_t count = 0;
-  };
-  static spares& pool() {
-    thread_local spares p;
-    return p;
-  }
-};
-}  // namespace detail
 
 /// Gives the entry vector of an AppendEntries back for reuse (see detail::entry_vectors).
 inline void recycle(message& m) {

@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <utility>
 
-#include "raft/core/chunked_deque.hpp"
+#include "raft/detail/chunked_deque.hpp"
 #include "raft/core/types.hpp"
 
 namespace raft {

@@ -20,11 +20,6 @@ inline namespace v1 {
 /// first; the index only breaks a tie.
 [[nodiscard]] constexpr bool log_is_up_to_date(term_t candidate_last_term, index_t candidate_last_index,
                                                term_t our_last_term, index_t our_last_index) noexcept {
-#ifdef RAFT_TEST_MUTATION_NO_UP_TO_DATE_CHECK
-  // Test-only mutant (tests/sim): the election restriction switched off. Never in production.
-  (void)candidate_last_term, (void)candidate_last_index, (void)our_last_term, (void)our_last_index;
-  return true;
-#endif
   if (candidate_last_term != our_last_term) return candidate_last_term > our_last_term;
   return candidate_last_index >= our_last_index;
 }
@@ -75,7 +70,7 @@ struct append_decision {
 /// - append the entries not already in the log;
 /// - commit index = min(leader_commit, index of last new entry).
 /// Entries at or before the compaction base are committed, hence known to match, and skipped.
-[[nodiscard]] inline append_decision decide_append(const log_view& log, const append_request& r,
+[[nodiscard]] inline append_decision decide_append(const in_memory_log& log, const append_request& r,
                                                    index_t our_commit) {
   append_decision d;
   const index_t base = log.first_index().prev();
@@ -114,7 +109,7 @@ struct append_decision {
 /// term; otherwise jump to the first index of the follower's conflicting term (or its log end).
 /// The result lies in [match + 1, rejected_index], so a stale rejection never moves `next` past
 /// a prefix already known to match, and every rejection makes progress.
-[[nodiscard]] inline index_t next_index_after_rejection(const log_view& leader_log,
+[[nodiscard]] inline index_t next_index_after_rejection(const in_memory_log& leader_log,
                                                         const append_response& r, index_t match) {
   index_t next = r.conflict_index;
   if (r.conflict_term != term_t{0}) {
@@ -129,16 +124,10 @@ struct append_decision {
 /// entries from earlier terms are committed indirectly (Figure 3.7 / the Figure 8 scenario).
 template <class MatchOf>
 [[nodiscard]] index_t leader_commit_index(const configuration& config, MatchOf&& match,
-                                          const log_view& log, term_t current_term,
+                                          const in_memory_log& log, term_t current_term,
                                           index_t current_commit) {
   const index_t q = quorum_index(config, match);
   if (q <= current_commit) return current_commit;
-#ifdef RAFT_TEST_MUTATION_COMMIT_OLD_TERM
-  // Test-only mutant (tests/sim): entries of earlier terms committed by counting replicas (the
-  // Figure 3.7 / "Figure 8" bug). Never in production.
-  (void)log, (void)current_term;
-  return q;
-#endif
   const auto t = log.term_at(q);
   if (t && *t == current_term) return q;
   return current_commit;

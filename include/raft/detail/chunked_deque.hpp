@@ -1,4 +1,4 @@
-// raft/core/chunked_deque.hpp - a double-ended queue in large chunks, for the log and other queues
+// raft/detail/chunked_deque.hpp - a double-ended queue in large chunks, for the log and other queues
 // on the hot path.
 //
 // std::deque allocates a 512-byte block every few elements: for the log, whose entries arrive by

@@ -1,5 +1,5 @@
 // raft/detail/heap_sort.hpp - the sort behind the library's short lists of ids and indexes (the
-// members of a configuration, a quorum's match indexes).
+// members of a configuration, a quorum's match indexes), and the duplicate check built on it.
 //
 // std::sort and std::nth_element each instantiate an introsort (a partition loop, a heap sort
 // fallback and an insertion sort), which every translation unit that includes a node compiles
@@ -8,9 +8,11 @@
 // decoded configuration entry), no allocation, no recursion.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <span>
 #include <utility>
+#include <vector>
 
 namespace raft {
 inline namespace v1 {
@@ -33,6 +35,14 @@ void heap_sort(std::span<T> v) noexcept {
     std::swap(v[0], v[end - 1]);  // the largest left goes last
     sift_down(0, end - 1);
   }
+}
+
+/// Whether `ids` lists an element twice. O(n log n) and no recursion: the list may come from
+/// untrusted bytes (a decoded configuration entry).
+template <class T>
+[[nodiscard, gnu::noinline]] bool has_duplicates(std::vector<T> ids) {
+  heap_sort(std::span<T>(ids));
+  return std::adjacent_find(ids.begin(), ids.end()) != ids.end();
 }
 
 }  // namespace detail

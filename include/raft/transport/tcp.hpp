@@ -69,7 +69,7 @@
 #include <netinet/tcp.h>  // TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT
 #endif
 
-#include "raft/core/chunked_deque.hpp"
+#include "raft/detail/chunked_deque.hpp"
 #include "raft/core/messages.hpp"
 #include "raft/detail/asio_check.hpp"
 #include "raft/detail/signal.hpp"
