@@ -2,9 +2,10 @@
 //
 // A node is `raft::node<StateMachine, Storage, Transport, Timer>`: three policies (state_machine,
 // storage, transport) and the timer its loops sleep on (timer; asio::steady_timer by default).
-// Each type is checked against its concept below when the node is instantiated; a type that lacks
-// a member fails with a short error naming the missing expression. Each concept states both sides
-// of the contract: what the node promises the policy, and what the policy must promise the node.
+// When the node is instantiated it checks each type, one requirement at a time
+// (detail::check_policies, at the end of this file): a type that lacks a member fails with an
+// error whose first line names the concept and the member. Each concept states both sides of the
+// contract: what the node promises the policy, and what the policy must promise the node.
 // The snapshot concepts are optional refinements of state_machine and storage.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include <optional>
 #include <span>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <asio/any_io_executor.hpp>
@@ -33,8 +35,9 @@ namespace raft {
 inline namespace v1 {
 
 /// Given a type SM and an object `sm` of it, SM is a state machine if
-/// `sm.apply(index, command)` applies a committed command and returns a result (not void) that
-/// is handed to whoever proposed the command.
+/// `sm.apply(index, command)` applies a committed command and returns a result (not void, and
+/// movable: the node moves it into the proposer's completion) that is handed to whoever proposed
+/// the command.
 ///
 /// The node promises: `apply` is called on the node's executor, for every committed command
 /// exactly once per node incarnation, in log order with strictly increasing indices, never for
@@ -44,9 +47,10 @@ inline namespace v1 {
 template <class SM>
 concept state_machine = requires(SM& sm, index_t index, std::span<const std::byte> command) {
   { sm.apply(index, command) };
-} && !std::is_void_v<decltype(std::declval<SM&>().apply(index_t{}, std::span<const std::byte>{}))>;
+} && !std::is_void_v<decltype(std::declval<SM&>().apply(index_t{}, std::span<const std::byte>{}))> &&
+    std::movable<std::decay_t<decltype(std::declval<SM&>().apply(index_t{}, std::span<const std::byte>{}))>>;
 
-/// The type `SM::apply` returns: what `node::propose` completes with.
+/// The type `SM::apply` returns: what `node::async_propose` completes with.
 template <state_machine SM>
 using apply_result_t =
     std::decay_t<decltype(std::declval<SM&>().apply(index_t{}, std::span<const std::byte>{}))>;
@@ -199,6 +203,254 @@ concept timer = std::constructible_from<T, const asio::any_io_executor&> &&
   t.cancel();
   t.async_wait(detail::timer_wait_handler{});
 };
+
+// ---- Checking raft::node's parameters, one requirement at a time ------------------------------------
+// A constraint failure is reported in the compiler's own words: g++ prints the whole template
+// head first and names the missing member a dozen lines further down. raft::node therefore
+// static_asserts every requirement of the concepts above on its own (detail::check_policies),
+// with a message that names the concept and the member, so that the first error line says it:
+//   error: static assertion failed: raft::storage: the Storage type must have
+//          `void truncate_after(raft::index_t)`
+// The checks also refuse what the concepts alone would let through without a word: a state
+// machine or a storage with only some of the snapshot members, or whose snapshot objects do not
+// model their concepts, would make the node keep its whole log and never take a snapshot.
+// Each requirement is a named constant, which clang prints beside the message.
+namespace detail {
+
+template <class SM>
+inline constexpr bool sm_has_apply = requires(SM& sm, index_t index, std::span<const std::byte> command) {
+  sm.apply(index, command);
+};
+template <class SM>
+using apply_expression_t = decltype(std::declval<SM&>().apply(index_t{}, std::span<const std::byte>{}));
+template <class SM>
+inline constexpr bool apply_result_is_movable = std::movable<std::decay_t<apply_expression_t<SM>>>;
+template <class SM>
+inline constexpr bool sm_has_snapshot = requires(SM& sm) { sm.snapshot(); };
+template <class SM>
+inline constexpr bool sm_has_restore = requires(SM& sm) { sm.restore(); };
+
+template <class Src>
+inline constexpr bool source_is_movable = std::movable<Src>;
+template <class Src>
+inline constexpr bool source_has_read = requires(Src& s, std::span<std::byte> buf) {
+  { s.read(buf) } -> std::same_as<std::size_t>;
+};
+template <class Sink>
+inline constexpr bool sink_is_movable = std::movable<Sink>;
+template <class Sink>
+inline constexpr bool sink_has_write_and_finish = requires(Sink& s, std::span<const std::byte> bytes) {
+  s.write(bytes);
+  s.finish();
+};
+
+/// A state machine with `snapshot()` or `restore()` claims snapshot support: it must model
+/// snapshot_state_machine, or the node would silently take no snapshots.
+template <class SM>
+constexpr void check_snapshot_state_machine() {
+  if constexpr (sm_has_snapshot<SM> || sm_has_restore<SM>) {
+    static_assert(sm_has_snapshot<SM>,
+                  "raft::snapshot_state_machine: the StateMachine type has `restore()` but no `snapshot()`; "
+                  "it needs both, or neither (then the node keeps its whole log)");
+    static_assert(sm_has_restore<SM>,
+                  "raft::snapshot_state_machine: the StateMachine type has `snapshot()` but no `restore()`; "
+                  "it needs both, or neither (then the node keeps its whole log)");
+  }
+  if constexpr (sm_has_snapshot<SM>) {
+    using source = decltype(std::declval<SM&>().snapshot());
+    static_assert(source_is_movable<source>,
+                  "raft::snapshot_source: the type `snapshot()` returns must be movable (else the state "
+                  "machine is no raft::snapshot_state_machine and the node never takes a snapshot)");
+    static_assert(source_has_read<source>,
+                  "raft::snapshot_source: the type `snapshot()` returns must have "
+                  "`std::size_t read(std::span<std::byte>)`");
+  }
+  if constexpr (sm_has_restore<SM>) {
+    using sink = decltype(std::declval<SM&>().restore());
+    static_assert(sink_is_movable<sink>, "raft::snapshot_sink: the type `restore()` returns must be movable");
+    static_assert(sink_has_write_and_finish<sink>,
+                  "raft::snapshot_sink: the type `restore()` returns must have "
+                  "`write(std::span<const std::byte>)` and `finish()`");
+  }
+}
+
+/// Static_asserts each requirement of state_machine (and of snapshot_state_machine when SM has
+/// a snapshot member). Returns true, for use as `static_assert(check_state_machine<SM>())`.
+template <class SM>
+constexpr bool check_state_machine() {
+  static_assert(sm_has_apply<SM>,
+                "raft::state_machine: the StateMachine type must have "
+                "`R apply(raft::index_t, std::span<const std::byte>)`");
+  if constexpr (sm_has_apply<SM>) {
+    static_assert(!std::is_void_v<apply_expression_t<SM>>,
+                  "raft::state_machine: `apply` must return a result (what async_propose() completes with), "
+                  "not void");
+    static_assert(std::is_void_v<apply_expression_t<SM>> || apply_result_is_movable<SM>,
+                  "raft::state_machine: the result of `apply` must be movable (the node moves it to the "
+                  "proposer)");
+  }
+  check_snapshot_state_machine<SM>();
+  return true;
+}
+
+template <class S>
+inline constexpr bool storage_has_load = requires(S& s) {
+  { s.load() } -> std::same_as<persistent_state>;
+};
+template <class S>
+inline constexpr bool storage_has_save_hard_state = requires(S& s, const hard_state& hs) {
+  { s.save_hard_state(hs) } -> std::same_as<void>;
+};
+template <class S>
+inline constexpr bool storage_has_append = requires(S& s, std::span<const log_entry> entries) {
+  { s.append(entries) } -> std::same_as<void>;
+};
+template <class S>
+inline constexpr bool storage_has_truncate_after = requires(S& s, index_t index) {
+  { s.truncate_after(index) } -> std::same_as<void>;
+};
+template <class S>
+inline constexpr bool storage_has_flush = requires(S& s) {
+  { s.flush() } -> std::same_as<asio::awaitable<void>>;
+};
+
+template <class S>
+inline constexpr bool storage_has_create_snapshot = requires(S& s, const snapshot_meta& meta) {
+  s.create_snapshot(meta);
+};
+template <class S>
+inline constexpr bool storage_has_open_snapshot = requires(S& s) {
+  { s.open_snapshot().has_value() } -> std::same_as<bool>;
+  *s.open_snapshot();
+};
+template <class S>
+inline constexpr bool storage_has_compact_through = requires(S& s, index_t i, term_t t) {
+  { s.compact_through(i, t) } -> std::same_as<void>;
+};
+
+/// A storage with any of the snapshot members claims snapshot support: it must model
+/// snapshot_storage, or the node would silently keep its whole log.
+template <class S>
+constexpr void check_snapshot_storage() {
+  constexpr bool any_snapshot_member = storage_has_create_snapshot<S> ||
+                                       requires(S& s) { s.open_snapshot(); } ||
+                                       requires(S& s, index_t i, term_t t) { s.compact_through(i, t); };
+  if constexpr (any_snapshot_member) {
+    static_assert(storage_has_create_snapshot<S>,
+                  "raft::snapshot_storage: a Storage type with snapshot members must have "
+                  "`W create_snapshot(const raft::snapshot_meta&)` (W: a raft::snapshot_writer)");
+    static_assert(storage_has_open_snapshot<S>,
+                  "raft::snapshot_storage: a Storage type with snapshot members must have "
+                  "`std::optional<R> open_snapshot()` (R: a raft::snapshot_reader)");
+    static_assert(storage_has_compact_through<S>,
+                  "raft::snapshot_storage: a Storage type with snapshot members must have "
+                  "`void compact_through(raft::index_t, raft::term_t)`");
+  }
+  if constexpr (storage_has_create_snapshot<S>) {
+    using writer = decltype(std::declval<S&>().create_snapshot(std::declval<const snapshot_meta&>()));
+    static_assert(snapshot_writer<writer>,
+                  "raft::snapshot_writer: the type `create_snapshot(meta)` returns must be movable and have "
+                  "`write(std::span<const std::byte>)` and `asio::awaitable<void> commit()`");
+  }
+  if constexpr (storage_has_open_snapshot<S>) {
+    using reader = decltype(*std::declval<S&>().open_snapshot());
+    static_assert(snapshot_reader<reader>,
+                  "raft::snapshot_reader: the type `*open_snapshot()` gives must have `raft::snapshot_meta "
+                  "meta() const`, `std::uint64_t size() const` and "
+                  "`std::size_t read_at(std::uint64_t, std::span<std::byte>) const`");
+  }
+}
+
+/// Static_asserts each requirement of storage (and of snapshot_storage when S has a snapshot
+/// member). Returns true.
+template <class S>
+constexpr bool check_storage() {
+  static_assert(storage_has_load<S>,
+                "raft::storage: the Storage type must have `raft::persistent_state load()`");
+  static_assert(storage_has_save_hard_state<S>,
+                "raft::storage: the Storage type must have `void save_hard_state(const raft::hard_state&)`");
+  static_assert(storage_has_append<S>,
+                "raft::storage: the Storage type must have `void append(std::span<const raft::log_entry>)`");
+  static_assert(storage_has_truncate_after<S>,
+                "raft::storage: the Storage type must have `void truncate_after(raft::index_t)`");
+  static_assert(storage_has_flush<S>,
+                "raft::storage: the Storage type must have `asio::awaitable<void> flush()`");
+  check_snapshot_storage<S>();
+  return true;
+}
+
+template <class T>
+inline constexpr bool transport_has_send = requires(T& t, message m) {
+  { t.send(std::move(m)) } -> std::same_as<void>;
+};
+template <class T>
+inline constexpr bool transport_has_receive = requires(T& t, std::vector<message>& batch) {
+  { t.receive(batch) } -> std::same_as<asio::awaitable<bool>>;
+};
+template <class T>
+inline constexpr bool transport_has_close = requires(T& t) {
+  { t.close() } -> std::same_as<void>;
+};
+
+/// Static_asserts each requirement of transport. Returns true.
+template <class T>
+constexpr bool check_transport() {
+  static_assert(transport_has_send<T>,
+                "raft::transport: the Transport type must have `void send(raft::message)`");
+  static_assert(transport_has_receive<T>,
+                "raft::transport: the Transport type must have "
+                "`asio::awaitable<bool> receive(std::vector<raft::message>&)`");
+  static_assert(transport_has_close<T>, "raft::transport: the Transport type must have `void close()`");
+  return true;
+}
+
+template <class T>
+inline constexpr bool timer_has_clock = requires {
+  { T::clock_type::now() } -> std::same_as<typename T::clock_type::time_point>;
+};
+template <class T>
+inline constexpr bool timer_has_expires_at = requires(T& t, typename T::clock_type::time_point at) {
+  t.expires_at(at);
+};
+template <class T>
+inline constexpr bool timer_has_expires_after = requires(T& t, typename T::clock_type::duration d) {
+  t.expires_after(d);
+};
+template <class T>
+inline constexpr bool timer_has_cancel = requires(T& t) { t.cancel(); };
+template <class T>
+inline constexpr bool timer_has_async_wait = requires(T& t) { t.async_wait(timer_wait_handler{}); };
+
+/// Static_asserts each requirement of timer. Returns true.
+template <class T>
+constexpr bool check_timer() {
+  static_assert(std::constructible_from<T, const asio::any_io_executor&>,
+                "raft::timer: the Timer type must be constructible from the node's executor "
+                "(asio::any_io_executor)");
+  static_assert(timer_has_clock<T>, "raft::timer: the Timer type must have a `clock_type` with `now()`");
+  if constexpr (timer_has_clock<T>) {
+    static_assert(timer_has_expires_at<T>,
+                  "raft::timer: the Timer type must have `expires_at(clock_type::time_point)`");
+    static_assert(timer_has_expires_after<T>,
+                  "raft::timer: the Timer type must have `expires_after(clock_type::duration)`");
+  }
+  static_assert(timer_has_cancel<T>, "raft::timer: the Timer type must have `cancel()`");
+  static_assert(timer_has_async_wait<T>,
+                "raft::timer: the Timer type must have `async_wait(handler)` taking a completion handler "
+                "`void(std::error_code)`, as every Asio timer does");
+  return true;
+}
+
+/// What raft::node<StateMachine, Storage, Transport, Timer> checks first, in its class body:
+///   static_assert(detail::check_policies<StateMachine, Storage, Transport, Timer>());
+/// Every requirement that fails is its own error naming the concept and the member. Returns true.
+template <class StateMachine, class Storage, class Transport, class Timer>
+constexpr bool check_policies() {
+  return check_state_machine<StateMachine>() && check_storage<Storage>() && check_transport<Transport>() &&
+         check_timer<Timer>();
+}
+
+}  // namespace detail
 
 }  // namespace v1
 }  // namespace raft

@@ -1,14 +1,26 @@
-// Shared by the compile-fail cases: concept-constrained function templates, so a type that does
-// not model a concept fails with the constraint that names the missing expression.
+// Shared by the compile-fail cases: require_*<T>() runs the check raft::node runs on each of its
+// parameters (raft::detail::check_*, in raft/concepts.hpp), whose static_asserts name the concept
+// and the member in the first error line.
 #pragma once
 
 #include <raft/concepts.hpp>
 
-template <raft::state_machine SM>
-void require_state_machine() {}
+template <class SM>
+void require_state_machine() {
+  static_assert(raft::detail::check_state_machine<SM>());
+}
 
-template <raft::storage S>
-void require_storage() {}
+template <class S>
+void require_storage() {
+  static_assert(raft::detail::check_storage<S>());
+}
 
-template <raft::transport T>
-void require_transport() {}
+template <class T>
+void require_transport() {
+  static_assert(raft::detail::check_transport<T>());
+}
+
+template <class T>
+void require_timer() {
+  static_assert(raft::detail::check_timer<T>());
+}

@@ -1,5 +1,7 @@
-// expect: sm.apply
-// raft::node itself rejects a state machine without `apply`, naming the missing expression.
+// expect-first: raft::state_machine
+// expect-first: `R apply(raft::index_t, std::span<const std::byte>)`
+// raft::node itself rejects a state machine without `apply`, naming the concept and the member
+// in its first error line.
 #include <cstdint>
 #include <span>
 
@@ -9,6 +11,4 @@ struct bad_sm {
   std::int64_t execute(raft::index_t, std::span<const std::byte>) { return 0; }
 };
 
-void instantiate() {
-  [[maybe_unused]] raft::node<bad_sm, raft::memory_storage, raft::local_transport>* n = nullptr;
-}
+static_assert(sizeof(raft::node<bad_sm, raft::memory_storage, raft::local_transport>) > 0);

@@ -1,5 +1,7 @@
-// expect: s.flush
-// raft::node itself rejects a storage without `flush`, naming the missing expression.
+// expect-first: raft::storage
+// expect-first: `asio::awaitable<void> flush()`
+// raft::node itself rejects a storage without `flush`, naming the concept and the member in its
+// first error line.
 #include <cstdint>
 #include <span>
 
@@ -16,6 +18,4 @@ struct bad_storage {
   void truncate_after(raft::index_t) {}
 };
 
-void instantiate() {
-  [[maybe_unused]] raft::node<sm, bad_storage, raft::local_transport>* n = nullptr;
-}
+static_assert(sizeof(raft::node<sm, bad_storage, raft::local_transport>) > 0);

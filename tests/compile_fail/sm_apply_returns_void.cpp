@@ -1,5 +1,5 @@
-// expect: is_void
-// expect: .apply(
+// expect-first: raft::state_machine
+// expect-first: `apply` must return a result
 // A state machine whose `apply` returns void: proposers need a result.
 #include <span>
 

@@ -1,4 +1,5 @@
-// expect: sm.apply
+// expect-first: raft::state_machine
+// expect-first: `R apply(raft::index_t, std::span<const std::byte>)`
 // A state machine whose `apply` takes the command as a string: not callable with a byte span.
 #include <cstdint>
 #include <string>

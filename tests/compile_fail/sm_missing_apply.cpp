@@ -1,4 +1,5 @@
-// expect: sm.apply
+// expect-first: raft::state_machine
+// expect-first: `R apply(raft::index_t, std::span<const std::byte>)`
 // A state machine without `apply`.
 #include <cstdint>
 #include <span>

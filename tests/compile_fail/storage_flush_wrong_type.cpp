@@ -1,5 +1,5 @@
-// expect: s.flush
-// expect: awaitable
+// expect-first: raft::storage
+// expect-first: `asio::awaitable<void> flush()`
 // A storage whose `flush` is synchronous (returns void instead of asio::awaitable<void>).
 #include <span>
 

@@ -1,4 +1,5 @@
-// expect: s.flush
+// expect-first: raft::storage
+// expect-first: `asio::awaitable<void> flush()`
 // A storage without `flush`.
 #include <span>
 

@@ -1,4 +1,5 @@
-// expect: s.truncate_after
+// expect-first: raft::storage
+// expect-first: `void truncate_after(raft::index_t)`
 // A storage that cannot truncate its log.
 #include <span>
 

@@ -1,4 +1,5 @@
-// expect: t.receive
+// expect-first: raft::transport
+// expect-first: `asio::awaitable<bool> receive(std::vector<raft::message>&)`
 // A transport without `receive`.
 #include "common.hpp"
 

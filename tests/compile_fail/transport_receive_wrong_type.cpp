@@ -1,5 +1,5 @@
-// expect: t.receive
-// expect: awaitable
+// expect-first: raft::transport
+// expect-first: `asio::awaitable<bool> receive(std::vector<raft::message>&)`
 // A transport whose `receive` returns a plain bool instead of asio::awaitable<bool>.
 #include <vector>
 
