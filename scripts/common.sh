@@ -55,3 +55,38 @@ raft_pick_clang() {
   [[ -n ${CLANGXX:-} ]] && return 0
   if command -v clang++-14 >/dev/null; then CLANGXX=clang++-14; else CLANGXX=clang++; fi
 }
+
+# raft_install_packages PACKAGE...: installs those of the named Debian packages that are not
+# installed yet (as root, with apt-get), for the scripts that need more than the build itself
+# (scripts/libcxx_check.sh: clang 16 and libc++). Not root: names them and exits 1.
+raft_install_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  if ((EUID != 0)) || ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing packages: ${missing[*]} (as root: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# raft_test_summary LOG RC: the closing line of a `meson test` run whose output is in LOG and
+# whose exit code was RC, in the plain form "tests: N passed, N failed, N skipped".
+raft_test_summary() {
+  awk -v rc="$2" '
+    /^Ok:/              { ok = $2 }
+    /^Expected Fail:/   { ok += $3 }
+    /^Fail:/            { fail = $2 }
+    /^Unexpected Pass:/ { fail += $3 }
+    /^Timeout:/         { fail += $2 }
+    /^Skipped:/         { skip = $2 }
+    END {
+      if (ok == "" && fail == "") { ok = 0; fail = (rc == 0 ? 0 : 1) }
+      printf "tests: %d passed, %d failed, %d skipped\n", ok, fail, skip
+    }' "$1"
+}

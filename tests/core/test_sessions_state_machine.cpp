@@ -384,6 +384,7 @@ TEST_CASE("eviction and every result are the same on every replica (random comma
   const std::uint64_t seed = raft_test::test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng(seed);
+  std::uint64_t applied = 0, replayed = 0, expired = 0, stale = 0;  // over all rounds
   for (int round = 0; round < 20; ++round) {
     CAPTURE(round);
     const std::size_t cap = 1 + rng() % 5;
@@ -391,7 +392,6 @@ TEST_CASE("eviction and every result are the same on every replica (random comma
     driver<jsm> dx{x}, dy{y};
     std::vector<client_id> known;  // every id ever registered (some evicted)
     std::map<client_id, std::uint64_t> sent;  // highest sequence sent per session
-    std::uint64_t applied = 0, replayed = 0, expired = 0, stale = 0;
     for (int k = 0; k < 400; ++k) {
       buffer cmd;
       const auto what = rng() % 10;
@@ -426,11 +426,13 @@ TEST_CASE("eviction and every result are the same on every replica (random comma
     CHECK(x.inner().text() == y.inner().text());
     CHECK(x.evictions() == y.evictions());
     for (client_id id : known) CHECK(x.session(id) == y.session(id));
-    // The stream exercised every path (with 400 commands this holds for any seed).
-    CHECK(applied > 0);
-    CHECK(replayed > 0);
-    CHECK(expired > 0);
   }
+  // The streams exercised every path. Counted over all 20 rounds: a single round of 400
+  // commands misses a stale or a replayed request for some seeds.
+  CHECK(applied > 0);
+  CHECK(replayed > 0);
+  CHECK(expired > 0);
+  CHECK(stale > 0);
 }
 
 TEST_CASE("any bytes are applied without throwing, and malformed ones change nothing") {

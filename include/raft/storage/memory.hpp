@@ -35,7 +35,7 @@
 
 #include <asio/awaitable.hpp>
 
-#include "raft/core/chunked_deque.hpp"
+#include "raft/detail/chunked_deque.hpp"
 #include "raft/core/persistent_state.hpp"
 #include "raft/core/snapshot.hpp"
 #include "raft/detail/log_line.hpp"
@@ -140,7 +140,7 @@ class memory_storage {
     if (entries.front().index != live_last_.next())
       throw std::invalid_argument(detail::join({"raft::memory_storage::append: entry ", entries.front().index,
                                                 " does not follow the last entry ", live_last_}));
-    if (ops_.empty() || ops_.back().what != op::append) ops_.push_back(op{op::append, {}, {}, 0});
+    if (ops_.empty() || ops_.back().what != op::kind::append) ops_.push_back(op{op::kind::append, {}, {}, 0});
     ops_.back().count += entries.size();
     for (const log_entry& e : entries) appended_.push_back(e);
     live_last_ = entries.back().index;
@@ -154,7 +154,7 @@ class memory_storage {
     if (index < live_base_)
       throw std::invalid_argument(detail::join({"raft::memory_storage::truncate_after: index ", index,
                                                 " is below the compaction base ", live_base_}));
-    ops_.push_back(op{op::truncate, index, {}, 0});
+    ops_.push_back(op{op::kind::truncate, index, {}, 0});
     live_last_ = index;
   }
 
@@ -172,14 +172,14 @@ class memory_storage {
       std::size_t next = 0;  // first entry of appended_ not yet in the log
       for (const op& o : ops_) {
         switch (o.what) {
-          case op::append:
+          case op::kind::append:
             for (std::size_t k = next; k < next + o.count; ++k) log_.push_back(std::move(appended_[k]));
             next += o.count;
             break;
-          case op::truncate:
+          case op::kind::truncate:
             if (const std::size_t keep = o.index - base_index_; keep < log_.size()) log_.truncate(keep);
             break;
-          case op::compact:
+          case op::kind::compact:
             if (o.index <= base_index_) break;
             // Destroyed by later flushes, a slice each.
             log_.erase_front_deferred(std::min<std::size_t>(o.index - base_index_, log_.size()));
@@ -239,7 +239,7 @@ class memory_storage {
   /// (the next append starts at index + 1); one at or below the current base does nothing.
   void compact_through(index_t index, term_t term) {
     if (index <= live_base_) return;
-    ops_.push_back(op{op::compact, index, term, 0});
+    ops_.push_back(op{op::kind::compact, index, term, 0});
     live_base_ = index;
     if (index > live_last_) live_last_ = index;
   }
@@ -251,7 +251,7 @@ class memory_storage {
   friend class memory_snapshot_writer;
 
   struct op {
-    enum kind : std::uint8_t { append, truncate, compact } what;
+    enum class kind : std::uint8_t { append, truncate, compact } what;
     index_t index;       ///< truncate: keep through here; compact: new base
     term_t term;         ///< compact: the base's term
     std::size_t count;   ///< append: how many entries of appended_
