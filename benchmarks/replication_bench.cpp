@@ -3,11 +3,11 @@
 // The method:
 //   - N voters (--nodes, 3 or 5), all bootstrapped as one cluster;
 //   - P proposers (--proposers, default 256), each keeping exactly one proposal of --payload bytes
-//     (default 64) outstanding on the leader: it proposes, waits until propose() completes (the
-//     entry is committed and applied on the leader), then immediately proposes the next one;
+//     (default 64) outstanding on the leader: it proposes, waits until async_propose() completes
+//     (the entry is committed and applied on the leader), then immediately proposes the next one;
 //   - a warm-up (--warmup seconds, default 1), then a measurement window (--duration seconds,
 //     default 5). Everything reported is measured inside the window only.
-// Reported: committed entries/s, MB/s of payload, latency from propose() to completion
+// Reported: committed entries/s, MB/s of payload, latency from async_propose() to completion
 // (p50/p99/p99.9/max, log-linear histogram, <= 3% bucket error), CPU seconds per million entries
 // (getrusage, all threads of every process of the cluster), heap allocations per entry (on glibc
 // this program interposes malloc to count them; summed over the cluster's processes), peak RSS
@@ -860,7 +860,7 @@ class bench {
 
   asio::awaitable<void> shutdown() {
     stage_ = "stopping the nodes";
-    for (auto& m : members_) co_await m->node->stop();
+    for (auto& m : members_) co_await m->node->async_stop();
     stage_ = "stopping the follower processes";
     followers_.stop_all();
   }

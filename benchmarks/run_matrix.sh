@@ -272,7 +272,7 @@ for proposers in 256 1; do
   gnuplot <<EOF
 $style
 set output "$out/latency_cdf_${proposers}p.png"
-set title "Latency from propose() to applied on the leader: distribution, $nodes nodes, 64 B, $proposers proposer(s)"
+set title "Latency from async_propose() to applied on the leader: distribution, $nodes nodes, 64 B, $proposers proposer(s)"
 set xlabel "latency (microseconds)"
 set ylabel "% of proposals at or below"
 set logscale x

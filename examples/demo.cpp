@@ -2,7 +2,7 @@
 //
 // What it shows, in order:
 //   1. three nodes boot a brand-new cluster and elect a leader;
-//   2. a client proposes key-value commands with `co_await node.propose(bytes)`; it deliberately
+//   2. a client proposes key-value commands with `co_await node.async_propose(bytes)`; it deliberately
 //      starts on a node that may not be the leader, gets errc::not_leader with a hint, and retries
 //      on the hinted leader;
 //   3. every replica applies the same commands in the same order (we print all three);
@@ -41,7 +41,7 @@ using namespace std::chrono_literals;
 //
 //   state machine : raft::testing::kv_state_machine - a tiny key-value store shipped with the
 //                   library for tests and examples. Its apply(index, bytes) returns a std::string,
-//                   so node::propose completes with raft::result<std::string>.
+//                   so node::async_propose completes with raft::result<std::string>.
 //   storage       : raft::memory_storage - keeps term, vote and log in memory (no durability).
 //   transport     : raft::local_transport - moves messages between nodes of one process.
 // -------------------------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ replica* find(cluster& c, raft::node_id id) {
 // request ids (sessions); this demo just reports it.
 asio::awaitable<raft::result<std::string>> propose(cluster& c, replica*& via, raft::buffer command) {
   for (int attempt = 1;; ++attempt) {
-    auto r = co_await via->node->propose(command.bytes());
+    auto r = co_await via->node->async_propose(command.bytes());
     if (r || r.error().code != raft::errc::not_leader || attempt == 20) co_return r;
     replica* hinted = find(c, r.error().leader_hint);
     std::printf("  node %llu: not the leader (hint: %s), retrying\n",
@@ -203,7 +203,7 @@ asio::awaitable<int> client(cluster& c) {
               static_cast<unsigned long long>(leader->node->id().value));
   const auto stopped_at = std::chrono::steady_clock::now();
   leader->up = false;
-  co_await leader->node->stop();  // completes once all of its coroutines have finished
+  co_await leader->node->async_stop();  // completes once all of its coroutines have finished
   replica* next = co_await wait_for_leader(c);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - stopped_at);
@@ -267,7 +267,7 @@ int main() {
         exit_code = co_await client(c);
         // Stop every node (stopping one twice is fine). stop() completes every pending
         // proposal with errc::stopped, closes the transport and waits for the node's coroutines.
-        for (auto& r : c) co_await r->node->stop();
+        for (auto& r : c) co_await r->node->async_stop();
         for (auto& r : c) r->up = false;
         std::printf("\nall nodes stopped\n");
         watchdog.cancel();

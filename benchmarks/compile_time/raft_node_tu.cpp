@@ -28,12 +28,12 @@ using node_type = raft::node<counter, raft::memory_storage, raft::local_transpor
 
 asio::awaitable<void> client(node_type& n) {
   const std::byte command[8] = {};
-  auto r = co_await n.propose(command);
+  auto r = co_await n.async_propose(command);
   if (r)
     std::printf("applied: %lld\n", static_cast<long long>(*r));
   else
     std::printf("failed: %s\n", r.error().message().c_str());
-  co_await n.stop();
+  co_await n.async_stop();
 }
 
 }  // namespace

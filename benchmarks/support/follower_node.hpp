@@ -69,7 +69,7 @@ class follower_node {
       if (!answer(line)) break;
     }
     if (started_) {
-      co_await member_->node->stop();
+      co_await member_->node->async_stop();
       if (member_->node->failure()) rc_ = 1;
     } else {
       member_->transport->close();

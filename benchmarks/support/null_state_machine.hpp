@@ -14,7 +14,7 @@
 
 namespace raft_bench {
 
-/// Applies nothing; counts. Its result (the entry's index) is what propose() completes with.
+/// Applies nothing; counts. Its result (the entry's index) is what async_propose() completes with.
 /// Its snapshot is the count (8 bytes), so snapshots cost the library, not the state machine.
 struct null_state_machine {
   std::uint64_t applied = 0;
@@ -57,7 +57,7 @@ struct null_state_machine {
   sink restore() noexcept { return sink{this}; }
 };
 
-/// What propose() completes with on a node of this state machine.
+/// What async_propose() completes with on a node of this state machine.
 using propose_result = raft::result<std::uint64_t>;
 
 }  // namespace raft_bench

@@ -6,7 +6,7 @@
 // 256 proposers, --threads 1, 2-core machine, twice each): callback 0.70-0.75 CPU s per million
 // entries, coroutine 0.88-0.93 (about 20% more), so the callback is the default.
 //   callback  - propose(bytes, handler): the handler re-proposes directly.
-//   coroutine - one asio::awaitable per proposer looping `co_await leader.propose(bytes)`;
+//   coroutine - one asio::awaitable per proposer looping `co_await leader.async_propose(bytes)`;
 //               each completion also resumes a coroutine frame.
 #pragma once
 
@@ -71,7 +71,7 @@ struct proposer_load {
   void issue(std::size_t who, bench_clock::time_point now) {
     ++outstanding;
     started[who] = now;
-    leader->propose(payload, handler{this, who});
+    leader->async_propose(payload, handler{this, who});
   }
 
   // --- coroutine client ------------------------------------------------------------------------
@@ -79,7 +79,7 @@ struct proposer_load {
     while (stage != phase::drain) {
       ++outstanding;
       started[who] = bench_clock::now();
-      const propose_result r = co_await leader->propose(payload);
+      const propose_result r = co_await leader->async_propose(payload);
       finish(who, r, bench_clock::now());
       if (!r) co_return;
     }

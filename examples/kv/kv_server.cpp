@@ -36,12 +36,12 @@
 // (outcome unknown: the command may still be applied), `ERR busy`, `ERR timeout` (a GET whose
 // read index no quorum confirmed in time: nothing was read, retry; or an abandoned TRANSFER),
 // `ERR empty_value` (a PUT or APPEND without a value: refused, nothing done), `ERR <reason>`.
-// GET waits for node.read_barrier() (ReadIndex: a heartbeat round on the leader, or the leader's
+// GET waits for node.async_read_barrier() (ReadIndex: a heartbeat round on the leader, or the leader's
 // read index on a follower) and then reads this node's state machine: linearizable, and no log
 // entry. Member addresses live in the replicated map under keys "__peer/<id>"; every server
 // tells its transport about new ones as they are applied.
 //
-// SIGINT or SIGTERM: stop accepting clients, `co_await node.stop()`, exit 0. A port that is taken
+// SIGINT or SIGTERM: stop accepting clients, `co_await node.async_stop()`, exit 0. A port that is taken
 // (the Raft port, this node's address in --peers, or --client-port) ends the process at start
 // with status 1 and a message naming that port.
 #include <cctype>
@@ -342,7 +342,7 @@ class server {
   asio::awaitable<void> shutdown() {
     // Pending proposals complete with errc::stopped; their sessions answer and then find their
     // sockets closed below (or were already closed).
-    co_await node_.stop();
+    co_await node_.async_stop();
     std::error_code ignored;
     for (tcp::socket* s : sessions_) s->close(ignored);
     log("node stopped; exiting with status ", exit_code_);
@@ -513,7 +513,7 @@ class server {
     if (cmd == "LOCALGET") co_return value_reply(sm_.find(std::string(key)));
     if (shutting_down_) co_return "ERR stopped";
     if (cmd == "GET") {
-      auto r = co_await node_.read_barrier();
+      auto r = co_await node_.async_read_barrier();
       if (!r) co_return error_reply(r.error());
       co_return value_reply(sm_.find(std::string(key)));
     }
@@ -521,7 +521,7 @@ class server {
     raft::buffer command = cmd == "PUT"      ? kv::put(key, value)
                            : cmd == "APPEND" ? kv::append(key, value)
                                              : kv::del(key);
-    auto r = co_await node_.propose(command.bytes());
+    auto r = co_await node_.async_propose(command.bytes());
     if (!r) co_return error_reply(r.error());
     // The state machine answers the value the command saw, "" when the key had none (no value
     // is empty): PUT of a new key is plain OK, DEL of a missing key NOTFOUND.
@@ -563,7 +563,7 @@ class server {
     }
     if ((cmd == "ADD") != !rest.empty()) co_return "ERR usage: ADD id host:port; " + cmd + " takes only an id";
     if (cmd == "TRANSFER") {
-      auto r = co_await node_.transfer_leadership(id);
+      auto r = co_await node_.async_transfer_leadership(id);
       if (!r) co_return error_reply(r.error());
       co_return "OK " + std::to_string(r->value);
     }
@@ -573,14 +573,14 @@ class server {
       if (colon == std::string::npos || colon == 0 || rest.find(' ') != std::string::npos)
         co_return "ERR usage: ADD id host:port";
       // The address goes into the replicated map first, so every member learns it.
-      auto a = co_await node_.propose(kv::put("__peer/" + id_text, rest).bytes());
+      auto a = co_await node_.async_propose(kv::put("__peer/" + id_text, rest).bytes());
       if (!a) co_return error_reply(a.error());
       learn_peer_addresses();
-      r = co_await node_.add_learner(id);
+      r = co_await node_.async_add_learner(id);
     } else if (cmd == "PROMOTE") {
-      r = co_await node_.promote(id);
+      r = co_await node_.async_promote(id);
     } else {
-      r = co_await node_.remove(id);
+      r = co_await node_.async_remove(id);
     }
     if (!r) co_return error_reply(r.error());
     co_return "OK " + std::to_string(r->value);

@@ -4,7 +4,7 @@
 // concern. Their definitions are in raft/node/, one part per concern (each part includes this
 // file; this file includes every part at its end):
 //
-//   lifecycle.hpp    recovery at start(), the node's coroutines, fail-stop, stop()
+//   lifecycle.hpp    recovery at start(), the node's coroutines, fail-stop, async_stop()
 //   receive.hpp      the receive loop, step(), terms, settle() (the end of every event)
 //   elections.hpp    election timer and CheckQuorum, PreVote and vote rounds, becoming leader
 //   replication.hpp  proposals, replicators, heartbeats, commit; the follower's AppendEntries
@@ -63,12 +63,14 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/dispatch.hpp>
+#include <asio/execution/executor.hpp>
 #include <asio/execution/outstanding_work.hpp>
 #include <asio/post.hpp>
 #include <asio/prefer.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "raft/detail/asio_check.hpp"
+#include "raft/detail/cancellable.hpp"
 
 #include "raft/concepts.hpp"
 #include "raft/core/confchange.hpp"
@@ -85,6 +87,7 @@
 #include "raft/detail/jitter_rng.hpp"
 #include "raft/detail/log_line.hpp"
 #include "raft/detail/persistence.hpp"
+#include "raft/detail/scope_exit.hpp"
 #include "raft/detail/signal.hpp"
 #include "raft/detail/suspend.hpp"
 #include "raft/detail/take_front.hpp"
@@ -99,18 +102,28 @@ inline namespace v1 {
 /// One member of a Raft cluster. `Timer` is the timer the node's loops sleep on; its clock is
 /// the node's clock. The default is real time; raft::testing::virtual_timer runs a node on the
 /// deterministic simulated clock.
-template <state_machine StateMachine, storage Storage, transport Transport,
-          timer Timer = asio::steady_timer>
+/// The policy types are checked when the node is instantiated, one requirement at a time, so that a
+/// type that misses one fails with a message naming the concept and the member
+/// (raft/concepts.hpp: detail::check_policies).
+template <class StateMachine, class Storage, class Transport, class Timer = asio::steady_timer>
 class node {
+  static_assert(detail::check_policies<StateMachine, Storage, Transport, Timer>());
+
  public:
   using result_type = apply_result_t<StateMachine>;
   using timer_type = Timer;
   using clock_type = typename Timer::clock_type;
-  using executor_type = asio::any_io_executor;
+  /// The node's executor as get_executor() returns it: an asio::any_io_executor whose default
+  /// completion token is asio::use_awaitable. Every operation's token defaults to
+  /// asio::default_completion_token_t<executor_type>, so a coroutine writes
+  /// `co_await n.async_propose(cmd)`, and the operation returns an asio::awaitable with every
+  /// Asio release. A plain any_io_executor would not do: Asio 1.22 and 1.30 give it no default
+  /// token (`void`) and 1.38 gives it asio::deferred. The node itself runs on the plain one.
+  using executor_type = asio::use_awaitable_t<>::executor_with_default<asio::any_io_executor>;
 
   /// The node keeps references to `sm`, `store` and `net`: they must outlive it. It runs on `ex`
   /// (use a strand if the io_context has several threads). Nothing happens before start().
-  node(executor_type ex, options opts, StateMachine& sm, Storage& store, Transport& net)
+  node(asio::any_io_executor ex, options opts, StateMachine& sm, Storage& store, Transport& net)
       : ex_(std::move(ex)),
         opts_(std::move(opts)),
         sm_(sm),
@@ -126,11 +139,12 @@ class node {
   node(const node&) = delete;
   node& operator=(const node&) = delete;
 
-  /// A started node must be stopped (`co_await stop()`) before it is destroyed: its coroutines
-  /// refer to it. Destroying a running node is a programming error and aborts with a message.
+  /// A started node must be stopped (`co_await async_stop()`) before it is destroyed: its
+  /// coroutines refer to it. Destroying a running node is a programming error and aborts with a
+  /// message.
   ~node() {
     if (running_ != 0) {
-      std::fputs("raft::node destroyed while running: co_await node.stop() first\n", stderr);
+      std::fputs("raft::node destroyed while running: co_await node.async_stop() first\n", stderr);
       std::abort();
     }
   }
@@ -154,34 +168,63 @@ class node {
   }
 
   /// Stops the node: every pending proposal completes with errc::stopped, the transport is
-  /// closed, and this completes once every coroutine of the node has finished, after which the
-  /// node may be destroyed. Safe to call more than once, from any executor.
-  [[nodiscard]] asio::awaitable<void> stop() {
-    // An asynchronous operation, not a coroutine of its own: the caller's handler waits in
-    // stop_waiters_ until the last coroutine of the node has finished.
-    return detail::suspend(
-        [](void* self, detail::resume_fn resume, const executor_type& caller) {
-          static_cast<node*>(self)->request_stop(std::move(resume), caller);
-        },
-        this);
+  /// closed, and this completes (signature `void()`) once every coroutine of the node has
+  /// finished, after which the node may be destroyed. Safe to call more than once, from any
+  /// executor; not cancellable. `co_await node.async_stop();`
+  template <asio::completion_token_for<void()> CompletionToken = asio::default_completion_token_t<executor_type>>
+  auto async_stop(CompletionToken&& token = {}) {
+    // The caller's handler waits in stop_waiters_ until the last coroutine of the node has
+    // finished. Awaited, it suspends through detail::suspend, which every suspension of the
+    // library shares, instead of instantiating use_awaitable's machinery once more.
+    if constexpr (std::is_same_v<std::decay_t<CompletionToken>, asio::use_awaitable_t<>>) {
+      return detail::suspend(
+          [](void* self, detail::resume_fn resume, const asio::any_io_executor& caller) {
+            static_cast<node*>(self)->request_stop(std::move(resume), caller);
+          },
+          this);
+    } else {
+      return asio::async_initiate<CompletionToken, void()>(
+          initiation([this](auto handler) {
+            const asio::any_io_executor caller = asio::get_associated_executor(handler, ex_);
+            request_stop(detail::resume_fn(std::move(handler)), caller);
+          }),
+          token);
+    }
   }
+
+  // Every operation below completes with `void(result<T>)` and takes any Asio completion token;
+  // the default (see executor_type) makes it awaitable: `auto r = co_await node.async_propose(bytes);`.
+  // The handler runs on its associated executor, which counts as busy (outstanding work) until
+  // it has run. Its associated allocator is not used: what the node keeps for an operation may
+  // outlive the handler's call (a cancelled proposal stays in the log), and Asio wants memory
+  // from that allocator freed before the handler runs.
+  //
+  // Cancellation: if the handler's cancellation slot is connected (asio::bind_cancellation_slot,
+  // the awaitable operators, asio::cancel_after), a terminal or partial cancellation request
+  // completes the operation at once with errc::cancelled. The node carries on with what it
+  // started and drops its own completion later: the outcome is unknown (a cancelled proposal
+  // may still commit and be applied, a cancelled membership change may still complete, a
+  // cancelled transfer goes on until it succeeds or times out). A total cancellation (the
+  // operation had no effect) is not one the node can promise, so it is ignored. A cancellable
+  // operation costs one allocation (the state the node and the slot share); one whose slot is
+  // not connected costs nothing extra.
 
   /// Proposes `command` for the replicated log. Completes with the state machine's result for the
   /// command once it is applied on this node, or with an error: errc::not_leader (with the
   /// known leader in `leader_hint`), errc::leadership_lost (outcome unknown: the entry may
   /// still commit under the next leader), errc::committed_result_unknown (it committed, but this
   /// node installed a snapshot covering it instead of applying it), errc::transferring,
-  /// errc::busy, errc::stopped.
-  /// The command's bytes are copied before this returns. Any Asio completion token works;
-  /// the default makes it awaitable: `auto r = co_await node.propose(bytes);`.
-  template <class CompletionToken = asio::use_awaitable_t<>>
-  auto propose(std::span<const std::byte> command, CompletionToken&& token = {}) {
+  /// errc::busy, errc::stopped, errc::cancelled (outcome unknown).
+  /// The command's bytes are copied before this returns.
+  template <asio::completion_token_for<void(result<result_type>)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_propose(std::span<const std::byte> command, CompletionToken&& token = {}) {
     return asio::async_initiate<CompletionToken, void(result<result_type>)>(
-        [this](auto handler, buffer cmd) {
-          asio::dispatch(ex_, [this, cmd = std::move(cmd), h = std::move(handler)]() mutable {
-            start_proposal(std::move(cmd), make_completion<result_type>(std::move(h)));
+        initiation([this](auto handler, buffer cmd) {
+          asio::dispatch(ex_, [this, cmd = std::move(cmd), done = completion_for<result_type>(std::move(handler))]() mutable {
+            start_proposal(std::move(cmd), std::move(done));
           });
-        },
+        }),
         token, buffer{command});
   }
 
@@ -191,9 +234,10 @@ class node {
   /// leader, a heartbeat round confirms it still leads (or, with options::lease_reads, a valid
   /// lease does); on a follower the leader is asked for the index (follower reads). Errors:
   /// errc::not_leader (no leader known), errc::leadership_lost, errc::timeout (no answer within
-  /// an election timeout), errc::stopped. docs/reads.md has the details.
-  template <class CompletionToken = asio::use_awaitable_t<>>
-  auto read_barrier(CompletionToken&& token = {}) {
+  /// an election timeout), errc::stopped, errc::cancelled. docs/reads.md has the details.
+  template <asio::completion_token_for<void(result<index_t>)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_read_barrier(CompletionToken&& token = {}) {
     return initiate<index_t>(std::forward<CompletionToken>(token),
                              [this](op_completion<index_t> done) { start_read(std::move(done)); });
   }
@@ -207,9 +251,11 @@ class node {
   /// only learners takes one step. A leader that is not a voter of `target` steps down once
   /// C_new commits. Errors: errc::not_leader, errc::change_in_progress,
   /// errc::invalid_argument, errc::transferring, errc::leadership_lost (the change may still
-  /// complete under the next leader), errc::stopped.
-  template <class CompletionToken = asio::use_awaitable_t<>>
-  auto change_membership(configuration target, CompletionToken&& token = {}) {
+  /// complete under the next leader), errc::stopped, errc::cancelled (the change goes on and
+  /// may still complete).
+  template <asio::completion_token_for<void(result<index_t>)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_change_membership(configuration target, CompletionToken&& token = {}) {
     return change_config(std::forward<CompletionToken>(token),
                          [target = std::move(target)](const configuration&) -> result<configuration> {
                            return target;
@@ -217,8 +263,9 @@ class node {
   }
 
   /// Adds `id` as a learner: it receives the log but does not vote (one configuration entry).
-  template <class CompletionToken = asio::use_awaitable_t<>>
-  auto add_learner(node_id id, CompletionToken&& token = {}) {
+  template <asio::completion_token_for<void(result<index_t>)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_add_learner(node_id id, CompletionToken&& token = {}) {
     return change_config(std::forward<CompletionToken>(token), [id](const configuration& c) -> result<configuration> {
       if (c.is_member(id)) return error{errc::invalid_argument};
       configuration next = c;
@@ -229,8 +276,9 @@ class node {
 
   /// Makes learner `id` a voter (joint consensus). Promote a learner once it has caught up
   /// (see metrics of the leader, or wait for its applied index): a lagging new voter slows commits.
-  template <class CompletionToken = asio::use_awaitable_t<>>
-  auto promote(node_id id, CompletionToken&& token = {}) {
+  template <asio::completion_token_for<void(result<index_t>)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_promote(node_id id, CompletionToken&& token = {}) {
     return change_config(std::forward<CompletionToken>(token), [id](const configuration& c) -> result<configuration> {
       auto it = std::find(c.learners.begin(), c.learners.end(), id);
       if (it == c.learners.end()) return error{errc::invalid_argument};
@@ -242,8 +290,9 @@ class node {
   }
 
   /// Removes `id` (voter or learner) from the cluster; removing the leader itself is allowed.
-  template <class CompletionToken = asio::use_awaitable_t<>>
-  auto remove(node_id id, CompletionToken&& token = {}) {
+  template <asio::completion_token_for<void(result<index_t>)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_remove(node_id id, CompletionToken&& token = {}) {
     return change_config(std::forward<CompletionToken>(token), [id](const configuration& c) -> result<configuration> {
       if (!c.is_member(id)) return error{errc::invalid_argument};
       configuration next = c;
@@ -258,13 +307,48 @@ class node {
   /// this node has stepped down for a newer term, with the new leader if already known (else
   /// no_node); or with errc::timeout after an election timeout without that (proposals are
   /// accepted again), errc::not_leader, errc::invalid_argument (not a voter),
-  /// errc::transferring (another transfer runs), errc::stopped.
-  template <class CompletionToken = asio::use_awaitable_t<>>
-  auto transfer_leadership(node_id target, CompletionToken&& token = {}) {
+  /// errc::transferring (another transfer runs), errc::stopped, errc::cancelled (the transfer
+  /// goes on, and proposals are refused, until it succeeds or times out).
+  template <asio::completion_token_for<void(result<node_id>)> CompletionToken =
+                asio::default_completion_token_t<executor_type>>
+  auto async_transfer_leadership(node_id target, CompletionToken&& token = {}) {
     return initiate<node_id>(std::forward<CompletionToken>(token), [this, target](op_completion<node_id> done) {
       start_transfer(target, std::move(done));
     });
   }
+
+  // The operations under their names before the async_ prefix, for one release.
+  template <class CompletionToken = asio::default_completion_token_t<executor_type>>
+  [[deprecated("use async_propose")]] auto propose(std::span<const std::byte> command, CompletionToken&& token = {}) {
+    return async_propose(command, std::forward<CompletionToken>(token));
+  }
+  template <class CompletionToken = asio::default_completion_token_t<executor_type>>
+  [[deprecated("use async_read_barrier")]] auto read_barrier(CompletionToken&& token = {}) {
+    return async_read_barrier(std::forward<CompletionToken>(token));
+  }
+  template <class CompletionToken = asio::default_completion_token_t<executor_type>>
+  [[deprecated("use async_change_membership")]] auto change_membership(configuration target,
+                                                                      CompletionToken&& token = {}) {
+    return async_change_membership(std::move(target), std::forward<CompletionToken>(token));
+  }
+  template <class CompletionToken = asio::default_completion_token_t<executor_type>>
+  [[deprecated("use async_add_learner")]] auto add_learner(node_id id, CompletionToken&& token = {}) {
+    return async_add_learner(id, std::forward<CompletionToken>(token));
+  }
+  template <class CompletionToken = asio::default_completion_token_t<executor_type>>
+  [[deprecated("use async_promote")]] auto promote(node_id id, CompletionToken&& token = {}) {
+    return async_promote(id, std::forward<CompletionToken>(token));
+  }
+  template <class CompletionToken = asio::default_completion_token_t<executor_type>>
+  [[deprecated("use async_remove")]] auto remove(node_id id, CompletionToken&& token = {}) {
+    return async_remove(id, std::forward<CompletionToken>(token));
+  }
+  template <class CompletionToken = asio::default_completion_token_t<executor_type>>
+  [[deprecated("use async_transfer_leadership")]] auto transfer_leadership(node_id target,
+                                                                          CompletionToken&& token = {}) {
+    return async_transfer_leadership(target, std::forward<CompletionToken>(token));
+  }
+  [[deprecated("use async_stop")]] [[nodiscard]] asio::awaitable<void> stop() { return async_stop(); }
 
   /// Counters and gauges (raft/events.hpp). Call on the node's executor.
   [[nodiscard]] node_metrics metrics() const {
@@ -295,11 +379,11 @@ class node {
   [[nodiscard]] index_t commit_index() const noexcept { return commit_; }
   [[nodiscard]] index_t applied_index() const noexcept { return applied_; }
   /// The node's log as held in memory (for observers and tests; on the node's executor).
-  [[nodiscard]] const log_view& log() const noexcept { return log_; }
+  [[nodiscard]] const in_memory_log& log() const noexcept { return log_; }
   /// The error that stopped the node (a storage failure, say), or null.
   [[nodiscard]] std::exception_ptr failure() const noexcept { return failure_; }
   [[nodiscard]] bool stopping() const noexcept { return stopping_; }
-  [[nodiscard]] const executor_type& get_executor() const noexcept { return ex_; }
+  [[nodiscard]] executor_type get_executor() const noexcept { return executor_type(ex_); }
 
  private:
   using Clock = clock_type;
@@ -359,7 +443,7 @@ class node {
   /// owns it (a removed follower's replicator may still be waking up when peers_ no longer
   /// lists it).
   struct peer : progress {
-    peer(node_id peer_id, const executor_type& ex, index_t next_index)
+    peer(node_id peer_id, const asio::any_io_executor& ex, index_t next_index)
         : progress(next_index), id(peer_id), wake(ex) {}
     node_id id;
     bool heartbeat_due = false;
@@ -394,7 +478,7 @@ class node {
     op_completion<node_id> done;
   };
 
-  executor_type ex_;
+  asio::any_io_executor ex_;
   options opts_;
   StateMachine& sm_;
   Storage& storage_;
@@ -404,7 +488,7 @@ class node {
   // Persistent state (Figure 3.1), mirrored in storage.
   term_t term_{0};
   node_id voted_for_ = no_node;
-  log_view log_;
+  in_memory_log log_;
 
   // Volatile state.
   raft::role role_ = role::follower;
@@ -456,7 +540,7 @@ class node {
   detail::signal persist_signal_;
   detail::signal commit_signal_;   ///< the commit index moved (membership changes wait on it)
   detail::signal round_signal_;
-  std::vector<detail::unique_function<void()>> stop_waiters_;  ///< stop() callers
+  std::vector<detail::unique_function<void()>> stop_waiters_;  ///< async_stop() callers
   int running_ = 0;
   bool handling_ = false;       ///< inside an event: settle() runs at its end
   bool settle_posted_ = false;  ///< a settle() for work done outside any event is queued
@@ -473,7 +557,7 @@ class node {
   asio::awaitable<void> guarded(asio::awaitable<void> task);
   [[gnu::cold, gnu::noinline]] void fail(std::exception_ptr e);
   [[gnu::cold, gnu::noinline]] void begin_stop();
-  [[gnu::cold, gnu::noinline]] void request_stop(detail::resume_fn resume, const executor_type& caller);
+  [[gnu::cold, gnu::noinline]] void request_stop(detail::resume_fn resume, const asio::any_io_executor& caller);
   [[gnu::cold, gnu::noinline]] void finish_stop_if_idle();
 
   // ---------------------------------------------------------------------------------------------
@@ -681,21 +765,58 @@ class node {
 
   /// Wraps a completion handler so it runs on its own executor: inline when that is where the
   /// node is running (a coroutine on the node's executor resumes right away, no queueing),
-  /// otherwise posted there. Completions are made only from the node's loops after it removed
+  /// otherwise dispatched there. Completions are made only from the node's loops after it removed
   /// the proposal from its queues, so a handler that proposes again is safe.
   /// A handler without an executor of its own runs on the node's, where completions are made:
   /// it is stored and called as it is (a small callback costs no allocation and no dispatch).
   template <class T, class Handler>
   op_completion<T> make_completion(Handler h) {
-    if constexpr (std::is_same_v<asio::associated_executor_t<Handler, executor_type>, executor_type> &&
+    if constexpr (std::is_same_v<asio::associated_executor_t<Handler, asio::any_io_executor>, asio::any_io_executor> &&
                   !requires { typename Handler::executor_type; }) {
       return h;
     } else {
-      auto ex = asio::get_associated_executor(h, ex_);
+      auto ex = busy_until_called(asio::get_associated_executor(h, ex_));
       return [h = std::move(h), ex](result<T> r) mutable {
         asio::dispatch(ex, [h = std::move(h), r = std::move(r)]() mutable { h(std::move(r)); });
       };
     }
+  }
+
+  /// The handler's executor `ex`, tracking outstanding work (so its io_context does not run out
+  /// of work) until the completion holding it is gone, as Asio's own operations do. Not for the
+  /// node's own executor, which the node's coroutines keep busy while it runs (so the common case,
+  /// a coroutine on the node's executor, costs nothing), nor for an executor of Asio's older
+  /// model, which has no such property.
+  template <class Executor>
+  auto busy_until_called(const Executor& ex) const {
+    if constexpr (!asio::execution::is_executor<Executor>::value) {
+      return ex;
+    } else if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+      if (ex == ex_) return ex;
+      return asio::any_io_executor(asio::prefer(ex, asio::execution::outstanding_work.tracked));
+    } else {
+      return asio::prefer(ex, asio::execution::outstanding_work.tracked);
+    }
+  }
+
+  /// The completion the node keeps for an operation: make_completion's, made cancellable when
+  /// the handler's cancellation slot is connected (detail::make_cancellable). A handler type
+  /// without a cancellation slot compiles to make_completion alone.
+  template <class T, class Handler>
+  op_completion<T> completion_for(Handler handler) {
+    if constexpr (detail::may_have_cancellation_slot<Handler>) {
+      auto slot = asio::get_associated_cancellation_slot(handler);
+      if (slot.is_connected()) return detail::make_cancellable<T>(make_completion<T>(std::move(handler)), slot, ex_);
+    }
+    return make_completion<T>(std::move(handler));
+  }
+
+  /// `initiate` as an operation's initiation: a function object that also names the node's
+  /// executor, as the initiations of Asio's own I/O objects do (asio::cancel_after, for one,
+  /// starts its timer there).
+  template <class Initiate>
+  detail::initiation_on<Initiate> initiation(Initiate initiate) const {
+    return {std::move(initiate), ex_};
   }
 
   /// Starts an operation that completes with result<T>: `start(completion)` runs on the node's
@@ -703,15 +824,15 @@ class node {
   template <class T, class CompletionToken, class Start>
   auto initiate(CompletionToken&& token, Start start) {
     return asio::async_initiate<CompletionToken, void(result<T>)>(
-        [this](auto handler, Start start) {
-          asio::dispatch(ex_, [this, start = std::move(start), h = std::move(handler)]() mutable {
-            start(make_completion<T>(std::move(h)));
+        initiation([this](auto handler, Start starter) {
+          asio::dispatch(ex_, [starter = std::move(starter), done = completion_for<T>(std::move(handler))]() mutable {
+            starter(std::move(done));
           });
-        },
+        }),
         token, std::move(start));
   }
 
-  /// Runs an operation's coroutine as one of the node's (stop() waits for it).
+  /// Runs an operation's coroutine as one of the node's (async_stop() waits for it).
   template <class T>
   void run_operation(asio::awaitable<result<T>> task, op_completion<T> done) {
     ++running_;

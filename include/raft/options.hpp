@@ -45,7 +45,7 @@ struct options {
   std::size_t max_inflight_messages = 64;
   std::size_t max_inflight_bytes = std::size_t{32} << 20;
 
-  /// Proposals waiting to commit; past this, propose() fails with errc::busy.
+  /// Proposals waiting to commit; past this, async_propose() fails with errc::busy.
   std::size_t max_pending_proposals = std::size_t{1} << 20;
 
   /// Entries applied to the state machine before the apply loop yields to other work.
@@ -61,7 +61,7 @@ struct options {
   std::size_t snapshot_chunk_bytes = std::size_t{1} << 20;
 
   /// Lease reads (§6.4.1, opt-in): a leader that a quorum acknowledged within the last
-  /// election_timeout_min * (1 - lease_clock_drift) serves read_barrier() without a heartbeat
+  /// election_timeout_min * (1 - lease_clock_drift) serves async_read_barrier() without a heartbeat
   /// round. Safe only if no clock runs faster than another by more than that fraction, and
   /// needs check_quorum. docs/reads.md explains the risk.
   bool lease_reads = false;

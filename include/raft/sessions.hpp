@@ -7,10 +7,10 @@
 // `session_state_machine<SM>` (a state machine wrapping yours) applies each (session, sequence)
 // at most once, answering a retry of the last one with the result it cached the first time.
 //
-//   auto reg = co_await node.propose(raft::session_register().bytes());   // retry until it succeeds
+//   auto reg = co_await node.async_propose(raft::session_register().bytes());   // retry until it succeeds
 //   raft::session_client s(reg->registered_id());
 //   raft::buffer cmd = s.next(my_command);        // sequence 1; keep the bytes for retries
-//   auto r = co_await node.propose(cmd.bytes());  // on an error, propose the same `cmd` again
+//   auto r = co_await node.async_propose(cmd.bytes());  // on an error, propose the same `cmd` again
 //   if (r && r->has_value()) use(r->value());     // SM's result; SM applied `cmd` exactly once
 //
 // Frame encoding (all integers little-endian):
@@ -214,7 +214,7 @@ class session_client {
 
 // ---- the apply result ------------------------------------------------------------------------
 
-/// What session_state_machine::apply returns (and so what node::propose completes with):
+/// What session_state_machine::apply returns (and so what node::async_propose completes with):
 /// - applied:      the request was applied now; value() is the inner state machine's result;
 /// - replayed:     a retry of the session's last applied request; value() is the result cached
 ///                 when it was applied (the inner state machine was not called again);

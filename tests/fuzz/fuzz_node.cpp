@@ -215,7 +215,7 @@ class harness {
   void shut_down() {
     check_log();
     bool stopped = false;
-    asio::co_spawn(ctx_, node_->stop(), [&](std::exception_ptr) { stopped = true; });
+    asio::co_spawn(ctx_, node_->async_stop(), [&](std::exception_ptr) { stopped = true; });
     for (int guard = 0;; ++guard) {
       if (stopped) break;
       FUZZ_CHECK(guard < 100000, "stop() does not complete");
@@ -426,7 +426,7 @@ class harness {
         p->command = raft::buffer{in_.bytes(1 + in_.below(8))};
         trace("propose " + str(p->command.size()) + " bytes");
         proposals_.push_back(p);
-        node_->propose(p->command.bytes(), [this, p](raft::result<std::uint64_t> r) {
+        node_->async_propose(p->command.bytes(), [this, p](raft::result<std::uint64_t> r) {
           FUZZ_CHECK(!p->done, "a proposal completed twice");
           p->done = true;
           if (!r) return;
@@ -478,7 +478,7 @@ class harness {
     check_failure();
     if (!node_) return;
     const node_type& n = *node_;
-    const raft::log_view& log = n.log();
+    const raft::in_memory_log& log = n.log();
     const auto st = n.status();
     if (tracing) {
       const std::string now = std::string(raft::to_string(n.role())) + " term " + str(n.term().value) + " last " +
@@ -530,7 +530,7 @@ class harness {
   void check_log() {
     if (!node_) return;
     const node_type& n = *node_;
-    const raft::log_view& log = n.log();
+    const raft::in_memory_log& log = n.log();
     term_t prev = log.term_at(log.first_index().prev()).value_or(term_t{0});
     for (index_t i = log.first_index(); i <= log.last_index(); i = i.next()) {
       FUZZ_CHECK(log.at(i).index == i, "an entry at the wrong index");

@@ -56,7 +56,7 @@ inline persistent_state hand_made(std::size_t voters, std::uint64_t current_term
 }
 
 /// The terms of a log, index 1 first (for readable failure messages and comparisons).
-inline std::vector<std::uint64_t> terms_of(const log_view& log) {
+inline std::vector<std::uint64_t> terms_of(const in_memory_log& log) {
   std::vector<std::uint64_t> out;
   for (index_t i = log.first_index(); i <= log.last_index(); i = i.next()) out.push_back(log.at(i).term.value);
   return out;
@@ -68,7 +68,7 @@ inline std::vector<std::uint64_t> terms_of(const std::vector<log_entry>& entries
 }
 
 /// Whole entries equal (index, term, kind, payload).
-inline bool same_log(const log_view& a, const log_view& b) {
+inline bool same_log(const in_memory_log& a, const in_memory_log& b) {
   if (a.first_index() != b.first_index() || a.last_index() != b.last_index()) return false;
   for (index_t i = a.first_index(); i <= a.last_index(); i = i.next())
     if (!(a.at(i) == b.at(i))) return false;

@@ -1,4 +1,4 @@
-// Helpers for tests of the node's operations beyond propose(): membership changes, leadership
+// Helpers for tests of the node's operations beyond async_propose(): membership changes, leadership
 // transfer, reads. Each starts an operation with a callback and runs the simulation until it
 // completes.
 #pragma once

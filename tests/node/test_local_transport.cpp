@@ -73,7 +73,7 @@ TEST_CASE("nodes on separate threads elect a leader and agree on every command")
   const auto deadline = std::chrono::steady_clock::now() + 60s;
   while (done < commands && std::chrono::steady_clock::now() < deadline) {
     auto& m = *members[target];
-    auto r = asio::co_spawn(m.strand, m.n->propose(kv::put("k" + std::to_string(done), "v").bytes()),
+    auto r = asio::co_spawn(m.strand, m.n->async_propose(kv::put("k" + std::to_string(done), "v").bytes()),
                             asio::use_future)
                  .get();
     if (r) {
@@ -99,7 +99,7 @@ TEST_CASE("nodes on separate threads elect a leader and agree on every command")
   for (auto& m : members) CHECK(on(*m, [&] { return m->sm.data().size(); }) == std::size_t(commands));
 
   for (auto& m : members) {
-    auto stopped = asio::co_spawn(m->strand, m->n->stop(), asio::use_future);
+    auto stopped = asio::co_spawn(m->strand, m->n->async_stop(), asio::use_future);
     if (stopped.wait_until(deadline + 30s) != std::future_status::ready) {
       // A node that does not stop would hang the suite; report it and end the process.
       FAIL_CHECK("node " << m->n->id() << " did not stop");

@@ -11,13 +11,13 @@ namespace {
 using kv = kv_state_machine;
 
 std::optional<result<index_t>> add_learner(cluster<>& c, node_id via, node_id id) {
-  return await_op<index_t>(c, [&](auto h) { c.node(via).add_learner(id, std::move(h)); });
+  return await_op<index_t>(c, [&](auto h) { c.node(via).async_add_learner(id, std::move(h)); });
 }
 std::optional<result<index_t>> promote(cluster<>& c, node_id via, node_id id) {
-  return await_op<index_t>(c, [&](auto h) { c.node(via).promote(id, std::move(h)); });
+  return await_op<index_t>(c, [&](auto h) { c.node(via).async_promote(id, std::move(h)); });
 }
 std::optional<result<index_t>> remove(cluster<>& c, node_id via, node_id id) {
-  return await_op<index_t>(c, [&](auto h) { c.node(via).remove(id, std::move(h)); });
+  return await_op<index_t>(c, [&](auto h) { c.node(via).async_remove(id, std::move(h)); });
 }
 
 /// Adds `id` as a learner through the leader, waits until it caught up, promotes it.
@@ -77,8 +77,8 @@ TEST_CASE("one membership change at a time; bad requests get clear errors") {
   c.add_node(node_id{4});
   c.add_node(node_id{5});
   std::optional<result<index_t>> first, second;
-  c.node(leader).add_learner(node_id{4}, [&](result<index_t> r) { first = r; });
-  c.node(leader).add_learner(node_id{5}, [&](result<index_t> r) { second = r; });
+  c.node(leader).async_add_learner(node_id{4}, [&](result<index_t> r) { first = r; });
+  c.node(leader).async_add_learner(node_id{5}, [&](result<index_t> r) { second = r; });
   c.run_until([&] { return first && second; }, std::chrono::seconds(5));
   REQUIRE(first);
   REQUIRE(second);
@@ -91,7 +91,7 @@ TEST_CASE("one membership change at a time; bad requests get clear errors") {
   CHECK(error_of(promote(c, leader, node_id{9})) == errc::invalid_argument);   // not a member
   CHECK(error_of(remove(c, leader, node_id{9})) == errc::invalid_argument);
   CHECK(error_of(add_learner(c, leader, node_id{4})) == errc::invalid_argument);  // is a member
-  auto none = await_op<index_t>(c, [&](auto h) { c.node(leader).change_membership(configuration{}, std::move(h)); });
+  auto none = await_op<index_t>(c, [&](auto h) { c.node(leader).async_change_membership(configuration{}, std::move(h)); });
   CHECK(error_of(none) == errc::invalid_argument);
 }
 
@@ -185,7 +185,7 @@ TEST_CASE("partitions and crashes during joint consensus: one leader per term, n
     // Start {1,2,3,4} -> {2,3,4,5} and hit it at a random moment with a partition or a crash.
     configuration target{{node_id{2}, node_id{3}, node_id{4}, node_id{5}}, {}, {}};
     std::optional<result<index_t>> change;
-    if (auto l = c.leader()) c.node(*l).change_membership(target, [&](result<index_t> r) { change = r; });
+    if (auto l = c.leader()) c.node(*l).async_change_membership(target, [&](result<index_t> r) { change = r; });
     c.run_for(std::chrono::microseconds(rng() % 20001));
     const auto all = c.ids();
     const node_id hit = all[rng() % all.size()];
@@ -215,7 +215,7 @@ TEST_CASE("demoting a voter to a learner: it votes with C_old until C_new, then 
   const node_id demoted = c.ids()[leader == node_id{2} ? 2 : 1];
   configuration target;
   for (node_id id : c.ids()) (id == demoted ? target.learners : target.voters).push_back(id);
-  auto r = await_op<index_t>(c, [&](auto h) { c.node(leader).change_membership(target, std::move(h)); });
+  auto r = await_op<index_t>(c, [&](auto h) { c.node(leader).async_change_membership(target, std::move(h)); });
   REQUIRE_MESSAGE((r && r->has_value()), c.describe("the demotion did not complete"));
   REQUIRE(settle(c, c.ids()));
   for (node_id id : c.ids()) {
@@ -241,7 +241,7 @@ TEST_CASE("demoting the leader: it steps down once C_new commits and a voter tak
   const node_id leader = c.wait_for_leader();
   configuration target;
   for (node_id id : c.ids()) (id == leader ? target.learners : target.voters).push_back(id);
-  auto r = await_op<index_t>(c, [&](auto h) { c.node(leader).change_membership(target, std::move(h)); });
+  auto r = await_op<index_t>(c, [&](auto h) { c.node(leader).async_change_membership(target, std::move(h)); });
   REQUIRE_MESSAGE((r && r->has_value()), c.describe("the demotion did not complete"));
   const node_id next = c.wait_for_leader();
   CHECK(next != leader);
@@ -276,7 +276,7 @@ TEST_CASE("C_new held only by nodes it removes or demotes, and the leader gone: 
       if (e.kind == entry_kind::configuration && !decode_configuration(e.data.bytes())->joint()) return true;
     return false;
   };
-  c.node(l).change_membership(target, [](result<index_t>) {});
+  c.node(l).async_change_membership(target, [](result<index_t>) {});
   REQUIRE(c.run_until([&] { return c.node(p).status().config == target; }, std::chrono::seconds(5)));
   c.crash(l);
   c.network().drop_if = nullptr;

@@ -355,8 +355,8 @@ TEST_CASE("§5.3 log matching: same index and term means identical logs up to th
     for (node_id a : ids)
       for (node_id b : ids) {
         if (a >= b || !c.is_up(a) || !c.is_up(b)) continue;
-        const log_view& la = c.node(a).log();
-        const log_view& lb = c.node(b).log();
+        const in_memory_log& la = c.node(a).log();
+        const in_memory_log& lb = c.node(b).log();
         ++pairs_checked;
         // Walk down from the shorter end: at the highest index where the terms agree, every
         // entry at or below it must be identical (Log Matching Property, §5.3).
@@ -638,7 +638,7 @@ TEST_CASE("AppendEntries truncates only from the first conflicting entry; a stal
     REQUIRE(before.size() >= 7);
 
     // Action: the leader's request that carried entries 2..3, delivered again now.
-    const log_view& ll = c.node(l).log();
+    const in_memory_log& ll = c.node(l).log();
     append_request stale{c.node(l).term(), index_t{1}, term_t{1}, index_t{0}, {ll.at(index_t{2}), ll.at(index_t{3})}};
     c.network().inject(message{l, f, stale});
     c.run_for(5ms);

@@ -147,7 +147,7 @@ outcome run_seed(std::uint64_t seed) {
       trace.add(c.node(id).term().value);
       trace.add(c.node(id).commit_index().value);
       trace.add(c.state_machine(id).hash());
-      const log_view& log = c.node(id).log();
+      const in_memory_log& log = c.node(id).log();
       for (index_t i = log.first_index(); i <= log.last_index(); i = i.next()) trace.add(log.at(i));
     }
     trace.add(c.now().time_since_epoch().count());

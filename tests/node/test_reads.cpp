@@ -10,7 +10,7 @@ namespace {
 
 std::optional<result<index_t>> read(cluster<>& c, node_id via,
                                     std::chrono::nanoseconds limit = std::chrono::seconds(5)) {
-  return await_op<index_t>(c, [&](auto h) { c.node(via).read_barrier(std::move(h)); }, limit);
+  return await_op<index_t>(c, [&](auto h) { c.node(via).async_read_barrier(std::move(h)); }, limit);
 }
 
 node_id another(const cluster<>& c, node_id not_this, std::size_t nth = 0) {
@@ -182,7 +182,7 @@ TEST_CASE("a leader that sent TimeoutNow serves no lease read for the rest of it
     if (id != old_leader) c.network().cut(id, old_leader);
   const node_id target = another(c, old_leader);
   const term_t old_term = c.node(old_leader).term();
-  c.node(old_leader).transfer_leadership(target, [](result<node_id>) {});
+  c.node(old_leader).async_transfer_leadership(target, [](result<node_id>) {});
   REQUIRE(c.run_until([&] { return c.node(target).role() == role::leader; }, std::chrono::milliseconds(50)));
   auto w = c.propose(target, kv_state_machine::put("x", "2"));
   REQUIRE(c.run_until([&] { return w->done(); }, std::chrono::milliseconds(50)));
@@ -203,11 +203,11 @@ TEST_CASE("a lease confirmed under one configuration does not serve reads after 
   const node_id leader = leader_with_lease(c);
   // A learner joins: the configuration changes, and the next read takes a heartbeat round.
   c.add_node(node_id{4});
-  auto added = await_op<index_t>(c, [&](auto h) { c.node(leader).add_learner(node_id{4}, std::move(h)); });
+  auto added = await_op<index_t>(c, [&](auto h) { c.node(leader).async_add_learner(node_id{4}, std::move(h)); });
   REQUIRE((added && added->has_value()));
   const auto lease_reads = c.node(leader).metrics().lease_reads;
   const auto rounds_before = c.network().counters().append_requests;
-  c.node(leader).read_barrier([](result<index_t>) {});
+  c.node(leader).async_read_barrier([](result<index_t>) {});
   CHECK(c.node(leader).metrics().lease_reads == lease_reads);  // not served from the lease
   c.run_for(std::chrono::milliseconds(5));
   CHECK(c.network().counters().append_requests > rounds_before);
@@ -226,7 +226,7 @@ TEST_CASE("an answer to a read a follower sent before it restarted does not serv
   net.faults.min_delay = net.faults.max_delay = std::chrono::microseconds(500);
   // The leader hears no acknowledgement: F's read waits for its heartbeat round.
   net.hold_if = [&](const message& m) { return m.to == l && m.body.holds<append_response>(); };
-  c.node(f).read_barrier([](result<index_t>) {});
+  c.node(f).async_read_barrier([](result<index_t>) {});
   c.run_for(std::chrono::milliseconds(2));
   c.crash(f);
   c.run_for(std::chrono::milliseconds(1));
@@ -239,7 +239,7 @@ TEST_CASE("an answer to a read a follower sent before it restarted does not serv
   net.hold_if = [&](const message& m) { return m.to == f && m.body.holds<read_index_response>(); };
   REQUIRE(c.propose_and_wait(kv_state_machine::put("x", "2"))->succeeded());
   auto r = std::make_shared<std::optional<result<index_t>>>();
-  c.node(f).read_barrier([r](result<index_t> v) { *r = std::move(v); });
+  c.node(f).async_read_barrier([r](result<index_t> v) { *r = std::move(v); });
   c.run_for(std::chrono::milliseconds(5));
   REQUIRE(net.held() == 2);  // the old read's answer, then the new one's
   net.release_held();

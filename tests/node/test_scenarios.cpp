@@ -47,7 +47,7 @@ node_id other_than(const cluster<>& c, node_id not_this, std::size_t nth = 0) {
   throw std::logic_error("no such node");
 }
 
-bool log_holds(const log_view& log, const buffer& command) {
+bool log_holds(const in_memory_log& log, const buffer& command) {
   for (index_t i = log.first_index(); i <= log.last_index(); i = i.next())
     if (log.at(i).data == command) return true;
   return false;
@@ -585,7 +585,7 @@ TEST_CASE("stop() completes pending proposals with errc::stopped") {
 
   // Action: stop the leader.
   bool stopped = false;
-  asio::co_spawn(c.context(), c.node(leader).stop(), [&](std::exception_ptr e) {
+  asio::co_spawn(c.context(), c.node(leader).async_stop(), [&](std::exception_ptr e) {
     CHECK_FALSE(e);
     stopped = true;
   });

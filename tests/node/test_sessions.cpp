@@ -27,7 +27,7 @@ using sprop = std::shared_ptr<proposal<sresult>>;
 static_assert(std::is_same_v<scluster::result_type, sresult>);
 
 /// True if one of the last `depth` entries of `log` carries `command`.
-bool holds_recent(const log_view& log, const buffer& command, std::uint64_t depth = 64) {
+bool holds_recent(const in_memory_log& log, const buffer& command, std::uint64_t depth = 64) {
   for (index_t i = log.last_index(); i >= log.first_index() && i > index_t{0} && depth-- > 0; i = i.prev())
     if (log.at(i).data == command) return true;
   return false;

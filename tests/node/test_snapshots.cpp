@@ -143,13 +143,13 @@ TEST_CASE("a new member catches up through a snapshot, then is promoted") {
   c.run_for(std::chrono::milliseconds(50));
   REQUIRE(c.node(leader).log().first_index() > index_t{2});
   c.add_node(node_id{4});
-  auto r = await_op<index_t>(c, [&](auto h) { c.node(leader).add_learner(node_id{4}, std::move(h)); });
+  auto r = await_op<index_t>(c, [&](auto h) { c.node(leader).async_add_learner(node_id{4}, std::move(h)); });
   REQUIRE((r && r->has_value()));
   REQUIRE(c.run_until([&] { return c.node(node_id{4}).applied_index() >= c.node(leader).commit_index(); },
                       std::chrono::seconds(10)));
   CHECK(c.node(node_id{4}).metrics().snapshots_installed == 1);
   CHECK(c.node(node_id{4}).status().config.is_member(node_id{4}));  // from the snapshot's configuration
-  r = await_op<index_t>(c, [&](auto h) { c.node(leader).promote(node_id{4}, std::move(h)); });
+  r = await_op<index_t>(c, [&](auto h) { c.node(leader).async_promote(node_id{4}, std::move(h)); });
   REQUIRE((r && r->has_value()));
   check_replicas_agree(c);
 }

@@ -8,7 +8,7 @@ using namespace node_test;
 namespace {
 
 std::optional<result<node_id>> transfer(cluster<>& c, node_id via, node_id target) {
-  return await_op<node_id>(c, [&](auto h) { c.node(via).transfer_leadership(target, std::move(h)); });
+  return await_op<node_id>(c, [&](auto h) { c.node(via).async_transfer_leadership(target, std::move(h)); });
 }
 
 node_id some_other(const cluster<>& c, node_id not_this) {
@@ -30,7 +30,7 @@ TEST_CASE("leadership moves to a lagging node once it has caught up; proposals w
   REQUIRE(c.node(target).log().last_index() < c.node(old).log().last_index());
 
   std::optional<result<node_id>> done;
-  c.node(old).transfer_leadership(target, [&](result<node_id> r) { done = r; });
+  c.node(old).async_transfer_leadership(target, [&](result<node_id> r) { done = r; });
   // While the transfer runs, the leader refuses new proposals with a clear error.
   auto refused = c.propose(old, kv_state_machine::put("late", "x"));
   c.run_until([&] { return done.has_value() && refused->done(); }, std::chrono::seconds(5));
@@ -88,7 +88,7 @@ TEST_CASE("leadership transfer under a lossy network keeps one leader per term a
       const auto ids = c.ids();
       const node_id target = ids[rng() % ids.size()];
       std::optional<result<node_id>> done;
-      c.node(leader).transfer_leadership(target, [&](result<node_id> r) { done = r; });
+      c.node(leader).async_transfer_leadership(target, [&](result<node_id> r) { done = r; });
       write_some(c, "r" + std::to_string(round), 5);
       c.run_until([&] { return done.has_value(); }, std::chrono::seconds(5));
       REQUIRE(done);

@@ -27,7 +27,7 @@ bool node_starts_and_stops() {
   raft::node<raft::testing::kv_state_machine, raft::memory_storage, raft::local_transport> n(
       ctx.get_executor(), o, sm, storage, transport);
   n.start();
-  asio::co_spawn(ctx, n.stop(), asio::detached);
+  asio::co_spawn(ctx, n.async_stop(), asio::detached);
   ctx.run();
   return n.stopping() && n.status().id == raft::node_id{1} && storage.entries().size() == 1;
 }
@@ -35,7 +35,7 @@ bool node_starts_and_stops() {
 }  // namespace
 
 facts from_b() {
-  raft::log_view log;
+  raft::in_memory_log log;
   for (std::uint64_t i = 1; i <= 2; ++i) {
     raft::log_entry e;
     e.term = raft::term_t{i};

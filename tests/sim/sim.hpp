@@ -813,7 +813,7 @@ class run {
       }
       auto done = std::make_shared<std::optional<result<index_t>>>();
       note("change membership to voters " + ids_text(target.voters) + " (restoring the membership)");
-      c.node(*l).change_membership(target, [done](result<index_t> r) { *done = std::move(r); });
+      c.node(*l).async_change_membership(target, [done](result<index_t> r) { *done = std::move(r); });
       c.run_until([&] { return done->has_value(); }, std::min<vduration>(6 * et, end - c.now()));
       if (!done->has_value()) continue;
       note(std::string("restoring the membership: ") + (done->value().has_value() ? "done" : done->value().error().message()));
@@ -953,7 +953,7 @@ class run {
   /// already has one) and wakes its waiter. Every answer, a late one too, goes to the oracle.
   void propose_through(cluster<>& c, node_id via, const buffer& cmd, const lin::kv_op& op,
                        const std::shared_ptr<pending>& p) {
-    c.node(via).propose(cmd.bytes(), [this, p, &c, via, op](result<std::string> r) {
+    c.node(via).async_propose(cmd.bytes(), [this, p, &c, via, op](result<std::string> r) {
       check_report(c, via, op, r);
       if (p->r) return;
       p->r = std::move(r);
@@ -965,7 +965,7 @@ class run {
   /// once; the answer goes to `p` (unless it already has one) and wakes its waiter.
   void read_through(cluster<>& c, node_id via, const std::string& key, const std::shared_ptr<pending>& p) {
     const auto lease_reads = c.node(via).metrics().lease_reads;
-    c.node(via).read_barrier([this, p, &c, via, key, lease_reads](result<index_t> r) {
+    c.node(via).async_read_barrier([this, p, &c, via, key, lease_reads](result<index_t> r) {
       if (p->r) return;
       if (r.has_value()) {
         p->r.emplace(c.state_machine(via).find(key).value_or(""));
@@ -1073,7 +1073,7 @@ class run {
     if (c.node(via).role() != role::leader) cover("membership change through a follower");
     note("change membership to voters " + ids_text(target.voters) + " learners " + ids_text(target.learners) +
          " via node " + std::to_string(via.value) + " (" + what + ")");
-    c.node(via).change_membership(target, [this, what](result<index_t> r) {
+    c.node(via).async_change_membership(target, [this, what](result<index_t> r) {
       if (r.has_value()) cover("change_membership done");
       note("membership change (" + what + "): " + (r.has_value() ? "done" : r.error().message()));
     });
@@ -1084,7 +1084,7 @@ class run {
     if (c.node(via).role() != role::leader) cover("transfer_leadership through a follower");
     note("transfer leadership from " + std::to_string(via.value) + " to " + std::to_string(to.value) + " (" + kind + ")");
     ++transfers_pending_;
-    c.node(via).transfer_leadership(to, [this, from = via, to](result<node_id> r) {
+    c.node(via).async_transfer_leadership(to, [this, from = via, to](result<node_id> r) {
       --transfers_pending_;
       if (r.has_value()) cover("transfer_leadership done");
       note("transfer " + std::to_string(from.value) + "->" + std::to_string(to.value) + ": " +
@@ -1111,9 +1111,9 @@ class run {
     auto done = [this, name, id](result<index_t> r) {
       note(name + " of " + std::to_string(id.value) + ": " + (r.has_value() ? "done" : r.error().message()));
     };
-    if (op == 0) c.node(via).add_learner(id, done);
-    else if (op == 1) c.node(via).promote(id, done);
-    else c.node(via).remove(id, done);
+    if (op == 0) c.node(via).async_add_learner(id, done);
+    else if (op == 1) c.node(via).async_promote(id, done);
+    else c.node(via).async_remove(id, done);
   }
 
   void random_operation(cluster<>& c) {
@@ -1554,7 +1554,7 @@ class run {
         const node_id v = pick(0, 3) == 0 ? *leader : cfg.voters[pick(0, cfg.voters.size() - 1)];
         note("remove node " + std::to_string(v.value) + " from the configuration (via leader " +
              std::to_string(leader->value) + ")");
-        c.node(*leader).remove(v, [this, v](result<index_t> r) {
+        c.node(*leader).async_remove(v, [this, v](result<index_t> r) {
           note("removal of " + std::to_string(v.value) + ": " + (r.has_value() ? "done" : r.error().message()));
         });
         break;
@@ -1572,9 +1572,9 @@ class run {
                  (r.has_value() ? "done" : r.error().message()));
           };
           if (learner)
-            c.node(*leader).promote(id, done);
+            c.node(*leader).async_promote(id, done);
           else
-            c.node(*leader).add_learner(id, done);
+            c.node(*leader).async_add_learner(id, done);
           break;
         }
         break;
@@ -1716,7 +1716,7 @@ class run {
   /// not the new term may still vote for a candidate whose log lacks it.
   bool in_window(cluster<>& c, node_id l) const {
     const auto& leader = c.node(l);
-    const log_view& log = leader.log();
+    const in_memory_log& log = leader.log();
     const term_t t = leader.term();
     if (log.last_term() != t) return false;
     const index_t first_new = log.first_index_of_term_at(log.last_index());
@@ -1728,7 +1728,7 @@ class run {
     std::size_t with_old = 0, with_new = 0;
     for (node_id v : voters) {
       if (!c.is_up(v)) continue;
-      const log_view& other = c.node(v).log();
+      const in_memory_log& other = c.node(v).log();
       if (other.last_term() >= t) ++with_new;
       if (other.last_index() >= old && other.term_at(old) == old_term) ++with_old;
     }

@@ -71,11 +71,11 @@ run_result run_node(const std::filesystem::path& dir, index_t replay_to, const s
         out.applied_before = n.applied_index();
         if (fail_after_leading) *fail_after_leading = true;
         for (const auto& c : commands) {
-          auto r = co_await n.propose(c.bytes());
+          auto r = co_await n.async_propose(c.bytes());
           out.replies.push_back(r ? *r : "error");
         }
         out.failure = n.failure();
-        co_await n.stop();
+        co_await n.async_stop();
       },
       [&](std::exception_ptr e) {
         error = e;

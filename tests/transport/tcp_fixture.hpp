@@ -198,7 +198,7 @@ struct cluster {
 
   asio::awaitable<void> stop(member& m) {
     if (!m.n) co_return;
-    co_await m.n->stop();
+    co_await m.n->async_stop();
     m.n.reset();
     m.transport.reset();  // closed by stop(); its coroutines keep their state until they finish
     m.sm.reset();
@@ -222,7 +222,7 @@ struct cluster {
         target = (target + 1) % members.size();
         continue;
       }
-      auto r = co_await m.n->propose(cmd.bytes());
+      auto r = co_await m.n->async_propose(cmd.bytes());
       if (r) co_return true;
       if (r.error().code == errc::not_leader && r.error().leader_hint != no_node &&
           at(r.error().leader_hint).n) {

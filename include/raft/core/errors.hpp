@@ -27,6 +27,9 @@ enum class errc {
   transferring,        ///< a leadership transfer is in progress: no new proposals or changes
   committed_result_unknown,  ///< the entry committed, but this node skipped applying it (it
                              ///< installed a snapshot that covers it), so it has no result for it
+  cancelled,  ///< the caller cancelled the operation (through its completion handler's
+              ///< cancellation slot) before the node finished it: the outcome is unknown. The
+              ///< node carries on with it: a cancelled proposal may still commit and be applied
 };
 
 class error_category_impl final : public std::error_category {
@@ -43,6 +46,7 @@ class error_category_impl final : public std::error_category {
       case errc::timeout: return "timed out";
       case errc::transferring: return "leadership transfer in progress";
       case errc::committed_result_unknown: return "the entry committed; its result is not known here";
+      case errc::cancelled: return "cancelled by the caller: the outcome is unknown (the operation may still take effect)";
     }
     return "unknown raft error";
   }

@@ -5,7 +5,7 @@
 // `start(context, resume, resumes_on)`: `resume` is the coroutine's completion handler,
 // type-erased; calling it resumes the coroutine on the calling thread, so it must be called on
 // `resumes_on`, the coroutine's executor, or posted there. signal::wait(), a parked
-// transport receive, a yield to the executor and node::stop() all suspend this way.
+// transport receive, a yield to the executor and node::async_stop() all suspend this way.
 //
 // Why not an `asio::async_initiate` with a lambda at each place: every distinct initiation type
 // instantiates Asio's use_awaitable machinery anew (async_result<...>::initiate, do_init, the

@@ -10,13 +10,13 @@
 namespace raft {
 inline namespace v1 {
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 bool node<StateMachine, Storage, Transport, Timer>::leader_is_alive() const {
   if (role_ == role::leader) return true;
   return leader_ != no_node && Clock::now() - last_leader_contact_ < opts_.election_timeout_min;
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::reset_election_deadline() {
   const auto spread = (opts_.election_timeout_max - opts_.election_timeout_min).count();
   const auto jitter = static_cast<std::int64_t>(rng_.below(static_cast<std::uint64_t>(spread)));
@@ -25,14 +25,14 @@ void node<StateMachine, Storage, Transport, Timer>::reset_election_deadline() {
 
 /// Moves the election deadline to `after` from now. The timer is re-armed lazily when it
 /// fires; only a deadline earlier than the armed one needs to wake it now.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::set_election_deadline(std::chrono::nanoseconds after) {
   election_deadline_ = Clock::now() + std::chrono::duration_cast<typename Clock::duration>(after);
   if (election_deadline_ < armed_deadline_) election_timer_.cancel();
 }
 
 /// Re-arms to the latest deadline instead of being cancelled on every heartbeat.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::election_timer() {
   while (!stopping_) {
     armed_deadline_ = election_deadline_;
@@ -44,7 +44,7 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::election_ti
   }
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::on_election_timeout() {
   if (role_ == role::leader) {
     // §6.2 CheckQuorum: step down unless a quorum was heard from during the last timeout.
@@ -77,12 +77,9 @@ void node<StateMachine, Storage, Transport, Timer>::on_election_timeout() {
 /// without it no one can be elected (the others lack the entry, and it refuses them its
 /// vote). Elected, it counts the votes of the new configuration only, commits it, and steps
 /// down (leader_after_commit), like a leader that removed itself.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 bool node<StateMachine, Storage, Transport, Timer>::may_campaign() const {
   if (config_.is_voter(opts_.id)) return true;
-#ifdef RAFT_TEST_MUTATION_ONLY_VOTERS_CAMPAIGN  // test-only mutant (tests/sim)
-  return false;
-#endif
   if (commit_ >= config_index_) return false;
   return config_at(config_index_.prev()).first.is_voter(opts_.id);
 }
@@ -91,7 +88,7 @@ bool node<StateMachine, Storage, Transport, Timer>::may_campaign() const {
 /// without changing anyone's term; if it wins, the real round follows. Replies are counted as
 /// they arrive (on(vote_response)) and a round ends as soon as its outcome is decided, or when
 /// a newer round, a leader or a higher term supersedes it.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::campaign(bool pre_vote, bool transfer) {
   for (;;) {
     const std::uint64_t id = open_round(pre_vote, transfer);
@@ -117,7 +114,7 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::campaign(bo
 
 /// Starts a round of campaign(): becomes (pre-)candidate and asks every voter. Returns the
 /// round's id.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 std::uint64_t node<StateMachine, Storage, Transport, Timer>::open_round(bool pre_vote, bool transfer) {
   const term_t round_term = term_.next();
   set_leader(no_node);  // we stopped hearing from it: stop naming it in hints
@@ -146,7 +143,7 @@ std::uint64_t node<StateMachine, Storage, Transport, Timer>::open_round(bool pre
   return id;
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::on(node_id from, vote_request r) {
   // A vote request sent on the leader's TimeoutNow may take over from a live leader (§3.10).
   const voter_state me{term_, voted_for_, log_.last_term(), log_.last_index(),
@@ -162,7 +159,7 @@ void node<StateMachine, Storage, Transport, Timer>::on(node_id from, vote_reques
   send(from, vote_response{granted && r.pre_vote ? r.term : term_, granted, r.pre_vote});
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::on(node_id from, vote_response r) {
   if (!round_ || r.pre_vote != round_->pre_vote) return;
   // A grant names the round's term. A pre-vote refusal carries the voter's term, which is not
@@ -174,7 +171,7 @@ void node<StateMachine, Storage, Transport, Timer>::on(node_id from, vote_respon
   round_signal_.notify();
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::become_follower(term_t term, node_id leader) {
   if (term > term_) {
     term_ = term;
@@ -200,7 +197,7 @@ void node<StateMachine, Storage, Transport, Timer>::become_follower(term_t term,
   }
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::become_leader() {
   set_role(role::leader);
   set_leader(opts_.id);
@@ -216,7 +213,7 @@ void node<StateMachine, Storage, Transport, Timer>::become_leader() {
 }
 
 /// While leading: one replicator per member of the latest configuration (§4.1), no more.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::sync_peers() {
   if (role_ != role::leader) return;
   const auto members = config_.all_members();
@@ -239,7 +236,7 @@ void node<StateMachine, Storage, Transport, Timer>::sync_peers() {
   });
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::stop_leading() {
   for (peer* p : peers_) p->wake.notify();
   peers_.clear();
@@ -263,14 +260,14 @@ void node<StateMachine, Storage, Transport, Timer>::stop_leading() {
   commit_signal_.notify();  // membership changes in flight notice
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::set_role(raft::role r) {
   if (r == role_) return;
   role_ = r;
   emit(event_kind::role_changed);
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::set_leader(node_id l) {
   if (l == leader_) return;
   leader_ = l;
@@ -279,7 +276,7 @@ void node<StateMachine, Storage, Transport, Timer>::set_leader(node_id l) {
   if (transfer_ && role_ != role::leader && l != no_node) finish_transfer(l);
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::emit(event_kind kind, index_t index) {
   if (!opts_.on_event) return;
   opts_.on_event(node_event{kind, opts_.id, term_, role_, leader_, index,
@@ -288,7 +285,7 @@ void node<StateMachine, Storage, Transport, Timer>::emit(event_kind kind, index_
 
 /// The follower `id` while this node leads, else null. A linear search: a cluster has a
 /// handful of members.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 auto node<StateMachine, Storage, Transport, Timer>::find_peer(node_id id) const noexcept -> peer* {
   for (peer* p : peers_)
     if (p->id == id) return p;

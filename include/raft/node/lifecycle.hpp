@@ -1,7 +1,7 @@
 // raft/node/lifecycle.hpp - raft::node: start-up and shut-down.
 //
 // Recovery from storage at start(), the node's coroutines (spawn, guarded), fail-stop on an
-// error, and stop().
+// error, and async_stop().
 // Part of raft/node.hpp, which declares the class and includes every part.
 #pragma once
 
@@ -10,11 +10,11 @@
 namespace raft {
 inline namespace v1 {
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::recover(persistent_state ps) {
   term_ = ps.state.term;
   voted_for_ = ps.state.voted_for;
-  log_ = log_view(ps.base_index, ps.base_term);
+  log_ = in_memory_log(ps.base_index, ps.base_term);
   for (auto& e : ps.entries) {
     if (e.index != log_.last_index().next())
       throw std::runtime_error(detail::join({"raft: storage returned a log with a gap before index ", e.index}));
@@ -35,7 +35,7 @@ void node<StateMachine, Storage, Transport, Timer>::recover(persistent_state ps)
       if (log_.term_at(m.index) != m.term) {
         // A crash came between installing a leader's snapshot and resetting the log.
         persist_.reset_log(log_.base_index(), m.index, m.term);
-        log_ = log_view(m.index, m.term);
+        log_ = in_memory_log(m.index, m.term);
       }
       commit_ = applied_ = m.index;
       snapshot_index_ = m.index;
@@ -58,16 +58,16 @@ void node<StateMachine, Storage, Transport, Timer>::recover(persistent_state ps)
   reload_configuration();
 }
 
-/// Runs `task` as one of the node's coroutines: stop() waits for it, and an exception from it
-/// stops the node. Spawned with asio::detached (whose co_spawn machinery a program that uses
-/// Asio has instantiated already); the bookkeeping is done by guarded().
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+/// Runs `task` as one of the node's coroutines: async_stop() waits for it, and an exception
+/// from it stops the node. Spawned with asio::detached (whose co_spawn machinery a program that
+/// uses Asio has instantiated already); the bookkeeping is done by guarded().
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::spawn(asio::awaitable<void> task) {
   ++running_;
   asio::co_spawn(ex_, guarded(std::move(task)), asio::detached);
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::guarded(asio::awaitable<void> task) {
   std::exception_ptr e;
   try {
@@ -81,7 +81,7 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::guarded(asi
 }
 
 /// Fail-stop: an error the node cannot recover from (storage failure, a broken invariant).
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::fail(std::exception_ptr e) {
   if (!failure_) failure_ = e;
   try {
@@ -94,7 +94,7 @@ void node<StateMachine, Storage, Transport, Timer>::fail(std::exception_ptr e) {
   begin_stop();
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::begin_stop() {
   if (stopping_) return;
   stopping_ = true;
@@ -114,10 +114,10 @@ void node<StateMachine, Storage, Transport, Timer>::begin_stop() {
   peers_.clear();
 }
 
-/// stop()'s caller waits in stop_waiters_ until the last coroutine has finished; it resumes
+/// async_stop()'s caller waits in stop_waiters_ until the last coroutine has finished; it resumes
 /// on its own executor, which is kept busy until then.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
-void node<StateMachine, Storage, Transport, Timer>::request_stop(detail::resume_fn resume, const executor_type& caller) {
+template <class StateMachine, class Storage, class Transport, class Timer>
+void node<StateMachine, Storage, Transport, Timer>::request_stop(detail::resume_fn resume, const asio::any_io_executor& caller) {
   detail::resume_fn on_node = [this, resume = std::move(resume),
                                work = asio::prefer(caller, asio::execution::outstanding_work.tracked)]() mutable {
     stop_waiters_.push_back([resume = std::move(resume), work = std::move(work)]() mutable {
@@ -129,8 +129,8 @@ void node<StateMachine, Storage, Transport, Timer>::request_stop(detail::resume_
   asio::dispatch(ex_, std::move(on_node));
 }
 
-/// Once stopping and the last coroutine has finished, stop() completes for every caller.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+/// Once stopping and the last coroutine has finished, async_stop() completes for every caller.
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::finish_stop_if_idle() {
   if (!stopping_ || running_ > 0 || stop_waiters_.empty()) return;
   auto waiters = std::move(stop_waiters_);

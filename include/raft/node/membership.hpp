@@ -10,7 +10,7 @@
 namespace raft {
 inline namespace v1 {
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 template <class MakeTarget>
 auto node<StateMachine, Storage, Transport, Timer>::membership_change(MakeTarget make_target) -> asio::awaitable<result<index_t>> {
   if (stopping_) co_return error{errc::stopped, leader_};
@@ -18,10 +18,7 @@ auto node<StateMachine, Storage, Transport, Timer>::membership_change(MakeTarget
   if (transfer_) co_return error{errc::transferring, leader_};
   if (changing_membership_) co_return error{errc::change_in_progress, leader_};
   changing_membership_ = true;
-  struct release {
-    bool& flag;
-    ~release() { flag = false; }
-  } guard{changing_membership_};
+  const detail::scope_exit clear_flag{[this] { changing_membership_ = false; }};
   const term_t term = term_;
   while (still_leading(term) && !committed_in_term()) co_await commit_signal_.wait();
   if (!still_leading(term)) co_return error{stopping_ ? errc::stopped : errc::leadership_lost, leader_};

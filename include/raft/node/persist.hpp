@@ -14,7 +14,7 @@ inline namespace v1 {
 /// becomes durable with one flush. While a flush runs, new entries queue up for the next one.
 /// Runs only for a storage whose flush is asynchronous: one that flushes synchronously
 /// (memory_storage: `flush_now()`) is flushed by settle() (persist_now()).
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::persist_loop() {
   while (!stopping_) {
     if (!persist_pending()) {
@@ -38,7 +38,7 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::persist_loo
 /// Persistence asked for outside any event (a compaction, a log reset after an installed
 /// snapshot, a bootstrap entry at start): persist_loop does it, or, for a storage that
 /// flushes synchronously, a settle().
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::persist_later() {
   if constexpr (inline_flush)
     schedule_settle();
@@ -48,7 +48,7 @@ void node<StateMachine, Storage, Transport, Timer>::persist_later() {
 
 /// In settle(): makes the log's new entries durable now if the storage flushes synchronously;
 /// otherwise persist_loop does it.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::persist_now() {
   if (!persist_pending()) return;
   if constexpr (inline_flush) {
@@ -62,7 +62,7 @@ void node<StateMachine, Storage, Transport, Timer>::persist_now() {
 
 /// Hands everything not yet handed over to storage (a log reset after an installed snapshot,
 /// new entries, a compaction); returns the index the next flush makes durable.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 index_t node<StateMachine, Storage, Transport, Timer>::submit_to_storage() {
   const auto round = persist_.begin_round(log_.last_index(), log_.base_index(), snapshot_index_);
   if constexpr (snapshots) {  // (without snapshots, no round resets or compacts)
@@ -85,7 +85,7 @@ index_t node<StateMachine, Storage, Transport, Timer>::submit_to_storage() {
 }
 
 /// A flush through `target` completed: the leader counts itself, a follower acknowledges.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::flushed(index_t target) {
   ++metrics_.storage_flushes;
   persist_.flushed(target);
@@ -97,7 +97,7 @@ void node<StateMachine, Storage, Transport, Timer>::flushed(index_t target) {
 
 /// Applies committed entries in log order through `limit`, exactly once, and completes their
 /// proposals.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::apply_committed(index_t limit) {
   const index_t until = std::min(commit_, limit);
   if (applied_ >= until) return;
@@ -106,7 +106,7 @@ void node<StateMachine, Storage, Transport, Timer>::apply_committed(index_t limi
   maybe_take_snapshot();
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::apply(index_t i) {
   const log_entry& e = log_.at(i);
   applied_ = i;

@@ -10,7 +10,7 @@
 namespace raft {
 inline namespace v1 {
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::start_read(op_completion<index_t> done) {
   if (stopping_) return refuse(std::move(done), errc::stopped);
   if (role_ == role::leader) {
@@ -31,20 +31,18 @@ void node<StateMachine, Storage, Transport, Timer>::start_read(op_completion<ind
 /// answer to a request an earlier incarnation sent in the same term (it crashed and restarted
 /// while the answer was on its way) matches none of this incarnation's requests: served, it
 /// would give a new read the old read's index, which may lack writes acknowledged since.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::first_read_id() noexcept {
-#ifndef RAFT_TEST_MUTATION_READ_IDS_FROM_ONE  // test-only mutant (tests/sim)
   std::uint64_t x = static_cast<std::uint64_t>(
                         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count()) ^
                     (opts_.id.value * 0x9E3779B97F4A7C15ull);
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;  // splitmix64's finalizer: nearby times, far-apart ids
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
   next_read_id_ = x ^ (x >> 31);
-#endif
 }
 
 /// The leader's half of a read: `confirmed` gets a read index once leadership is confirmed.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::leader_read(op_completion<index_t> confirmed) {
   if (opts_.lease_reads && committed_in_term() && reads_.lease_holds(Clock::now())) {
     ++metrics_.lease_reads;
@@ -56,7 +54,7 @@ void node<StateMachine, Storage, Transport, Timer>::leader_read(op_completion<in
 }
 
 /// Starts a heartbeat round: every read without one joins it, every follower hears from us.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::start_round() {
   reads_.start_round(Clock::now());
   for (peer* p : peers_) {
@@ -66,7 +64,7 @@ void node<StateMachine, Storage, Transport, Timer>::start_round() {
   confirm_rounds();  // a single voter confirms alone
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::acknowledge_round(peer& p, std::uint64_t round) {
   if (round <= p.acked_round || round > reads_.round()) return;
   p.acked_round = round;
@@ -75,7 +73,7 @@ void node<StateMachine, Storage, Transport, Timer>::acknowledge_round(peer& p, s
 
 /// The highest round a quorum acknowledged (we acknowledge our own rounds) confirms every
 /// read of that round or earlier, and renews the lease from that round's start.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::confirm_rounds() {
   const index_t q = quorum_index(config_, [&](node_id v) {
     if (v == opts_.id) return index_t{reads_.round()};
@@ -87,7 +85,7 @@ void node<StateMachine, Storage, Transport, Timer>::confirm_rounds() {
   for (auto& r : reads_.confirm(q.value, lease)) r.done(r.index);
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::wait_applied(index_t index, op_completion<index_t> done) {
   if (applied_ >= index) {
     ++metrics_.read_barriers;
@@ -96,7 +94,7 @@ void node<StateMachine, Storage, Transport, Timer>::wait_applied(index_t index, 
   apply_waiters_.push_back(pending_read{index, 0, {}, std::move(done)});
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::wake_apply_waiters() {
   std::erase_if(apply_waiters_, [&](pending_read& w) {
     if (w.index > applied_) return false;
@@ -106,7 +104,7 @@ void node<StateMachine, Storage, Transport, Timer>::wake_apply_waiters() {
   });
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::on(node_id from, read_index_request r) {
   if (role_ != role::leader || transfer_) {
     send(from, read_index_response{term_, r.id, false, index_t{0}});
@@ -118,7 +116,7 @@ void node<StateMachine, Storage, Transport, Timer>::on(node_id from, read_index_
   });
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::on(node_id, read_index_response r) {
   auto it = std::find_if(forwarded_.begin(), forwarded_.end(), [&](const auto& f) { return f.tag == r.id; });
   if (it == forwarded_.end()) return;
@@ -128,21 +126,21 @@ void node<StateMachine, Storage, Transport, Timer>::on(node_id, read_index_respo
   wait_applied(r.index, std::move(done));
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::expire_forwarded_reads() {
   const auto now = Clock::now();
   auto expired = detail::take_front_while(forwarded_, [&](const pending_read& f) { return now >= f.deadline; });
   for (auto& f : expired) complete_later(std::move(f.done), result<index_t>(error{errc::timeout, leader_}));
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::fail_forwarded_reads(errc why) {
   auto all = std::move(forwarded_);
   forwarded_.clear();
   for (auto& f : all) complete_later(std::move(f.done), result<index_t>(error{why, leader_}));
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::fail_reads(errc why) {
   fail_forwarded_reads(why);
   for (auto& r : reads_.take_all()) r.done(error{why, leader_});

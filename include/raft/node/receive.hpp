@@ -10,7 +10,7 @@
 namespace raft {
 inline namespace v1 {
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::receive_loop() {
   std::vector<message> batch;
   while (!stopping_) {
@@ -32,7 +32,7 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::receive_loo
 /// synchronously), then sends every follower what it lacks. Proposals completed here that
 /// propose again are persisted and sent in the same pass, so a proposal's round trip costs no
 /// extra trip through the executor, and everything one event caused travels together.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::settle() {
   assert(handling_);
   const index_t limit = applied_ + opts_.max_apply_batch;
@@ -52,7 +52,7 @@ void node<StateMachine, Storage, Transport, Timer>::settle() {
 /// Work done outside any event (a proposal from a client's coroutine, a commit index moved by
 /// an installed snapshot, an apply backlog left by settle()) gets one settle() of its own,
 /// posted: a burst of such calls shares it.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::schedule_settle() {
   if (handling_ || settle_posted_ || stopping_) return;
   settle_posted_ = true;
@@ -74,7 +74,7 @@ void node<StateMachine, Storage, Transport, Timer>::schedule_settle() {
   }));
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::step(message&& m) {
   if (m.to != opts_.id || m.from == opts_.id || m.from == no_node) return;
   const term_t t = term_of(m.body);
@@ -84,7 +84,7 @@ void node<StateMachine, Storage, Transport, Timer>::step(message&& m) {
 
 /// A message whose term is not ours (rare: once per term change). Returns whether step()
 /// goes on to handle it.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 bool node<StateMachine, Storage, Transport, Timer>::handle_other_term(const message& m, term_t t) {
   if (t.value == std::numeric_limits<std::uint64_t>::max()) {
     // No real cluster gets there; adopting it would wrap the term to 0 at the next election.

@@ -13,7 +13,7 @@ inline namespace v1 {
 // ---------------------------------------------------------------------------------------------
 // Leader side.
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::start_proposal(buffer command, completion done) {
   if (const auto why = proposal_refusal()) return refuse(std::move(done), *why);
   ++metrics_.proposals_accepted;
@@ -22,7 +22,7 @@ void node<StateMachine, Storage, Transport, Timer>::start_proposal(buffer comman
 }
 
 /// Why a proposal is refused on arrival, if it is.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 auto node<StateMachine, Storage, Transport, Timer>::proposal_refusal() const noexcept -> std::optional<errc> {
   if (stopping_) return errc::stopped;
   if (role_ != role::leader) return errc::not_leader;
@@ -33,7 +33,7 @@ auto node<StateMachine, Storage, Transport, Timer>::proposal_refusal() const noe
 
 /// Appends an entry of the current term to the leader's log. Storage and followers receive it
 /// in parallel (§10.2.1); the leader counts itself for it only once it is durable.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 index_t node<StateMachine, Storage, Transport, Timer>::append_local(entry_kind kind, buffer data) {
   const index_t index = log_.last_index().next();
   log_.append(log_entry{term_, index, kind, std::move(data)});
@@ -45,7 +45,7 @@ index_t node<StateMachine, Storage, Transport, Timer>::append_local(entry_kind k
   return index;
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::heartbeat_loop(term_t term) {
   while (still_leading(term)) {
     start_round();
@@ -68,7 +68,7 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::heartbeat_l
 /// Keeps one follower's log in line with ours: sends what it lacks, up to the flow-control
 /// window, then sleeps until there is news (new entries, an ack, a heartbeat tick). A
 /// follower that needs entries we compacted gets the snapshot instead (§5.3).
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::replicate_to(std::unique_ptr<peer> p, term_t term) {
   while (still_leading(term) && !p->removed) {
     if (p->next <= log_.base_index()) {
@@ -87,13 +87,13 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::replicate_t
 
 /// Sends the follower what it lacks, up to the flow-control window (§3.5 pipelining). One
 /// that needs compacted entries gets the snapshot from replicate_to().
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::send_entries(peer& p) {
   if (p.next <= log_.base_index()) return;
   while (p.next <= log_.last_index() && can_send(p)) send_append(p);
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::send_append(peer& p) {
   const index_t prev = p.next.prev();
   append_request r{term_, prev, *log_.term_at(prev), commit_, detail::entry_vectors::take(), reads_.round()};
@@ -110,14 +110,14 @@ void node<StateMachine, Storage, Transport, Timer>::send_append(peer& p) {
 /// it always passes the consistency check and carries the commit index (§3.5). A follower
 /// whose match is behind our compacted prefix (pipelined sends still in flight) gets our
 /// snapshot's index as prev, the oldest entry whose term we still know.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::send_heartbeat(peer& p) {
   p.heartbeat_due = false;
   const index_t prev = std::max(p.match, log_.base_index());
   send(p.id, append_request{term_, prev, *log_.term_at(prev), commit_, {}, reads_.round()});
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::on(node_id from, append_response r) {
   if (role_ != role::leader) return;
   peer* const found = find_peer(from);
@@ -145,7 +145,7 @@ void node<StateMachine, Storage, Transport, Timer>::on(node_id from, append_resp
 
 /// §3.6.2: commit the highest current-term entry a quorum stores; the leader counts itself
 /// with what its own storage reported durable.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::maybe_commit() {
   const index_t c = leader_commit_index(
       config_,
@@ -161,7 +161,7 @@ void node<StateMachine, Storage, Transport, Timer>::maybe_commit() {
   }
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::advance_commit(index_t c) {
   metrics_.entries_committed += c - commit_;
   commit_ = c;
@@ -175,7 +175,7 @@ void node<StateMachine, Storage, Transport, Timer>::advance_commit(index_t c) {
 /// What a leader does once its configuration entry commits (§4.3): C_old,new committed means
 /// C_new comes next; C_new committed without this node as a voter means stepping down.
 /// Deferred reads start once the leader's first entry of its term commits (§6.4).
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::leader_after_commit() {
   if (reads_.waiting_for_commit() && committed_in_term()) {
     reads_.committed_in_term(commit_);
@@ -196,7 +196,7 @@ void node<StateMachine, Storage, Transport, Timer>::leader_after_commit() {
 
 /// Common to AppendEntries and InstallSnapshot from the leader of our term: follow it and
 /// restart the election timeout. False if this node leads the same term (impossible).
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 bool node<StateMachine, Storage, Transport, Timer>::accept_leader_message(node_id from) {
   if (role_ == role::leader) {
     // Election safety makes this impossible; refuse to act on it.
@@ -216,7 +216,7 @@ bool node<StateMachine, Storage, Transport, Timer>::accept_leader_message(node_i
 
 /// Takes `r` by reference: its entries are moved into the log, and the receive loop
 /// recycles the emptied vector.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::on(node_id from, append_request&& r) {
   if (!well_formed(r)) {
     log_line(log_level::warning, "node ", opts_.id, " drops malformed AppendEntries from ", from);
@@ -255,7 +255,7 @@ void node<StateMachine, Storage, Transport, Timer>::on(node_id from, append_requ
 
 /// Entries must continue from prev_log_index without gaps, with terms that never decrease and
 /// never exceed the leader's term. A correct leader always sends such requests.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 bool node<StateMachine, Storage, Transport, Timer>::well_formed(const append_request& r) noexcept {
   term_t last = r.prev_log_term;
   for (std::size_t k = 0; k < r.entries.size(); ++k) {
@@ -266,7 +266,7 @@ bool node<StateMachine, Storage, Transport, Timer>::well_formed(const append_req
   return r.prev_log_term <= r.term;
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::acknowledge() {
   ack_owed_ = persist_.durable() < verified_;  // acknowledge the rest once it is durable
   if (leader_ == no_node) return;
@@ -274,7 +274,7 @@ void node<StateMachine, Storage, Transport, Timer>::acknowledge() {
                                 index_t{0}, term_t{0}, leader_round_});
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::truncate_log(index_t after) {
   log_.truncate_after(after);
   if (persist_.truncated(after)) storage_.truncate_after(after);
@@ -282,7 +282,7 @@ void node<StateMachine, Storage, Transport, Timer>::truncate_log(index_t after) 
 }
 
 /// The latest configuration entry in the log is the one in effect (§4.1).
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::reload_configuration() {
   auto [c, i] = config_at(log_.last_index());
   config_index_ = i;
@@ -298,7 +298,7 @@ void node<StateMachine, Storage, Transport, Timer>::reload_configuration() {
 
 /// The configuration in effect at `index` and the index of its entry: the latest
 /// configuration entry at or before `index`, else the snapshot's.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 auto node<StateMachine, Storage, Transport, Timer>::config_at(index_t index) const -> std::pair<configuration, index_t> {
   if (const auto i = log_.last_configuration_through(std::min(index, log_.last_index()))) {
     const log_entry& e = log_.at(*i);

@@ -10,7 +10,7 @@
 namespace raft {
 inline namespace v1 {
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::maybe_take_snapshot() {
   if constexpr (snapshots) {
     if (opts_.snapshot_entries == 0 || snapshotting_ || installing_ || incoming_ || stopping_) return;
@@ -22,13 +22,10 @@ void node<StateMachine, Storage, Transport, Timer>::maybe_take_snapshot() {
 
 /// Streams the state machine's point-in-time image to storage in chunks, yielding between
 /// them so heartbeats and replication go on; then compacts the log behind it.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::take_snapshot() {
   if constexpr (snapshots) {
-    struct release {
-      bool& flag;
-      ~release() { flag = false; }
-    } guard{snapshotting_};
+    const detail::scope_exit clear_flag{[this] { snapshotting_ = false; }};
     const index_t index = applied_;
     snapshot_meta meta{index, *log_.term_at(index), config_at(index).first};
     auto source = sm_.snapshot();
@@ -57,7 +54,7 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::take_snapsh
   }
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::send_snapshot_chunk(peer& p) {
   if constexpr (snapshots) {
     if (!p.snapshot) {
@@ -82,7 +79,7 @@ void node<StateMachine, Storage, Transport, Timer>::send_snapshot_chunk(peer& p)
   }
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::on(node_id from, install_snapshot_response r) {
   if (role_ != role::leader) return;
   peer* const found = find_peer(from);
@@ -105,7 +102,7 @@ void node<StateMachine, Storage, Transport, Timer>::on(node_id from, install_sna
   p.wake.notify();
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::on(node_id from, install_snapshot_request r) {
   if (!accept_leader_message(from)) return;
   if constexpr (!snapshots) {
@@ -145,13 +142,10 @@ void node<StateMachine, Storage, Transport, Timer>::on(node_id from, install_sna
 
 /// Makes the received snapshot durable, resets the log behind it and restores the state
 /// machine from it (§5.3: a log that holds the snapshot's last entry keeps what follows).
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::install_snapshot() {
   if constexpr (snapshots) {
-    struct release {
-      bool& flag;
-      ~release() { flag = false; }
-    } guard{installing_};
+    const detail::scope_exit clear_flag{[this] { installing_ = false; }};
     incoming_snapshot in = std::move(*incoming_);
     incoming_.reset();
     co_await in.writer.commit();
@@ -161,7 +155,7 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::install_sna
     if (applied_ < m.index) complete_skipped_proposals(m.index, m.term);  // before the log changes
     if (log_.term_at(m.index) != m.term) {
       persist_.reset_log(log_.base_index(), m.index, m.term);
-      log_ = log_view(m.index, m.term);
+      log_ = in_memory_log(m.index, m.term);
       verified_ = m.index;
     } else {
       persist_.compact_later(m.index);
@@ -191,13 +185,11 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::install_sna
 /// entry) can never be needed again. Dropped, or this node would never take a snapshot of its
 /// own again (maybe_take_snapshot waits while one is being received) and its log would grow
 /// without bound.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::drop_overtaken_snapshot() {
-#ifndef RAFT_TEST_MUTATION_KEEP_OVERTAKEN_SNAPSHOT  // test-only mutant (tests/sim)
   log_line(log_level::debug, "node ", opts_.id, " drops the partly received snapshot through index ",
            incoming_->meta.index, ": the log reached it");
   incoming_.reset();
-#endif
 }
 
 /// An installed snapshot through `through` replaces applying the entries it covers: the
@@ -205,9 +197,8 @@ void node<StateMachine, Storage, Transport, Timer>::drop_overtaken_snapshot() {
 /// this node knew committed (within its commit index, or within a log that matches the
 /// snapshot's last entry, hence the leader's) committed: its result is unknown here, since
 /// the state machine jumps past it. Any other may or may not have committed.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::complete_skipped_proposals(index_t through, term_t through_term) {
-#ifndef RAFT_TEST_MUTATION_SKIPPED_PROPOSALS_LOST  // test-only mutant (tests/sim)
   const bool log_matches = log_.term_at(through) == through_term;
   while (!pending_.empty() && pending_.front().index <= through) {
     pending_proposal p = std::move(pending_.front());
@@ -216,13 +207,10 @@ void node<StateMachine, Storage, Transport, Timer>::complete_skipped_proposals(i
     const bool committed = ours && (p.index <= commit_ || log_matches);
     p.done(error{committed ? errc::committed_result_unknown : errc::leadership_lost, leader_});
   }
-#else
-  (void)through, (void)through_term;
-#endif
 }
 
 /// Replaces the state machine's state with a stored snapshot's.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 template <class Reader>
 void node<StateMachine, Storage, Transport, Timer>::restore_state_machine(const Reader& reader) {
   auto sink = sm_.restore();

@@ -9,7 +9,7 @@
 namespace raft {
 inline namespace v1 {
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::start_transfer(node_id target, op_completion<node_id> done) {
   if (stopping_) return refuse(std::move(done), errc::stopped);
   if (role_ != role::leader) return refuse(std::move(done), errc::not_leader);
@@ -30,17 +30,15 @@ void node<StateMachine, Storage, Transport, Timer>::start_transfer(node_id targe
 /// serves no lease reads in this term: voters grant the target's vote despite having heard
 /// from us (§3.10), so a lease no longer proves that no other leader exists, even after the
 /// transfer timed out (a TimeoutNow delivered late can still elect the target).
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::maybe_send_timeout_now(peer& p) {
   if (!transfer_ || transfer_->target != p.id || p.match != log_.last_index()) return;
   ++metrics_.leadership_transfers;
-#ifndef RAFT_TEST_MUTATION_LEASE_AFTER_TIMEOUT_NOW  // test-only mutant (tests/sim): the lease survives
   reads_.revoke_lease();
-#endif
   send(p.id, timeout_now{term_});
 }
 
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::on(node_id from, timeout_now) {
   if (role_ == role::leader || from != leader_ || !config_.is_voter(opts_.id)) return;
   log_line(log_level::info, "node ", opts_.id, " got TimeoutNow from ", from);
@@ -49,7 +47,7 @@ void node<StateMachine, Storage, Transport, Timer>::on(node_id from, timeout_now
 }
 
 /// Leader housekeeping on every heartbeat tick: abandon a transfer and reads that ran out of time.
-template <state_machine StateMachine, storage Storage, transport Transport, timer Timer>
+template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::expire_leader_work() {
   const auto now = Clock::now();
   if (transfer_ && now >= transfer_->deadline) {

@@ -173,7 +173,7 @@ class cluster {
   }
 
   /// Adds node `id` with empty storage and no bootstrap configuration: it starts as a follower
-  /// that belongs to no configuration, and joins once a leader adds it (node::add_learner).
+  /// that belongs to no configuration, and joins once a leader adds it (node::async_add_learner).
   void add_node(node_id id) {
     if (members_.contains(id)) throw std::logic_error("cluster::add_node: node " + std::to_string(id.value) + " exists");
     auto m = std::make_unique<member>();
@@ -242,7 +242,7 @@ class cluster {
   /// Proposes `command` through node `via`; the returned proposal fills in when it completes.
   std::shared_ptr<proposal<result_type>> propose(node_id via, const buffer& command) {
     auto p = std::make_shared<proposal<result_type>>();
-    node(via).propose(command.bytes(), [p](result<result_type> r) { p->outcome = std::move(r); });
+    node(via).async_propose(command.bytes(), [p](result<result_type> r) { p->outcome = std::move(r); });
     return p;
   }
 
@@ -353,7 +353,7 @@ class cluster {
 
   void shut_down(member& m) {
     bool stopped = false;
-    asio::co_spawn(context_, m.node->stop(), [&](std::exception_ptr) { stopped = true; });
+    asio::co_spawn(context_, m.node->async_stop(), [&](std::exception_ptr) { stopped = true; });
     while (!stopped) {
       context_.restart();
       if (context_.poll() != 0 || stopped) continue;
@@ -402,7 +402,7 @@ class cluster {
     for (auto& [id, m] : members_) {
       if (!m->node) continue;
       const node_type& n = *m->node;
-      const log_view& log = n.log();
+      const in_memory_log& log = n.log();
       if (checks_.applied_within_commit && n.applied_index() > n.commit_index())
         violation("node " + std::to_string(id.value) + " applied past its commit index");
       if (checks_.commit_within_log && n.commit_index() > log.last_index())
@@ -462,8 +462,8 @@ class cluster {
     for (auto& [a, ma] : members_) {
       for (auto& [b, mb] : members_) {
         if (a >= b || !ma->node || !mb->node) continue;
-        const log_view& la = ma->node->log();
-        const log_view& lb = mb->node->log();
+        const in_memory_log& la = ma->node->log();
+        const in_memory_log& lb = mb->node->log();
         const index_t lo = std::max(la.first_index(), lb.first_index());
         index_t top{0};
         for (index_t i = std::min(la.last_index(), lb.last_index()); i >= lo && i > index_t{0}; i = i.prev())
