@@ -11,13 +11,13 @@ namespace raft {
 inline namespace v1 {
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-bool node<StateMachine, Storage, Transport, Timer>::leader_is_alive() const {
+inline bool node<StateMachine, Storage, Transport, Timer>::leader_is_alive() const {
   if (role_ == role::leader) return true;
   return leader_ != no_node && Clock::now() - last_leader_contact_ < opts_.election_timeout_min;
 }
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::reset_election_deadline() {
+inline void node<StateMachine, Storage, Transport, Timer>::reset_election_deadline() {
   const auto spread = (opts_.election_timeout_max - opts_.election_timeout_min).count();
   const auto jitter = static_cast<std::int64_t>(rng_.below(static_cast<std::uint64_t>(spread)));
   set_election_deadline(opts_.election_timeout_min + std::chrono::nanoseconds(jitter));
@@ -26,7 +26,7 @@ void node<StateMachine, Storage, Transport, Timer>::reset_election_deadline() {
 /// Moves the election deadline to `after` from now. The timer is re-armed lazily when it
 /// fires; only a deadline earlier than the armed one needs to wake it now.
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::set_election_deadline(std::chrono::nanoseconds after) {
+inline void node<StateMachine, Storage, Transport, Timer>::set_election_deadline(std::chrono::nanoseconds after) {
   election_deadline_ = Clock::now() + std::chrono::duration_cast<typename Clock::duration>(after);
   if (election_deadline_ < armed_deadline_) election_timer_.cancel();
 }
@@ -78,7 +78,7 @@ void node<StateMachine, Storage, Transport, Timer>::on_election_timeout() {
 /// vote). Elected, it counts the votes of the new configuration only, commits it, and steps
 /// down (leader_after_commit), like a leader that removed itself.
 template <class StateMachine, class Storage, class Transport, class Timer>
-bool node<StateMachine, Storage, Transport, Timer>::may_campaign() const {
+inline bool node<StateMachine, Storage, Transport, Timer>::may_campaign() const {
   if (config_.is_voter(opts_.id)) return true;
   if (commit_ >= config_index_) return false;
   return config_at(config_index_.prev()).first.is_voter(opts_.id);
@@ -286,7 +286,7 @@ void node<StateMachine, Storage, Transport, Timer>::emit(event_kind kind, index_
 /// The follower `id` while this node leads, else null. A linear search: a cluster has a
 /// handful of members.
 template <class StateMachine, class Storage, class Transport, class Timer>
-auto node<StateMachine, Storage, Transport, Timer>::find_peer(node_id id) const noexcept -> peer* {
+inline auto node<StateMachine, Storage, Transport, Timer>::find_peer(node_id id) const noexcept -> peer* {
   for (peer* p : peers_)
     if (p->id == id) return p;
   return nullptr;

@@ -62,13 +62,13 @@ void node<StateMachine, Storage, Transport, Timer>::recover(persistent_state ps)
 /// from it stops the node. Spawned with asio::detached (whose co_spawn machinery a program that
 /// uses Asio has instantiated already); the bookkeeping is done by guarded().
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::spawn(asio::awaitable<void> task) {
+inline void node<StateMachine, Storage, Transport, Timer>::spawn(asio::awaitable<void> task) {
   ++running_;
   asio::co_spawn(ex_, guarded(std::move(task)), asio::detached);
 }
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::guarded(asio::awaitable<void> task) {
+inline asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::guarded(asio::awaitable<void> task) {
   std::exception_ptr e;
   try {
     co_await std::move(task);

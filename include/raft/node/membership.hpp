@@ -12,7 +12,7 @@ inline namespace v1 {
 
 template <class StateMachine, class Storage, class Transport, class Timer>
 template <class MakeTarget>
-auto node<StateMachine, Storage, Transport, Timer>::membership_change(MakeTarget make_target) -> asio::awaitable<result<index_t>> {
+inline auto node<StateMachine, Storage, Transport, Timer>::membership_change(MakeTarget make_target) -> asio::awaitable<result<index_t>> {
   if (stopping_) co_return error{errc::stopped, leader_};
   if (role_ != role::leader) co_return error{errc::not_leader, leader_};
   if (transfer_) co_return error{errc::transferring, leader_};

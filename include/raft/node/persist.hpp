@@ -15,7 +15,7 @@ inline namespace v1 {
 /// Runs only for a storage whose flush is asynchronous: one that flushes synchronously
 /// (memory_storage: `flush_now()`) is flushed by settle() (persist_now()).
 template <class StateMachine, class Storage, class Transport, class Timer>
-asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::persist_loop() {
+inline asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::persist_loop() {
   while (!stopping_) {
     if (!persist_pending()) {
       co_await persist_signal_.wait();
@@ -39,7 +39,7 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::persist_loo
 /// snapshot, a bootstrap entry at start): persist_loop does it, or, for a storage that
 /// flushes synchronously, a settle().
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::persist_later() {
+inline void node<StateMachine, Storage, Transport, Timer>::persist_later() {
   if constexpr (inline_flush)
     schedule_settle();
   else
@@ -49,7 +49,7 @@ void node<StateMachine, Storage, Transport, Timer>::persist_later() {
 /// In settle(): makes the log's new entries durable now if the storage flushes synchronously;
 /// otherwise persist_loop does it.
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::persist_now() {
+inline void node<StateMachine, Storage, Transport, Timer>::persist_now() {
   if (!persist_pending()) return;
   if constexpr (inline_flush) {
     const index_t target = submit_to_storage();
@@ -63,7 +63,7 @@ void node<StateMachine, Storage, Transport, Timer>::persist_now() {
 /// Hands everything not yet handed over to storage (a log reset after an installed snapshot,
 /// new entries, a compaction); returns the index the next flush makes durable.
 template <class StateMachine, class Storage, class Transport, class Timer>
-index_t node<StateMachine, Storage, Transport, Timer>::submit_to_storage() {
+inline index_t node<StateMachine, Storage, Transport, Timer>::submit_to_storage() {
   const auto round = persist_.begin_round(log_.last_index(), log_.base_index(), snapshot_index_);
   if constexpr (snapshots) {  // (without snapshots, no round resets or compacts)
     if (round.reset) {
@@ -86,7 +86,7 @@ index_t node<StateMachine, Storage, Transport, Timer>::submit_to_storage() {
 
 /// A flush through `target` completed: the leader counts itself, a follower acknowledges.
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::flushed(index_t target) {
+inline void node<StateMachine, Storage, Transport, Timer>::flushed(index_t target) {
   ++metrics_.storage_flushes;
   persist_.flushed(target);
   if (role_ == role::leader)
@@ -98,7 +98,7 @@ void node<StateMachine, Storage, Transport, Timer>::flushed(index_t target) {
 /// Applies committed entries in log order through `limit`, exactly once, and completes their
 /// proposals.
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::apply_committed(index_t limit) {
+inline void node<StateMachine, Storage, Transport, Timer>::apply_committed(index_t limit) {
   const index_t until = std::min(commit_, limit);
   if (applied_ >= until) return;
   while (applied_ < until && !stopping_) apply(applied_.next());
@@ -107,7 +107,7 @@ void node<StateMachine, Storage, Transport, Timer>::apply_committed(index_t limi
 }
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::apply(index_t i) {
+inline void node<StateMachine, Storage, Transport, Timer>::apply(index_t i) {
   const log_entry& e = log_.at(i);
   applied_ = i;
   ++metrics_.entries_applied;

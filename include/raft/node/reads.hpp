@@ -32,7 +32,7 @@ void node<StateMachine, Storage, Transport, Timer>::start_read(op_completion<ind
 /// while the answer was on its way) matches none of this incarnation's requests: served, it
 /// would give a new read the old read's index, which may lack writes acknowledged since.
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::first_read_id() noexcept {
+inline void node<StateMachine, Storage, Transport, Timer>::first_read_id() noexcept {
   std::uint64_t x = static_cast<std::uint64_t>(
                         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count()) ^
                     (opts_.id.value * 0x9E3779B97F4A7C15ull);
@@ -65,7 +65,7 @@ void node<StateMachine, Storage, Transport, Timer>::start_round() {
 }
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::acknowledge_round(peer& p, std::uint64_t round) {
+inline void node<StateMachine, Storage, Transport, Timer>::acknowledge_round(peer& p, std::uint64_t round) {
   if (round <= p.acked_round || round > reads_.round()) return;
   p.acked_round = round;
   confirm_rounds();

@@ -11,7 +11,7 @@ namespace raft {
 inline namespace v1 {
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::receive_loop() {
+inline asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::receive_loop() {
   std::vector<message> batch;
   while (!stopping_) {
     batch.clear();
@@ -33,7 +33,7 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::receive_loo
 /// propose again are persisted and sent in the same pass, so a proposal's round trip costs no
 /// extra trip through the executor, and everything one event caused travels together.
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::settle() {
+inline void node<StateMachine, Storage, Transport, Timer>::settle() {
   assert(handling_);
   const index_t limit = applied_ + opts_.max_apply_batch;
   for (;;) {
@@ -53,7 +53,7 @@ void node<StateMachine, Storage, Transport, Timer>::settle() {
 /// an installed snapshot, an apply backlog left by settle()) gets one settle() of its own,
 /// posted: a burst of such calls shares it.
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::schedule_settle() {
+inline void node<StateMachine, Storage, Transport, Timer>::schedule_settle() {
   if (handling_ || settle_posted_ || stopping_) return;
   settle_posted_ = true;
   ++running_;
@@ -75,7 +75,7 @@ void node<StateMachine, Storage, Transport, Timer>::schedule_settle() {
 }
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::step(message&& m) {
+inline void node<StateMachine, Storage, Transport, Timer>::step(message&& m) {
   if (m.to != opts_.id || m.from == opts_.id || m.from == no_node) return;
   const term_t t = term_of(m.body);
   if (t != term_ && !handle_other_term(m, t)) return;

@@ -14,7 +14,7 @@ inline namespace v1 {
 // Leader side.
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::start_proposal(buffer command, completion done) {
+inline void node<StateMachine, Storage, Transport, Timer>::start_proposal(buffer command, completion done) {
   if (const auto why = proposal_refusal()) return refuse(std::move(done), *why);
   ++metrics_.proposals_accepted;
   const index_t index = append_local(entry_kind::command, std::move(command));
@@ -23,7 +23,7 @@ void node<StateMachine, Storage, Transport, Timer>::start_proposal(buffer comman
 
 /// Why a proposal is refused on arrival, if it is.
 template <class StateMachine, class Storage, class Transport, class Timer>
-auto node<StateMachine, Storage, Transport, Timer>::proposal_refusal() const noexcept -> std::optional<errc> {
+inline auto node<StateMachine, Storage, Transport, Timer>::proposal_refusal() const noexcept -> std::optional<errc> {
   if (stopping_) return errc::stopped;
   if (role_ != role::leader) return errc::not_leader;
   if (transfer_) return errc::transferring;
@@ -34,7 +34,7 @@ auto node<StateMachine, Storage, Transport, Timer>::proposal_refusal() const noe
 /// Appends an entry of the current term to the leader's log. Storage and followers receive it
 /// in parallel (§10.2.1); the leader counts itself for it only once it is durable.
 template <class StateMachine, class Storage, class Transport, class Timer>
-index_t node<StateMachine, Storage, Transport, Timer>::append_local(entry_kind kind, buffer data) {
+inline index_t node<StateMachine, Storage, Transport, Timer>::append_local(entry_kind kind, buffer data) {
   const index_t index = log_.last_index().next();
   log_.append(log_entry{term_, index, kind, std::move(data)});
   if (kind == entry_kind::configuration) {
@@ -69,7 +69,7 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::heartbeat_l
 /// window, then sleeps until there is news (new entries, an ack, a heartbeat tick). A
 /// follower that needs entries we compacted gets the snapshot instead (§5.3).
 template <class StateMachine, class Storage, class Transport, class Timer>
-asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::replicate_to(std::unique_ptr<peer> p, term_t term) {
+inline asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::replicate_to(std::unique_ptr<peer> p, term_t term) {
   while (still_leading(term) && !p->removed) {
     if (p->next <= log_.base_index()) {
       if constexpr (snapshots) {
@@ -88,13 +88,13 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::replicate_t
 /// Sends the follower what it lacks, up to the flow-control window (§3.5 pipelining). One
 /// that needs compacted entries gets the snapshot from replicate_to().
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::send_entries(peer& p) {
+inline void node<StateMachine, Storage, Transport, Timer>::send_entries(peer& p) {
   if (p.next <= log_.base_index()) return;
   while (p.next <= log_.last_index() && can_send(p)) send_append(p);
 }
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::send_append(peer& p) {
+inline void node<StateMachine, Storage, Transport, Timer>::send_append(peer& p) {
   const index_t prev = p.next.prev();
   append_request r{term_, prev, *log_.term_at(prev), commit_, detail::entry_vectors::take(), reads_.round()};
   log_.copy(p.next, opts_.max_entries_per_message, opts_.max_bytes_per_message, r.entries);
@@ -111,14 +111,14 @@ void node<StateMachine, Storage, Transport, Timer>::send_append(peer& p) {
 /// whose match is behind our compacted prefix (pipelined sends still in flight) gets our
 /// snapshot's index as prev, the oldest entry whose term we still know.
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::send_heartbeat(peer& p) {
+inline void node<StateMachine, Storage, Transport, Timer>::send_heartbeat(peer& p) {
   p.heartbeat_due = false;
   const index_t prev = std::max(p.match, log_.base_index());
   send(p.id, append_request{term_, prev, *log_.term_at(prev), commit_, {}, reads_.round()});
 }
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::on(node_id from, append_response r) {
+inline void node<StateMachine, Storage, Transport, Timer>::on(node_id from, append_response r) {
   if (role_ != role::leader) return;
   peer* const found = find_peer(from);
   if (found == nullptr) return;
@@ -146,7 +146,7 @@ void node<StateMachine, Storage, Transport, Timer>::on(node_id from, append_resp
 /// §3.6.2: commit the highest current-term entry a quorum stores; the leader counts itself
 /// with what its own storage reported durable.
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::maybe_commit() {
+inline void node<StateMachine, Storage, Transport, Timer>::maybe_commit() {
   const index_t c = leader_commit_index(
       config_,
       [&](node_id v) {
@@ -162,7 +162,7 @@ void node<StateMachine, Storage, Transport, Timer>::maybe_commit() {
 }
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::advance_commit(index_t c) {
+inline void node<StateMachine, Storage, Transport, Timer>::advance_commit(index_t c) {
   metrics_.entries_committed += c - commit_;
   commit_ = c;
   commit_signal_.notify();
@@ -176,7 +176,7 @@ void node<StateMachine, Storage, Transport, Timer>::advance_commit(index_t c) {
 /// C_new comes next; C_new committed without this node as a voter means stepping down.
 /// Deferred reads start once the leader's first entry of its term commits (§6.4).
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::leader_after_commit() {
+inline void node<StateMachine, Storage, Transport, Timer>::leader_after_commit() {
   if (reads_.waiting_for_commit() && committed_in_term()) {
     reads_.committed_in_term(commit_);
     start_round();
@@ -197,7 +197,7 @@ void node<StateMachine, Storage, Transport, Timer>::leader_after_commit() {
 /// Common to AppendEntries and InstallSnapshot from the leader of our term: follow it and
 /// restart the election timeout. False if this node leads the same term (impossible).
 template <class StateMachine, class Storage, class Transport, class Timer>
-bool node<StateMachine, Storage, Transport, Timer>::accept_leader_message(node_id from) {
+inline bool node<StateMachine, Storage, Transport, Timer>::accept_leader_message(node_id from) {
   if (role_ == role::leader) {
     // Election safety makes this impossible; refuse to act on it.
     log_line(log_level::error, "node ", opts_.id, " is leader of term ", term_,
@@ -217,7 +217,7 @@ bool node<StateMachine, Storage, Transport, Timer>::accept_leader_message(node_i
 /// Takes `r` by reference: its entries are moved into the log, and the receive loop
 /// recycles the emptied vector.
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::on(node_id from, append_request&& r) {
+inline void node<StateMachine, Storage, Transport, Timer>::on(node_id from, append_request&& r) {
   if (!well_formed(r)) {
     log_line(log_level::warning, "node ", opts_.id, " drops malformed AppendEntries from ", from);
     return;
@@ -256,7 +256,7 @@ void node<StateMachine, Storage, Transport, Timer>::on(node_id from, append_requ
 /// Entries must continue from prev_log_index without gaps, with terms that never decrease and
 /// never exceed the leader's term. A correct leader always sends such requests.
 template <class StateMachine, class Storage, class Transport, class Timer>
-bool node<StateMachine, Storage, Transport, Timer>::well_formed(const append_request& r) noexcept {
+inline bool node<StateMachine, Storage, Transport, Timer>::well_formed(const append_request& r) noexcept {
   term_t last = r.prev_log_term;
   for (std::size_t k = 0; k < r.entries.size(); ++k) {
     const auto& e = r.entries[k];
@@ -267,7 +267,7 @@ bool node<StateMachine, Storage, Transport, Timer>::well_formed(const append_req
 }
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::acknowledge() {
+inline void node<StateMachine, Storage, Transport, Timer>::acknowledge() {
   ack_owed_ = persist_.durable() < verified_;  // acknowledge the rest once it is durable
   if (leader_ == no_node) return;
   send(leader_, append_response{term_, true, std::min(persist_.durable(), verified_), index_t{0},

@@ -11,7 +11,7 @@ namespace raft {
 inline namespace v1 {
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::maybe_take_snapshot() {
+inline void node<StateMachine, Storage, Transport, Timer>::maybe_take_snapshot() {
   if constexpr (snapshots) {
     if (opts_.snapshot_entries == 0 || snapshotting_ || installing_ || incoming_ || stopping_) return;
     if (applied_ - snapshot_index_ < opts_.snapshot_entries) return;
@@ -23,7 +23,7 @@ void node<StateMachine, Storage, Transport, Timer>::maybe_take_snapshot() {
 /// Streams the state machine's point-in-time image to storage in chunks, yielding between
 /// them so heartbeats and replication go on; then compacts the log behind it.
 template <class StateMachine, class Storage, class Transport, class Timer>
-asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::take_snapshot() {
+inline asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::take_snapshot() {
   if constexpr (snapshots) {
     const detail::scope_exit clear_flag{[this] { snapshotting_ = false; }};
     const index_t index = applied_;
@@ -143,7 +143,7 @@ void node<StateMachine, Storage, Transport, Timer>::on(node_id from, install_sna
 /// Makes the received snapshot durable, resets the log behind it and restores the state
 /// machine from it (§5.3: a log that holds the snapshot's last entry keeps what follows).
 template <class StateMachine, class Storage, class Transport, class Timer>
-asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::install_snapshot() {
+inline asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::install_snapshot() {
   if constexpr (snapshots) {
     const detail::scope_exit clear_flag{[this] { installing_ = false; }};
     incoming_snapshot in = std::move(*incoming_);
@@ -212,7 +212,7 @@ void node<StateMachine, Storage, Transport, Timer>::complete_skipped_proposals(i
 /// Replaces the state machine's state with a stored snapshot's.
 template <class StateMachine, class Storage, class Transport, class Timer>
 template <class Reader>
-void node<StateMachine, Storage, Transport, Timer>::restore_state_machine(const Reader& reader) {
+inline void node<StateMachine, Storage, Transport, Timer>::restore_state_machine(const Reader& reader) {
   auto sink = sm_.restore();
   std::vector<std::byte> chunk(opts_.snapshot_chunk_bytes);
   for (std::uint64_t offset = 0; offset < reader.size();) {

@@ -31,7 +31,7 @@ void node<StateMachine, Storage, Transport, Timer>::start_transfer(node_id targe
 /// from us (§3.10), so a lease no longer proves that no other leader exists, even after the
 /// transfer timed out (a TimeoutNow delivered late can still elect the target).
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::maybe_send_timeout_now(peer& p) {
+inline void node<StateMachine, Storage, Transport, Timer>::maybe_send_timeout_now(peer& p) {
   if (!transfer_ || transfer_->target != p.id || p.match != log_.last_index()) return;
   ++metrics_.leadership_transfers;
   reads_.revoke_lease();
