@@ -90,3 +90,18 @@ raft_test_summary() {
       printf "tests: %d passed, %d failed, %d skipped\n", ok, fail, skip
     }' "$1"
 }
+
+# raft_meson_test BUILD_DIR [meson test arguments...]: runs the build dir's suites, shows their
+# output, ends with raft_test_summary's closing line, and returns meson test's exit code.
+raft_meson_test() {
+  local build=$1 log rc
+  shift
+  log=$(mktemp)
+  set +e
+  meson test -C "$build" --print-errorlogs "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  raft_test_summary "$log" "$rc"
+  rm -f "$log"
+  return "$rc"
+}

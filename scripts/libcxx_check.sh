@@ -33,11 +33,5 @@ if ! grep -q '^ command = clang++-16 ' "$build/build.ninja"; then
 fi
 ninja -C "$build"
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-set +e
-meson test -C "$build" --print-errorlogs "$@" 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-set -e
-raft_test_summary "$log" "$rc"
-exit "$rc"
+# Ends with one line in the plain form: "tests: N passed, N failed, N skipped".
+raft_meson_test "$build" "$@"

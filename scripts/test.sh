@@ -49,23 +49,5 @@ if [[ -z ${RAFT_SIM_ROTATE:-} ]]; then
 fi
 ninja -C "$build"
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-set +e
-meson test -C "$build" --print-errorlogs "$@" 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-set -e
-
-# One closing line in the plain form: "tests: N passed, N failed, N skipped".
-awk -v rc="$rc" '
-  /^Ok:/              { ok = $2 }
-  /^Expected Fail:/   { ok += $3 }
-  /^Fail:/            { fail = $2 }
-  /^Unexpected Pass:/ { fail += $3 }
-  /^Timeout:/         { fail += $2 }
-  /^Skipped:/         { skip = $2 }
-  END {
-    if (ok == "" && fail == "") { ok = 0; fail = (rc == 0 ? 0 : 1) }
-    printf "tests: %d passed, %d failed, %d skipped\n", ok, fail, skip
-  }' "$log"
-exit "$rc"
+# Ends with one line in the plain form: "tests: N passed, N failed, N skipped".
+raft_meson_test "$build" "$@"
