@@ -59,14 +59,7 @@ command -v "$CLANGXX" >/dev/null || want+=(clang-14)
 { ! command -v "$CLANGXX" >/dev/null || rt_missing; } && want+=(libclang-rt-14-dev)
 ((coverage)) && ! command -v llvm-cov-14 >/dev/null && ! command -v llvm-cov >/dev/null && want+=(llvm-14)
 if ((${#want[@]})); then
-  if ((EUID != 0)) || ! command -v apt-get >/dev/null; then
-    echo "fuzz.sh: missing ${want[*]}; install them (apt-get install ${want[*]})" >&2
-    exit 1
-  fi
-  echo "installing: ${want[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+  raft_install_packages "${want[@]}"
   [[ $CLANGXX == clang++ ]] && command -v clang++-14 >/dev/null && CLANGXX=clang++-14
 fi
 

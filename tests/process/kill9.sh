@@ -19,10 +19,9 @@
 # Exit 0 only if every check passes. Ports are taken from a range derived from $$.
 set -u
 
-if [ $# -ne 2 ]; then
-  echo "usage: $0 KV_SERVER KV_CLIENT" >&2
-  exit 2
-fi
+# shellcheck source=tests/process/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_kv_programs kill9 "$@"
 # The whole test is bounded: re-run under timeout(1) once.
 if [ -z "${KILL9_UNDER_TIMEOUT:-}" ]; then
   KILL9_UNDER_TIMEOUT=1 exec timeout -k 30 150 bash "$0" "$@"
@@ -30,9 +29,6 @@ fi
 
 SERVER=$1
 CLIENT=$2
-for exe in "$SERVER" "$CLIENT"; do
-  [ -x "$exe" ] || { echo "kill9: $exe is not an executable" >&2; exit 2; }
-done
 
 WRITE_BEFORE_KILL=2     # seconds of writes before the kill
 WRITE_AFTER_KILL=3      # seconds of writes while the killed node is down
@@ -68,8 +64,6 @@ fail() {
 }
 
 # ---- ports: 6 consecutive free ports (three Raft ports, then three client ports) -------------------
-# shellcheck source=tests/process/lib.sh
-source "$(dirname "$0")/lib.sh"
 base=$(free_ports 6) || fail "no free ports found"
 
 PEERS="1=127.0.0.1:$base,2=127.0.0.1:$((base + 1)),3=127.0.0.1:$((base + 2))"

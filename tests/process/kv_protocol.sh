@@ -14,10 +14,9 @@
 # Exit 0 only if every check passes.
 set -u
 
-if [ $# -ne 2 ]; then
-  echo "usage: $0 KV_SERVER KV_CLIENT" >&2
-  exit 2
-fi
+# shellcheck source=tests/process/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_kv_programs kv_protocol "$@"
 # The whole test is bounded: re-run under timeout(1) once.
 if [ -z "${KV_PROTOCOL_UNDER_TIMEOUT:-}" ]; then
   KV_PROTOCOL_UNDER_TIMEOUT=1 exec timeout -k 10 60 bash "$0" "$@"
@@ -25,9 +24,6 @@ fi
 
 SERVER=$1
 CLIENT=$2
-for exe in "$SERVER" "$CLIENT"; do
-  [ -x "$exe" ] || { echo "kv_protocol: $exe is not an executable" >&2; exit 2; }
-done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kv_protocol.XXXXXX")
 server_pid=""
@@ -52,8 +48,6 @@ fail() {
   exit 1
 }
 
-# shellcheck source=tests/process/lib.sh
-source "$(dirname "$0")/lib.sh"
 base=$(free_ports 3) || fail "no free ports found"
 raft_port=$base
 client_port=$((base + 1))

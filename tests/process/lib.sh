@@ -1,6 +1,20 @@
 # tests/process/lib.sh - helpers shared by the process tests (sourced, not run).
 # shellcheck shell=bash
 
+# require_kv_programs NAME ARG...: the arguments of a process test, KV_SERVER KV_CLIENT; exits 2
+# with a message naming the test unless there are two and both are executables.
+require_kv_programs() {
+  local name=$1 exe
+  shift
+  if [ $# -ne 2 ]; then
+    echo "usage: $name KV_SERVER KV_CLIENT" >&2
+    exit 2
+  fi
+  for exe in "$@"; do
+    [ -x "$exe" ] || { echo "$name: $exe is not an executable" >&2; exit 2; }
+  done
+}
+
 # port_in_use PORT: true when something accepts connections on 127.0.0.1:PORT.
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
