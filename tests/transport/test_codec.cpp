@@ -173,12 +173,14 @@ TEST_CASE("codec: encoding appends to a reused vector without disturbing its con
 }
 
 TEST_CASE("codec: the layout is little-endian with a fixed field order") {
-  const message m{node_id{0x0102}, node_id{3}, vote_request{term_t{0x0A0B0C0D}, index_t{5}, term_t{4}, true}};
+  message m{node_id{0x0102}, node_id{3}, vote_request{term_t{0x0A0B0C0D}, index_t{5}, term_t{4}, true}};
+  m.group = raft::group_id{0x0708};
   const auto f = frame_of(m);
   const std::vector<std::uint8_t> expected = {
-      43, 0, 0, 0,                                  // body length
-      2,                                            // codec version
+      51, 0, 0, 0,                                  // body length
+      3,                                            // codec version
       1,                                            // type: vote_request
+      0x08, 0x07, 0, 0, 0, 0, 0, 0,                 // group
       0x02, 0x01, 0, 0, 0, 0, 0, 0,                 // from
       3, 0, 0, 0, 0, 0, 0, 0,                       // to
       0x0D, 0x0C, 0x0B, 0x0A, 0, 0, 0, 0,           // term
@@ -188,14 +190,18 @@ TEST_CASE("codec: the layout is little-endian with a fixed field order") {
   };
   REQUIRE(f.size() == expected.size());
   for (std::size_t i = 0; i < f.size(); ++i) CHECK(static_cast<std::uint8_t>(f[i]) == expected[i]);
+  message back;
+  REQUIRE(codec::decode_frame(f, back) == std::error_code{});
+  CHECK(back.group == raft::group_id{0x0708});
+  CHECK(back == m);
 
   // An entry: term, index, kind, u32 length, payload.
   const message a{node_id{1}, node_id{2},
                   append_request{term_t{2}, index_t{3}, term_t{1}, index_t{3},
                                  {log_entry{term_t{2}, index_t{4}, entry_kind::noop, buffer::from_string("xy")}}}};
   const auto g = frame_of(a);
-  REQUIRE(g.size() == 4 + 18 + 44 + 21 + 2);
-  const std::size_t e = 4 + 18 + 40;  // after term, prev index, prev term, commit, round
+  REQUIRE(g.size() == 4 + 26 + 44 + 21 + 2);
+  const std::size_t e = 4 + 26 + 40;  // after term, prev index, prev term, commit, round
   CHECK(static_cast<std::uint8_t>(g[e]) == 1);      // u32 count
   CHECK(static_cast<std::uint8_t>(g[e + 4]) == 2);  // entry term
   CHECK(static_cast<std::uint8_t>(g[e + 12]) == 4); // entry index
@@ -232,7 +238,7 @@ TEST_CASE("codec: unknown type, wrong version, trailing bytes and bad values are
   };
   message out;
   for (std::uint8_t t : {0, 10, 11, 200, 255}) CHECK(codec::decode_frame(with(5, t), out) == codec_errc::unknown_type);
-  for (std::uint8_t v : {0, 1, 3, 255}) CHECK(codec::decode_frame(with(4, v), out) == codec_errc::wrong_version);
+  for (std::uint8_t v : {0, 1, 2, 4, 255}) CHECK(codec::decode_frame(with(4, v), out) == codec_errc::wrong_version);
   CHECK(codec::decode_frame(with(base.size() - 1, 4), out) == codec_errc::invalid_value);  // flags
   CHECK(codec::decode_frame(with(base.size() - 1, 3), out) == std::error_code{});          // both flags
 
@@ -249,7 +255,7 @@ TEST_CASE("codec: unknown type, wrong version, trailing bytes and bad values are
 
   // An unknown entry kind.
   auto f = frame_of({node_id{1}, node_id{2}, append_with(1, 1)});
-  f[4 + 18 + 44 + 16] = std::byte{3};
+  f[4 + 26 + 44 + 16] = std::byte{3};
   CHECK(codec::decode_frame(f, out) == codec_errc::invalid_value);
 
   // Error codes carry a reason.
@@ -365,13 +371,13 @@ TEST_CASE("codec: a snapshot chunk with an impossible configuration or flags is 
   message out;
   REQUIRE(codec::decode_frame(f, out) == std::error_code{});
   // The second voter's id (after header, term, index, term, voter count, first id) becomes 1.
-  const std::size_t second_voter = 4 + 18 + 8 + 8 + 8 + 4 + 8;
+  const std::size_t second_voter = 4 + 26 + 8 + 8 + 8 + 4 + 8;
   auto dup = f;
   dup[second_voter] = std::byte{1};
   CHECK(codec::decode_frame(dup, out) == codec_errc::invalid_value);
   // A voter count larger than what is left is cut short before anything is reserved.
   auto big = f;
-  big[4 + 18 + 24 + 3] = std::byte{0x7F};
+  big[4 + 26 + 24 + 3] = std::byte{0x7F};
   CHECK(codec::decode_frame(big, out) == codec_errc::truncated);
   // install_snapshot_response has one flag bit (installed); any other bit is refused.
   auto r = frame_of({node_id{2}, node_id{1}, install_snapshot_response{term_t{2}, index_t{5}, 3, true}});

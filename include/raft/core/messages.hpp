@@ -267,6 +267,7 @@ struct message {
   node_id from;
   node_id to;
   message_body body;
+  group_id group{};  ///< the Raft group (0 unless the transport is a raft::group_transport)
   friend bool operator==(const message&, const message&) = default;
 };
 

@@ -1,4 +1,4 @@
-// raft/core/types.hpp - strong vocabulary types: terms, log indices and node ids.
+// raft/core/types.hpp - strong vocabulary types: terms, log indices, node ids and group ids.
 //
 // Pure header: no Asio, no I/O. Every other header of the library builds on these.
 #pragma once
@@ -43,6 +43,7 @@ struct strong_number {
 struct term_tag {};
 struct index_tag {};
 struct node_id_tag {};
+struct group_id_tag {};
 
 /// An election term. Term 0 is "no term yet"; the first real term is 1.
 using term_t = strong_number<term_tag>;
@@ -52,6 +53,11 @@ using index_t = strong_number<index_tag>;
 using node_id = strong_number<node_id_tag>;
 
 inline constexpr node_id no_node{};
+
+/// The Raft group a message belongs to, where one process runs many groups (raft/multi/: each
+/// group is a node of its own, and the groups share the process's transport). A deployment of
+/// one group leaves it 0.
+using group_id = strong_number<group_id_tag>;
 
 /// The role a node plays in its current term.
 enum class role : std::uint8_t { follower, pre_candidate, candidate, leader };

@@ -3,7 +3,7 @@
 // Standard C++ only (no Asio): usable alone, by a transport of your own or a fuzzer.
 // The format is described byte by byte in docs/transport.md. In short:
 //   frame   = u32 body_length, body                      (the stream framing; body_length <= limit)
-//   body    = u8 version, u8 type, u64 from, u64 to, fields of the type, nothing after them
+//   body    = u8 version, u8 type, u64 group, u64 from, u64 to, fields of the type, nothing after them
 //   integers are little-endian and fixed-width; flags are one byte with unused bits zero.
 //
 // Decoding never trusts its input: every length and count is checked against the bytes that are
@@ -87,8 +87,9 @@ inline namespace v1 {
 namespace codec {
 
 /// The version this codec writes and the only one it reads. Bump it for any change of layout.
-/// (Version 1, refused, has only the first four message types and no round fields.)
-inline constexpr std::uint8_t version = 2;
+/// (Refused: version 1 has only the first four message types and no round fields; version 2 no
+/// group.)
+inline constexpr std::uint8_t version = 3;
 
 /// The type tags (byte 1 of a body), in the order of raft::message_body's kinds.
 enum class message_type : std::uint8_t {
@@ -107,8 +108,8 @@ static_assert(message_body::size == max_message_type);
 
 /// Bytes of the frame's length prefix.
 inline constexpr std::size_t frame_header_bytes = 4;
-/// Bytes every body starts with: version, type, from, to.
-inline constexpr std::size_t body_header_bytes = 1 + 1 + 8 + 8;
+/// Bytes every body starts with: version, type, group, from, to.
+inline constexpr std::size_t body_header_bytes = 1 + 1 + 8 + 8 + 8;
 /// Bytes of one log entry on the wire, besides its payload: term, index, kind, payload length.
 inline constexpr std::size_t entry_header_bytes = 8 + 8 + 1 + 4;
 /// The default frame limit (a frame's body may not be longer).
@@ -381,6 +382,7 @@ inline void encode_body(const message& m, std::vector<std::byte>& out) {
   detail::writer w{out.data() + start};
   detail::put_u8(w.p, version);
   detail::put_u8(w.p, static_cast<std::uint8_t>(m.body.index() + 1));
+  detail::put_u64(w.p, m.group.value);
   detail::put_u64(w.p, m.from.value);
   detail::put_u64(w.p, m.to.value);
   m.body.visit([&](const auto& b) { detail::fields(b, w); });
@@ -419,7 +421,7 @@ inline void encode_frame(const message& m, std::vector<std::byte>& out) {
   if (ver != version) return codec_errc::wrong_version;
   if (!r.u8(type)) return codec_errc::truncated;
   if (type < 1 || type > max_message_type) return codec_errc::unknown_type;
-  if (!r.num(out.from) || !r.num(out.to)) return codec_errc::truncated;
+  if (!r.num(out.group) || !r.num(out.from) || !r.num(out.to)) return codec_errc::truncated;
   detail::field_reader f{r};
   out.body.emplace_kind(type - 1u);
   out.body.visit([&](auto& b) { detail::fields(b, f); });

@@ -1,0 +1,257 @@
+// raft/multi/group_router.hpp - many Raft groups of one process over one transport.
+//
+// A process that runs many Raft groups (Multi-Raft: the data sharded over groups whose leaders
+// spread over the processes) keeps one replica of each group it serves, a raft::node per group,
+// and every replica in the process has the process's node id. All of them share the process's
+// one transport (tcp_transport: one connection per pair of processes, whatever the number of
+// groups):
+//
+//   raft::tcp_transport net(ex, my_id, peers);            // the process's one transport
+//   raft::group_router router(net, ex);                   // routes its messages by group
+//   asio::co_spawn(ex, router.run(), asio::detached);
+//   raft::group_transport<raft::tcp_transport> t7(router, raft::group_id{7});
+//   raft::node n7(ex, opts, sm7, storage7, t7);           // group 7's replica
+//
+// How: every message carries its group (raft::message::group, on the wire since codec version
+// 3). A group_transport stamps its group on what its node sends and hands it to the shared
+// transport; run() receives everything the shared transport receives and puts each message
+// into its group's mailbox, waking that group's receive(). A message for a group that is not
+// open here goes to the unknown-group handler, which may open the group (a replica created on
+// demand, when a new group's leader first contacts this process); otherwise it is dropped, as
+// a network drops a message to a stopped node.
+//
+// One write per peer for many groups: when the shared transport batches (send_batched() and
+// flush(), as tcp_transport does), a group's flush() does not write at once. The router posts
+// one flush of the shared transport, which runs after the groups woken in the same turn have
+// handled their messages: the messages of every group to the same peer go out in one write.
+//
+// Threading: the router, its groups' transports and their nodes all run on one executor, the
+// shared transport's (single-threaded: an io_context run by one thread, or a strand). A process
+// that wants more cores runs more routers, each over a transport of its own.
+//
+// Groups come and go at run time: construct a group_transport to open a group, stop its node and
+// destroy the group_transport to close it (its mailbox is dropped with what it held).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "raft/detail/asio_check.hpp"
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/post.hpp>
+
+#include "raft/concepts.hpp"
+#include "raft/core/messages.hpp"
+#include "raft/core/types.hpp"
+#include "raft/detail/log_line.hpp"
+#include "raft/detail/suspend.hpp"
+
+namespace raft {
+inline namespace v1 {
+
+/// A transport that can hold messages until a flush (tcp_transport does).
+template <class T>
+concept batching_transport = transport<T> && requires(T& t, message m) {
+  t.send_batched(std::move(m));
+  t.flush();
+};
+
+/// What a group_router did so far.
+struct group_router_stats {
+  std::uint64_t routed = 0;          ///< messages put into an open group's mailbox
+  std::uint64_t unknown_group = 0;   ///< messages for a group not open here, or closed (dropped)
+  std::uint64_t flushes = 0;         ///< flushes of the shared transport the router made
+};
+
+template <transport Transport>
+class group_transport;
+
+/// Routes the messages of one shared transport to the groups open on it. See the file comment.
+template <transport Transport>
+class group_router {
+ public:
+  /// `shared` is the process's transport: it and this router must outlive every group_transport
+  /// opened on the router. Everything runs on `ex` (the shared transport's executor).
+  group_router(Transport& shared, asio::any_io_executor ex) : shared_(shared), ex_(std::move(ex)) {}
+  group_router(const group_router&) = delete;
+  group_router& operator=(const group_router&) = delete;
+  ~group_router() { close(); }
+
+  /// Called with a message for a group that is not open here, before it is dropped. The handler
+  /// may open that group (construct its group_transport): the message is then delivered to it.
+  void on_unknown_group(std::function<void(const message&)> handler) { unknown_ = std::move(handler); }
+
+  /// The receive loop: co_spawn it on the executor. Returns once the shared transport is closed
+  /// (close()). Every group's pending and later receive() then returns false.
+  asio::awaitable<void> run() {
+    std::vector<message> batch;
+    while (co_await shared_.receive(batch)) {
+      for (message& m : batch) route(std::move(m));
+      batch.clear();
+    }
+    close();
+  }
+
+  /// Closes the shared transport and every group's transport.
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    shared_.close();
+    for (auto& [id, box] : boxes_) box->close();
+  }
+
+  [[nodiscard]] bool is_open(group_id g) const { return boxes_.contains(g); }
+  [[nodiscard]] std::size_t groups() const noexcept { return boxes_.size(); }
+  [[nodiscard]] const group_router_stats& stats() const noexcept { return stats_; }
+  [[nodiscard]] Transport& shared() noexcept { return shared_; }
+  [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
+
+ private:
+  friend class group_transport<Transport>;
+
+  /// One group's mailbox: what arrived for it and its parked receive().
+  struct mailbox {
+    std::vector<message> queue;
+    detail::resume_fn waiter;
+    asio::any_io_executor waiter_ex;
+    bool closed = false;
+
+    void wake() {
+      if (!waiter) return;
+      asio::post(waiter_ex, std::move(waiter));
+      waiter = {};
+    }
+    void close() {
+      closed = true;
+      queue.clear();
+      wake();
+    }
+  };
+
+  mailbox& open(group_id g) {
+    auto& slot = boxes_[g];
+    if (slot)
+      throw std::logic_error(detail::join({"raft::group_router: group ", g, " is already open"}));
+    slot = std::make_unique<mailbox>();
+    if (closed_) slot->closed = true;
+    return *slot;
+  }
+
+  void forget(group_id g) { boxes_.erase(g); }
+
+  void route(message&& m) {
+    auto it = boxes_.find(m.group);
+    if (it == boxes_.end() && unknown_) {
+      unknown_(m);
+      it = boxes_.find(m.group);
+    }
+    if (it == boxes_.end() || it->second->closed) {
+      ++stats_.unknown_group;
+      recycle(m);
+      return;
+    }
+    mailbox& box = *it->second;
+    ++stats_.routed;
+    box.queue.push_back(std::move(m));
+    box.wake();
+  }
+
+  /// A group's flush: one flush of the shared transport, after the groups that run in this turn.
+  /// (The posted flush holds a weak reference: a router destroyed before it runs is not touched.)
+  void request_flush() {
+    if (flush_posted_) return;
+    flush_posted_ = true;
+    asio::post(ex_, [alive = std::weak_ptr<group_router*>(self_)] {
+      const auto self = alive.lock();
+      if (!self) return;
+      group_router& r = **self;
+      r.flush_posted_ = false;
+      ++r.stats_.flushes;
+      if (!r.closed_) r.shared_.flush();
+    });
+  }
+
+  Transport& shared_;
+  asio::any_io_executor ex_;
+  std::unordered_map<group_id, std::unique_ptr<mailbox>> boxes_;
+  std::function<void(const message&)> unknown_;
+  group_router_stats stats_;
+  std::shared_ptr<group_router*> self_ = std::make_shared<group_router*>(this);
+  bool flush_posted_ = false;
+  bool closed_ = false;
+};
+
+/// One group's transport on a group_router: models raft::transport (and batches when the shared
+/// transport does). Its node's messages carry its group; it receives only its group's messages.
+/// Not movable (the node holds a reference); destroy it after its node stopped.
+template <transport Transport>
+class group_transport {
+ public:
+  /// Opens group `g` on `router`. Throws std::logic_error if `g` is already open there.
+  group_transport(group_router<Transport>& router, group_id g) : router_(router), group_(g), box_(&router.open(g)) {}
+  group_transport(const group_transport&) = delete;
+  group_transport& operator=(const group_transport&) = delete;
+  ~group_transport() {
+    box_->close();
+    router_.forget(group_);
+  }
+
+  [[nodiscard]] group_id group() const noexcept { return group_; }
+
+  void send(message m) {
+    if (box_->closed) return;
+    m.group = group_;
+    router_.shared_.send(std::move(m));
+  }
+
+  void send_batched(message m)
+    requires batching_transport<Transport>
+  {
+    if (box_->closed) return;
+    m.group = group_;
+    router_.shared_.send_batched(std::move(m));
+  }
+
+  void flush()
+    requires batching_transport<Transport>
+  {
+    router_.request_flush();
+  }
+
+  asio::awaitable<bool> receive(std::vector<message>& batch) {
+    for (;;) {
+      if (box_->closed) co_return false;
+      if (!box_->queue.empty()) {
+        batch.swap(box_->queue);
+        co_return true;
+      }
+      co_await detail::suspend(
+          [](void* context, detail::resume_fn resume, const asio::any_io_executor& ex) {
+            auto* box = static_cast<typename group_router<Transport>::mailbox*>(context);
+            box->waiter = std::move(resume);
+            box->waiter_ex = ex;
+          },
+          box_);
+    }
+  }
+
+  /// Closes this group only: its pending and later receive() return false. The shared transport
+  /// stays open for the other groups.
+  void close() { box_->close(); }
+
+ private:
+  group_router<Transport>& router_;
+  group_id group_;
+  typename group_router<Transport>::mailbox* box_;
+};
+
+}  // namespace v1
+}  // namespace raft

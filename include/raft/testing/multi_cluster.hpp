@@ -1,0 +1,325 @@
+// raft/testing/multi_cluster.hpp - a deterministic simulation of processes that run many groups.
+//
+// P processes, each a replica of every one of G Raft groups, as a Multi-Raft deployment runs
+// them: a process has one sim_transport (its node id is the process's) and one group_router, and
+// each of its groups is a raft::node over a group_transport on that router, with storage and a
+// state machine of its own. Everything runs on one single-threaded io_context on the virtual
+// clock, stepped as raft::testing::cluster steps (the same seed gives the same run).
+//
+// Faults act on whole processes, as they do on real machines: crash() stops every group of a
+// process at once (each storage loses what it had not flushed), restart() boots them all again
+// from their storage, pause()/resume() freeze a process (its timers and its messages), and the
+// network's cuts and partitions (network()) are between processes.
+//
+// After every step it checks, per group, what raft::testing::cluster checks for one: at most one
+// leader per term (election safety), and that an entry committed on any replica is the same on
+// every replica that committed that index, forever (state machine safety). A breach throws
+// raft::testing::invariant_violation naming the group and the seed.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+
+#include "raft/detail/asio_check.hpp"
+
+#include "raft/multi/group_router.hpp"
+#include "raft/node.hpp"
+#include "raft/storage/memory.hpp"
+#include "raft/testing/cluster.hpp"
+#include "raft/testing/kv_state_machine.hpp"
+#include "raft/testing/network.hpp"
+#include "raft/testing/virtual_time.hpp"
+
+namespace raft {
+inline namespace v1 {
+namespace testing {
+
+/// P processes running G groups each, on the virtual clock. See the file comment.
+template <class StateMachine = kv_state_machine, class Storage = memory_storage>
+class multi_cluster {
+ public:
+  using node_type = raft::node<StateMachine, Storage, group_transport<sim_transport>, virtual_timer>;
+  using result_type = apply_result_t<StateMachine>;
+  using duration = virtual_clock::duration;
+
+  /// Processes 1..`processes`, each a voter of groups 1..`groups`. `base` is every node's options
+  /// (its id and bootstrap configuration are set here).
+  multi_cluster(std::size_t processes, std::size_t groups, std::uint64_t seed, options base = {})
+      : seed_(seed), network_(seed), base_(std::move(base)) {
+    timeline::current().reset();
+    std::vector<node_id> ids;
+    for (std::size_t p = 1; p <= processes; ++p) ids.push_back(node_id{p});
+    for (std::size_t g = 1; g <= groups; ++g) groups_.push_back(group_id{g});
+    configuration conf;
+    conf.voters = ids;
+    for (node_id id : ids) {
+      auto proc = std::make_unique<process>();
+      proc->id = id;
+      for (group_id g : groups_) {
+        auto& r = proc->replicas[g];
+        r.storage = std::make_unique<Storage>();
+        r.opts = base_;
+        r.opts.id = id;
+        r.opts.bootstrap = conf;
+        r.opts.seed = seed_ * 1000003 + id.value * 7919 + g.value;
+      }
+      boot(*proc);
+      processes_.emplace(id, std::move(proc));
+    }
+  }
+  multi_cluster(const multi_cluster&) = delete;
+  multi_cluster& operator=(const multi_cluster&) = delete;
+  ~multi_cluster() {
+    for (auto& [id, p] : processes_) shut_down(*p);
+  }
+
+  [[nodiscard]] const std::vector<group_id>& groups() const noexcept { return groups_; }
+  [[nodiscard]] std::vector<node_id> processes() const {
+    std::vector<node_id> out;
+    for (auto& [id, p] : processes_) out.push_back(id);
+    return out;
+  }
+  [[nodiscard]] sim_network& network() noexcept { return network_; }
+  [[nodiscard]] bool is_up(node_id p) const { return get(p).up; }
+  [[nodiscard]] node_type& node(node_id p, group_id g) {
+    auto& r = replica_at(p, g);
+    if (!r.node) throw std::logic_error(describe("process " + std::to_string(p.value) + " is down"));
+    return *r.node;
+  }
+  [[nodiscard]] StateMachine& state_machine(node_id p, group_id g) { return *replica_at(p, g).sm; }
+  [[nodiscard]] group_router<sim_transport>& router(node_id p) { return *get(p).router; }
+
+  /// Group `g`'s leader with the highest term among the processes that are up, if any.
+  [[nodiscard]] std::optional<node_id> leader(group_id g) const {
+    std::optional<node_id> best;
+    term_t best_term{0};
+    for (auto& [id, p] : processes_) {
+      if (!p->up) continue;
+      const auto& n = *p->replicas.at(g).node;
+      if (n.role() == role::leader && n.term() >= best_term) best = id, best_term = n.term();
+    }
+    return best;
+  }
+
+  /// Runs the simulation for `d` of virtual time.
+  void run_for(duration d) {
+    run_until([] { return false; }, d);
+  }
+
+  /// Runs until `pred()` holds (checked after every step) or `limit` of virtual time has passed.
+  template <class Predicate>
+  bool run_until(Predicate pred, duration limit) {
+    const auto end = virtual_clock::now() + limit;
+    for (;;) {
+      drain();
+      if (pred()) return true;
+      const auto next = next_event();
+      if (!next || *next > end) {
+        timeline::current().advance_to(end);
+        drain();
+        return pred();
+      }
+      advance(*next);
+    }
+  }
+
+  /// Runs until every group has a leader, or `limit` passed. Returns whether they all have one.
+  bool wait_for_leaders(duration limit) {
+    return run_until([&] { return std::all_of(groups_.begin(), groups_.end(), [&](group_id g) { return leader(g).has_value(); }); },
+                     limit);
+  }
+
+  /// Proposes `command` to group `g` through process `via`; the outcome fills in when it completes.
+  std::shared_ptr<proposal<result_type>> propose(node_id via, group_id g, const buffer& command) {
+    auto out = std::make_shared<proposal<result_type>>();
+    node(via, g).async_propose(command.bytes(), [out](result<result_type> r) { out->outcome = std::move(r); });
+    return out;
+  }
+
+  /// Crashes process `p`: every group's replica stops at once, and what their storages had not
+  /// made durable is lost, as are the messages on their way to the process.
+  void crash(node_id p) {
+    auto& proc = get(p);
+    if (!proc.up) return;
+    for (auto& [g, r] : proc.replicas) r.storage->crash();
+    shut_down(proc);
+    network_.drop_in_flight_to(p);
+  }
+
+  /// Boots every group of a crashed process again from what its storages kept.
+  void restart(node_id p) {
+    auto& proc = get(p);
+    if (proc.up) return;
+    boot(proc);
+  }
+
+  /// Freezes process `p` (a SIGSTOP): its timers stop, and messages to and from it wait.
+  void pause(node_id p) {
+    timeline::current().pause(p.value);
+    network_.pause(p);
+  }
+  void resume(node_id p) {
+    timeline::current().resume(p.value);
+    network_.resume(p);
+  }
+
+ private:
+  struct group_replica {
+    options opts;
+    std::unique_ptr<Storage> storage;
+    std::unique_ptr<StateMachine> sm;
+    std::unique_ptr<group_transport<sim_transport>> transport;
+    std::unique_ptr<node_type> node;
+  };
+  struct process {
+    node_id id;
+    bool up = false;
+    std::unique_ptr<sim_transport> shared;
+    std::unique_ptr<group_router<sim_transport>> router;
+    std::map<group_id, group_replica> replicas;
+  };
+
+  process& get(node_id p) {
+    auto it = processes_.find(p);
+    if (it == processes_.end()) throw std::logic_error(describe("no process " + std::to_string(p.value)));
+    return *it->second;
+  }
+  const process& get(node_id p) const { return const_cast<multi_cluster*>(this)->get(p); }
+  group_replica& replica_of(process& proc, group_id g) {
+    auto it = proc.replicas.find(g);
+    if (it == proc.replicas.end()) throw std::logic_error(describe("no group " + std::to_string(g.value)));
+    return it->second;
+  }
+  group_replica& replica_at(node_id p, group_id g) { return replica_of(get(p), g); }
+
+  void boot(process& proc) {
+    const timeline::owner_scope timers_of(proc.id.value);  // the process's timers pause together
+    proc.shared = std::make_unique<sim_transport>(network_, proc.id, context_.get_executor());
+    proc.router = std::make_unique<group_router<sim_transport>>(*proc.shared, context_.get_executor());
+    asio::co_spawn(context_, proc.router->run(), asio::detached);
+    for (auto& [g, r] : proc.replicas) {
+      if constexpr (requires { r.storage->power_on(); }) r.storage->power_on();
+      r.sm = std::make_unique<StateMachine>();
+      r.transport = std::make_unique<group_transport<sim_transport>>(*proc.router, g);
+      r.node = std::make_unique<node_type>(context_.get_executor(), r.opts, *r.sm, *r.storage, *r.transport);
+      r.node->start();
+      r.opts.bootstrap.reset();  // a restart starts from storage
+    }
+    proc.up = true;
+  }
+
+  void shut_down(process& proc) {
+    if (!proc.up) return;
+    std::size_t stopping = 0;
+    for (auto& [g, r] : proc.replicas) {
+      ++stopping;
+      asio::co_spawn(context_, r.node->async_stop(), [&stopping](std::exception_ptr) { --stopping; });
+    }
+    while (stopping > 0) {
+      context_.restart();
+      if (context_.poll() != 0) continue;
+      const auto next = next_event();
+      if (!next) throw std::logic_error(describe("process " + std::to_string(proc.id.value) + " does not stop"));
+      advance(*next);
+    }
+    for (auto& [g, r] : proc.replicas) {
+      r.node.reset();
+      r.transport.reset();
+    }
+    proc.router->close();
+    context_.restart();
+    context_.poll();  // the router's loop sees the close and ends
+    proc.router.reset();
+    proc.shared.reset();
+    proc.up = false;
+  }
+
+  void drain() {
+    for (;;) {
+      context_.restart();
+      std::size_t ran = 0;
+      while (context_.poll_one() != 0) {
+        ++ran;
+        if (network_.due_now()) network_.deliver_due();
+      }
+      if (ran == 0) break;
+      check_invariants();
+    }
+    check_invariants();
+  }
+
+  [[nodiscard]] std::optional<virtual_clock::time_point> next_event() const {
+    auto a = timeline::current().next_deadline();
+    auto b = network_.next_delivery();
+    if (!a) return b;
+    if (!b) return a;
+    return std::min(*a, *b);
+  }
+
+  void advance(virtual_clock::time_point t) {
+    timeline::current().advance_to(t);
+    network_.deliver_due();
+  }
+
+  [[nodiscard]] std::string describe(const std::string& what) const {
+    return "multi_cluster (seed " + std::to_string(seed_) + "): " + what;
+  }
+
+  void check_invariants() {
+    for (auto& [p, proc] : processes_) {
+      if (!proc->up) continue;
+      for (auto& [g, r] : proc->replicas) {
+        const node_type& n = *r.node;
+        if (n.role() == role::leader) {
+          auto [it, fresh] = leaders_.emplace(std::pair{g, n.term()}, p);
+          if (it->second != p)
+            throw invariant_violation(describe("group " + std::to_string(g.value) + " has two leaders in term " +
+                                               std::to_string(n.term().value)));
+        }
+        check_committed(g, p, n);
+      }
+    }
+  }
+
+  /// Records the (term, payload) of each entry `n` committed since the last check and compares
+  /// it with what any replica of the group committed at that index before.
+  void check_committed(group_id g, node_id p, const node_type& n) {
+    auto& seen = checked_[{g, p}];
+    const in_memory_log& log = n.log();
+    const index_t from = std::max(seen.next(), log.first_index());
+    for (index_t i = from; i <= n.commit_index() && i <= log.last_index(); i = i.next()) {
+      const log_entry& e = log.at(i);
+      auto [it, fresh] = committed_[g].emplace(i, e);
+      if (!fresh && !(it->second == e))
+        throw invariant_violation(describe("group " + std::to_string(g.value) + ": entry " +
+                                           std::to_string(i.value) + " committed differently on process " +
+                                           std::to_string(p.value)));
+    }
+    seen = std::max(seen, n.commit_index());
+  }
+
+  std::uint64_t seed_;
+  asio::io_context context_;
+  sim_network network_;
+  options base_;
+  std::vector<group_id> groups_;
+  std::map<node_id, std::unique_ptr<process>> processes_;
+  std::map<std::pair<group_id, term_t>, node_id> leaders_;
+  std::map<std::pair<group_id, node_id>, index_t> checked_;
+  std::map<group_id, std::map<index_t, log_entry>> committed_;
+};
+
+}  // namespace testing
+}  // namespace v1
+}  // namespace raft
