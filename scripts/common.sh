@@ -58,7 +58,7 @@ raft_pick_clang() {
 
 # raft_install_packages PACKAGE...: installs those of the named Debian packages that are not
 # installed yet (as root, with apt-get), for the scripts that need more than the build itself
-# (scripts/libcxx_check.sh: clang 16 and libc++; scripts/fuzz.sh: clang 14 and libFuzzer). Not
+# (scripts/libcxx_check.sh: clang and libc++ of one LLVM release; scripts/fuzz.sh: clang 14 and libFuzzer). Not
 # root: names them and exits 1.
 raft_install_packages() {
   local missing=() p

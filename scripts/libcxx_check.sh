@@ -1,33 +1,49 @@
 #!/usr/bin/env bash
-# scripts/libcxx_check.sh [meson test arguments...]
+# scripts/libcxx_check.sh [--llvm 16|19] [meson test arguments...]
 #
-# The library, its tests, examples and benchmarks with clang 16 and LLVM's standard library
-# (libc++) instead of g++ and libstdc++: configures, builds and runs every suite with
-# `meson test`. What this catches that the g++ build does not: a standard header included only
-# by accident through another (libc++ includes less), a library facility libc++ 16 lacks, and
-# behaviour that differs between the two libraries (every seed must replay the same run).
+# The library, its tests, examples and benchmarks with clang and LLVM's standard library (libc++)
+# instead of g++ and libstdc++: configures, builds and runs every suite with `meson test`.
+# --llvm picks the release (default 19): clang-N with libc++ N. What this catches that the g++
+# build does not: a standard header included only by accident through another (libc++ includes
+# less), a library facility libc++ lacks, and behaviour that differs between the two libraries
+# (every seed must replay the same run).
 #
-# Installs what is missing (Debian/Ubuntu, as root): the build's packages, and clang-16,
-# libc++-16-dev, libc++abi-16-dev. Build dir build-libcxx/ (BUILD_DIR overrides it). Without
-# debug info (-Ddebug=false): it is most of the compile time, and nothing here debugs.
+# Installs what is missing (Debian/Ubuntu, as root): the build's packages, and clang-N,
+# libc++-N-dev, libc++abi-N-dev. Debian's libc++ packages of different releases conflict: installing
+# one release's removes the other's (apt-get does it, and this script says so first), so run the
+# releases one after the other, as CI does. Build dir build-libcxx-N/ (BUILD_DIR overrides it).
+# Without debug info (-Ddebug=false): it is most of the compile time, and nothing here debugs.
 # RAFT_SIM_ROTATE is left as it is: unset, the simulation's rotating block of seeds is skipped
-# (the plain build's run, scripts/test.sh, has it). Extra arguments go to `meson test`, e.g. `scripts/libcxx_check.sh --suite core`.
+# (the plain build's run, scripts/test.sh, has it). Extra arguments go to `meson test`, e.g.
+# `scripts/libcxx_check.sh --llvm 16 --suite core`.
 # Ends with "tests: N passed, N failed, N skipped"; exits nonzero if the build or a test failed.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-raft_install_deps
-raft_install_packages clang-16 libc++-16-dev libc++abi-16-dev
+llvm=19
+if [[ ${1:-} == --llvm ]]; then
+  llvm=${2:?--llvm needs a release number, e.g. --llvm 16}
+  shift 2
+fi
 
-build=${BUILD_DIR:-$raft_root/build-libcxx}
+raft_install_deps
+for other in /usr/lib/llvm-*/include/c++/v1; do
+  [[ -d $other && $other != "/usr/lib/llvm-$llvm/include/c++/v1" ]] || continue
+  if [[ ! -d /usr/lib/llvm-$llvm/include/c++/v1 ]]; then
+    echo "libcxx_check: installing libc++ $llvm replaces the installed ${other%/include/c++/v1} one (Debian's releases conflict)"
+  fi
+done
+raft_install_packages "clang-$llvm" "libc++-$llvm-dev" "libc++abi-$llvm-dev"
+
+build=${BUILD_DIR:-$raft_root/build-libcxx-$llvm}
 # CXX is read when the build dir is first set up; -stdlib=libc++ goes to compiling and linking.
 # meson.build adds what Asio 1.22 needs to see clang's coroutines.
-CXX=clang++-16 raft_configure "$build" -Dexamples=true -Dbenchmarks=true -Ddebug=false
+CXX=clang++-$llvm raft_configure "$build" -Dexamples=true -Dbenchmarks=true -Ddebug=false
 # (set apart: `meson setup --reconfigure` of meson 1.0 keeps an existing build dir's cpp_args)
 meson configure "$build" -Dcpp_args=-stdlib=libc++ -Dcpp_link_args=-stdlib=libc++ >/dev/null
 # A build dir first set up with another compiler keeps it: say so rather than test the wrong one.
-if ! grep -q '^ command = clang++-16 ' "$build/build.ninja"; then
+if ! grep -q "^ command = clang++-$llvm " "$build/build.ninja"; then
   echo "libcxx_check: $build was set up with another compiler; remove it or set BUILD_DIR" >&2
   exit 1
 fi

@@ -5,14 +5,14 @@
 # Each public header under include/raft/ (include/raft/testing/ too) alone, and
 # tests/header_strict_use.cpp (which instantiates the templates a typical program does), with
 # -std=c++20 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion, type-checked
-# (-fsyntax-only) by g++, clang++-14 and clang++-16, each where installed. The headers suite of
+# (-fsyntax-only) by g++, clang++-14, clang++-16 and clang++-19, each where installed. The headers suite of
 # the meson build checks the same with the build's own compiler (test headers_strict); this
 # script adds the other compilers in about a minute.
 #
 # Prints every warning, grouped by compiler and file, and one line per compiler. Exit 0 only if
 # no file drew a warning (or an error) from any compiler.
 # Environment: STRICT_CXX="g++ clang++-16" picks the compilers (default: those of g++,
-# clang++-14, clang++-16 that are installed).
+# clang++-14, clang++-16, clang++-19 that are installed).
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -22,12 +22,12 @@ if [[ -n ${STRICT_CXX:-} ]]; then
   read -ra compilers <<<"$STRICT_CXX"
 else
   compilers=()
-  for c in g++ clang++-14 clang++-16; do
+  for c in g++ clang++-14 clang++-16 clang++-19; do
     if command -v "$c" >/dev/null; then compilers+=("$c"); fi
   done
 fi
 if ((${#compilers[@]} == 0)); then
-  echo "strict_headers: no compiler found (g++, clang++-14, clang++-16)" >&2
+  echo "strict_headers: no compiler found (g++, clang++-14, clang++-16, clang++-19)" >&2
   exit 1
 fi
 
