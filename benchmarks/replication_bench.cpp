@@ -98,7 +98,9 @@
 #include "support/follower_node.hpp"
 #include "support/follower_processes.hpp"
 #include "support/follower_protocol.hpp"
+#include "support/groups_run.hpp"
 #include "support/latency_histogram.hpp"
+#include "support/on_executor.hpp"
 #include "support/params.hpp"
 #include "support/process_usage.hpp"
 #include "support/proposer_load.hpp"
@@ -131,7 +133,8 @@ using namespace std::chrono_literals;
                "                         [--client callback|coroutine] [--heartbeat-ms MS]\n"
                "                         [--election-ms MS] [--json | --csv]\n"
                "                         [--latency-cdf FILE] [--check]\n"
-               "                         [--snapshot-every ENTRIES] [--rss-every SECONDS]\n",
+               "                         [--snapshot-every ENTRIES] [--rss-every SECONDS]\n"
+               "                         [--groups N]\n",
                why);
   std::exit(2);
 }
@@ -184,8 +187,9 @@ params parse(int argc, char** argv) {
     } else if (arg == "--latency-cdf") {
       p.latency_cdf = value;
     } else if (arg == "--role") {
-      if (value != "follower") usage("--role is follower (used by --transport tcp-procs)");
-      p.follower = true;
+      if (value != "follower" && value != "group-host")
+        usage("--role is follower or group-host (used by --transport tcp-procs)");
+      (value == "follower" ? p.follower : p.group_host) = true;
     } else if (arg == "--node-dir") {
       p.node_dir = value;
     } else if (arg == "--cluster-id") {
@@ -198,6 +202,8 @@ params parse(int argc, char** argv) {
       p.payload = static_cast<std::size_t>(number);
     } else if (arg == "--proposers") {
       p.proposers = static_cast<std::size_t>(number);
+    } else if (arg == "--groups") {
+      p.groups = static_cast<std::size_t>(number);
     } else if (arg == "--warmup") {
       p.warmup = number;
     } else if (arg == "--duration") {
@@ -221,7 +227,8 @@ params parse(int argc, char** argv) {
     }
   }
   if (p.nodes < 1 || p.nodes > 9) usage("--nodes must be 1..9");
-  if (p.proposers < 1) usage("--proposers must be at least 1");
+  if (p.proposers < 1 && p.groups == 0) usage("--proposers must be at least 1 (0 only with --groups)");
+  if (p.groups > 0 && p.storage != storage_kind::memory) usage("--groups runs on --storage memory");
   if (p.threads < 1 || p.threads > 64) usage("--threads must be 1..64");
   if (p.duration <= 0) usage("--duration must be positive");
   if (p.json && p.csv) usage("--json and --csv exclude each other");
@@ -229,6 +236,8 @@ params parse(int argc, char** argv) {
     usage("--heartbeat-ms must be positive and below --election-ms");
   if (p.follower && (p.id < 2 || p.node_dir.empty() || p.parent_pid <= 0))
     usage("--role follower is started by --transport tcp-procs, not by hand");
+  if (p.group_host && (p.id < 2 || p.groups == 0 || p.parent_pid <= 0))
+    usage("--role group-host is started by --groups with --transport tcp-procs, not by hand");
   return p;
 }
 
@@ -505,20 +514,6 @@ void write_cdf(const params& p, const outcome& out) {
 // -------------------------------------------------------------------------------------------------
 // The measuring process.
 
-/// Runs `f()` on executor `ex` (a node's strand) and returns its value to the calling coroutine:
-/// node state is read and written only on the node's executor.
-template <class F>
-asio::awaitable<std::invoke_result_t<F&>> run_on(asio::any_io_executor ex, F f) {
-  using R = std::invoke_result_t<F&>;
-  co_return co_await asio::co_spawn(
-      ex, [f = std::move(f)]() mutable -> asio::awaitable<R> { co_return f(); }, asio::use_awaitable);
-}
-
-asio::awaitable<void> sleep_for(bench_clock::duration d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::use_awaitable);
-}
-
 template <class Storage, class Transport>
 class bench {
  public:
@@ -768,13 +763,12 @@ class bench {
   /// Starts the proposers on the leader, each with the same --payload bytes.
   asio::awaitable<void> start_load(member* leader) {
     proposer_load<node_type>& load = load_;
-    load.leader = leader->node.get();
+    load.targets.assign(p_.proposers, leader->node.get());
     load.payload.resize(p_.payload);
     for (std::size_t i = 0; i < p_.payload; ++i) load.payload[i] = std::byte(i * 131 + 7);
     const bool coro = p_.coroutine_client;
-    const std::size_t proposers = p_.proposers;
-    co_await run_on(leader->ex, [&load, proposers, coro] {
-      load.start(proposers, coro);
+    co_await run_on(leader->ex, [&load, coro] {
+      load.start(coro);
       return 0;
     });
   }
@@ -908,13 +902,18 @@ int run_with_storage(const params& p) {
 
 int main(int argc, char** argv) {
   params p = parse(argc, argv);
-  if (!p.follower) {
+  if (!p.follower && !p.group_host) {
     ::signal(SIGPIPE, SIG_IGN);  // a follower that died must not kill us through its pipe
     // Nodes of another run on this machine never mix with ours: the handshake checks this.
     p.cluster_id = (std::uint64_t(::getpid()) << 20) ^
                    std::uint64_t(bench_clock::now().time_since_epoch().count() & 0xFFFFF);
   }
   try {
+    if (p.group_host) return group_host_main(p);
+    if (p.groups > 0) {
+      if (p.transport == transport_kind::local) return groups_bench<raft::local_transport>(p).run();
+      return groups_bench<raft::tcp_transport>(p).run();
+    }
     return p.storage == storage_kind::file ? run_with_storage<raft::file_storage>(p)
                                            : run_with_storage<raft::memory_storage>(p);
   } catch (const std::exception& e) {

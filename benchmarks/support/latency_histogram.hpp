@@ -10,6 +10,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <sstream>
+#include <string>
+#include <string_view>
 
 namespace raft_bench {
 
@@ -35,6 +38,39 @@ class latency_histogram {
       if (seen >= rank) return std::min(double(lower(b)) + double(width(b)) / 2, double(max_));
     }
     return double(max_);
+  }
+
+  /// Adds another histogram's samples to this one.
+  void merge(const latency_histogram& o) noexcept {
+    for (std::size_t b = 0; b < counts_.size(); ++b) counts_[b] += o.counts_[b];
+    total_ += o.total_;
+    sum_ += o.sum_;
+    max_ = std::max(max_, o.max_);
+  }
+
+  /// The samples as text, "sum max bucket:count ..." (non-empty buckets only), to cross a pipe;
+  /// parse() reads it back.
+  [[nodiscard]] std::string text() const {
+    std::string out = std::to_string(sum_) + " " + std::to_string(max_);
+    for (std::size_t b = 0; b < counts_.size(); ++b)
+      if (counts_[b]) out += " " + std::to_string(b) + ":" + std::to_string(counts_[b]);
+    return out;
+  }
+  [[nodiscard]] static latency_histogram parse(std::string_view text) {
+    latency_histogram h;
+    std::istringstream in{std::string(text)};
+    in >> h.sum_ >> h.max_;
+    std::string word;
+    while (in >> word) {
+      const auto colon = word.find(':');
+      if (colon == std::string::npos) continue;
+      const std::size_t b = std::stoull(word.substr(0, colon));
+      const std::uint64_t n = std::stoull(word.substr(colon + 1));
+      if (b >= h.counts_.size()) continue;
+      h.counts_[b] += n;
+      h.total_ += n;
+    }
+    return h;
   }
 
   /// The distribution: for each non-empty bucket, its upper bound (microseconds) and the

@@ -47,6 +47,7 @@ struct params {
   int nodes = 3;
   std::size_t payload = 64;
   std::size_t proposers = 256;
+  std::size_t groups = 0;      // --groups: Raft groups per node (0: the single-group run)
   double warmup = 1.0;
   double duration = 5.0;
   int threads = 1;
@@ -64,8 +65,9 @@ struct params {
   std::uint64_t snapshot_every = 100'000;  // options.snapshot_entries (0: never, the log grows)
   double rss_every = 0;     // seconds between RSS lines during the window (0: none)
   std::string command_line;
-  // Hidden: a follower process of --transport tcp-procs.
+  // Hidden: a follower process of --transport tcp-procs (a group host with --groups).
   bool follower = false;
+  bool group_host = false;
   std::uint64_t id = 0;
   std::string node_dir;
   long parent_pid = 0;

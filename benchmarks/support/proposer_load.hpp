@@ -1,6 +1,7 @@
-// benchmarks/support/proposer_load.hpp - the load: P proposers on the leader, each keeping exactly
-// one proposal outstanding, and what their proposals' completions add up to. Everything here is
-// touched only on the leader's executor.
+// benchmarks/support/proposer_load.hpp - the load: P proposers, each keeping exactly one proposal
+// outstanding at its target node (the leader; with --groups, the leader of the proposer's group),
+// and what their proposals' completions add up to. Everything here is touched only on the
+// targets' executor (one load per executor).
 //
 // Two ways to wait for a proposal, selectable with --client. Measured side by side (3 nodes, 64 B,
 // 256 proposers, --threads 1, 2-core machine, twice each): callback 0.70-0.75 CPU s per million
@@ -33,7 +34,7 @@ enum class phase { warmup, measure, drain };
 
 template <class Node>
 struct proposer_load {
-  Node* leader = nullptr;
+  std::vector<Node*> targets;  // per proposer: the node it proposes to
   std::vector<std::byte> payload;
   phase stage = phase::warmup;
   std::vector<bench_clock::time_point> started;  // per proposer: when its proposal was issued
@@ -71,7 +72,7 @@ struct proposer_load {
   void issue(std::size_t who, bench_clock::time_point now) {
     ++outstanding;
     started[who] = now;
-    leader->async_propose(payload, handler{this, who});
+    targets[who]->async_propose(payload, handler{this, who});
   }
 
   // --- coroutine client ------------------------------------------------------------------------
@@ -79,17 +80,18 @@ struct proposer_load {
     while (stage != phase::drain) {
       ++outstanding;
       started[who] = bench_clock::now();
-      const propose_result r = co_await leader->async_propose(payload);
+      const propose_result r = co_await targets[who]->async_propose(payload);
       finish(who, r, bench_clock::now());
       if (!r) co_return;
     }
   }
 
-  void start(std::size_t proposers, bool coroutine_client) {
-    started.resize(proposers);
-    for (std::size_t i = 0; i < proposers; ++i) {
+  /// Starts one proposer per target.
+  void start(bool coroutine_client) {
+    started.resize(targets.size());
+    for (std::size_t i = 0; i < targets.size(); ++i) {
       if (coroutine_client)
-        asio::co_spawn(leader->get_executor(), run_coroutine(i), asio::detached);
+        asio::co_spawn(targets[i]->get_executor(), run_coroutine(i), asio::detached);
       else
         issue(i, bench_clock::now());
     }

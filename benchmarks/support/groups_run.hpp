@@ -1,0 +1,506 @@
+// benchmarks/support/groups_run.hpp - `replication_bench --groups N`: many Raft groups per process
+// (Multi-Raft, raft/multi/group_router.hpp).
+//
+// Each of the --nodes hosts is a replica of every group: one transport per host (tcp_transport:
+// one connection per pair of hosts), one raft::group_router, and per group a raft::node with a
+// null state machine and memory storage. With --transport tcp-procs every host is a process of
+// its own (this process hosts node 1, the others run `--role group-host`); otherwise all hosts
+// share this process, on strands of one io_context (--threads).
+//
+// Leaders spread: group g prefers host ((g - 1) mod nodes) + 1, whose replica has the short
+// election timeout (the others wait 10x longer, as the single-group run makes node 1 lead), so
+// each host leads a third of the groups (with 3 nodes) and no leader moves while it lives.
+// Proposer i proposes to group (i mod N) + 1, on the host that leads it, one proposal outstanding
+// at a time; --proposers 0 leaves every group idle (to measure what idle groups cost).
+//
+// Reported: how long until every group had a leader, and how the leaders spread over the hosts;
+// then, over the window, the entries committed per second over all groups, the latency
+// distribution (merged over the hosts), the CPU of every process, and resident memory per group
+// replica (growth since before the hosts were built, divided by the replicas).
+//
+// The group-host processes answer lines on their stdin (the parent's requests), one line each:
+//   "port P" once started; "peers 1=P1 ..." starts the host; "leaders" -> "leaders n=K" (the
+//   groups it leads); "load" -> "ok" (its proposers start); "window" -> "window cpu=.. sys=.."
+//   (its counters restart); "close" -> "closed completed=.. failed=.. cpu=.. sys=.. rss_kb=..
+//   base_rss_kb=.. hist ..." (its proposers stop; the latency histogram's text ends the line);
+//   "stop" or end of file: it stops every node and exits.
+#pragma once
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/read_until.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <raft/multi/group_router.hpp>
+#include <raft/raft.hpp>
+#include <raft/transport/tcp.hpp>
+
+#include "cluster.hpp"
+#include "diagnostics.hpp"
+#include "follower_processes.hpp"
+#include "follower_protocol.hpp"
+#include "latency_histogram.hpp"
+#include "null_state_machine.hpp"
+#include "on_executor.hpp"
+#include "params.hpp"
+#include "process_usage.hpp"
+#include "proposer_load.hpp"
+
+namespace raft_bench {
+
+/// The host whose replica of group `g` has the short election timeout.
+inline raft::node_id preferred_host(raft::group_id g, int nodes) {
+  return raft::node_id{(g.value - 1) % std::uint64_t(nodes) + 1};
+}
+
+/// Options of host `id`'s replica of group `g`. Elections are not logged (10,000 groups would
+/// print 10,000 lines): the control loop counts leaders by asking the nodes.
+inline raft::options group_node_options(const params& p, raft::node_id id, raft::group_id g) {
+  raft::options o;
+  o.id = id;
+  o.bootstrap = founders_of(p);
+  const double election = preferred_host(g, p.nodes) == id ? p.election_ms : p.election_ms * follower_timeout_factor;
+  o.election_timeout_min = from_ms(election);
+  o.election_timeout_max = from_ms(2 * election);
+  o.heartbeat_interval = from_ms(p.heartbeat_ms);
+  o.snapshot_entries = p.snapshot_every;
+  o.seed = id.value * 1000003 + g.value;
+  o.logger.min_level = raft::log_level::warning;
+  o.logger.sink = log_to_stderr;
+  return o;
+}
+
+/// One host: its transport, its router and its replica of every group. Built on any thread; used
+/// only on its executor from start() on.
+template <class Transport>
+class group_host {
+ public:
+  using node_type = raft::node<null_state_machine, raft::memory_storage, raft::group_transport<Transport>>;
+
+  group_host(const params& p, raft::node_id id, asio::any_io_executor ex, std::unique_ptr<Transport> shared)
+      : p_(p), id_(id), ex_(std::move(ex)), shared_(std::move(shared)), router_(*shared_, ex_) {
+    replicas_.reserve(p.groups);
+    for (std::uint64_t g = 1; g <= p.groups; ++g) {
+      auto r = std::make_unique<replica>();
+      r->transport.emplace(router_, raft::group_id{g});
+      r->node.emplace(ex_, group_node_options(p, id, raft::group_id{g}), r->sm, r->storage, *r->transport);
+      replicas_.push_back(std::move(r));
+    }
+  }
+
+  [[nodiscard]] raft::node_id id() const noexcept { return id_; }
+  [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
+  [[nodiscard]] Transport& shared() noexcept { return *shared_; }
+
+  /// Starts the router and every node (before the io_context runs, or on the executor).
+  void start() {
+    asio::co_spawn(ex_, router_.run(), asio::detached);
+    for (auto& r : replicas_) r->node->start();
+  }
+
+  /// The groups this host leads now.
+  [[nodiscard]] std::size_t leaders() const {
+    std::size_t n = 0;
+    for (auto& r : replicas_) n += r->node->role() == raft::role::leader;
+    return n;
+  }
+
+  /// Starts the proposers whose group this host leads.
+  void start_load() {
+    load.payload.resize(p_.payload);
+    for (std::size_t i = 0; i < p_.payload; ++i) load.payload[i] = std::byte(i * 131 + 7);
+    for (std::size_t i = 0; i < p_.proposers; ++i) {
+      node_type& n = *replicas_[i % replicas_.size()]->node;
+      if (n.role() == raft::role::leader) load.targets.push_back(&n);
+    }
+    load.start(p_.coroutine_client);
+  }
+
+  /// Whether a node of this host failed (storage error, invariant breach).
+  [[nodiscard]] bool failed() const {
+    return std::any_of(replicas_.begin(), replicas_.end(), [](auto& r) { return bool(r->node->failure()); });
+  }
+
+  /// Stops every node, then the router and the transport. On the executor.
+  asio::awaitable<void> stop() {
+    for (auto& r : replicas_) co_await r->node->async_stop();
+    router_.close();
+  }
+
+  proposer_load<node_type> load;
+
+ private:
+  struct replica {
+    null_state_machine sm;
+    raft::memory_storage storage;
+    std::optional<raft::group_transport<Transport>> transport;
+    std::optional<node_type> node;
+  };
+
+  const params& p_;
+  raft::node_id id_;
+  asio::any_io_executor ex_;
+  std::unique_ptr<Transport> shared_;
+  raft::group_router<Transport> router_;
+  std::vector<std::unique_ptr<replica>> replicas_;  // destroyed first: nodes before the router
+};
+
+/// The arguments that make this program the group host `id` of run `p` (--transport tcp-procs).
+inline std::vector<std::string> group_host_args(const params& p, raft::node_id id) {
+  return {"replication_bench", "--role", "group-host", "--id", std::to_string(id.value),
+          "--nodes", std::to_string(p.nodes), "--groups", std::to_string(p.groups),
+          "--payload", std::to_string(p.payload), "--proposers", std::to_string(p.proposers),
+          "--client", name_of(client_names, p.coroutine_client),
+          "--heartbeat-ms", std::to_string(p.heartbeat_ms), "--election-ms", std::to_string(p.election_ms),
+          "--snapshot-every", std::to_string(p.snapshot_every), "--cluster-id", std::to_string(p.cluster_id),
+          "--parent-pid", std::to_string(::getpid())};
+}
+
+/// What one host reports when the window closes.
+struct host_window {
+  std::uint64_t completed = 0;
+  std::uint64_t failed = 0;
+  latency_histogram latency;
+};
+
+/// A process's usage for the report: CPU at the window's edges and memory.
+struct usage_marks {
+  double cpu_open = 0, sys_open = 0, cpu_close = 0, sys_close = 0;
+  double rss_kb = 0, base_rss_kb = 0;
+};
+
+inline std::string closed_line(const host_window& w, const cpu_sample& c, long base_rss_kb) {
+  char head[256];
+  std::snprintf(head, sizeof head, "closed completed=%llu failed=%llu cpu=%.6f sys=%.6f rss_kb=%ld base_rss_kb=%ld hist ",
+                static_cast<unsigned long long>(w.completed), static_cast<unsigned long long>(w.failed),
+                c.cpu_seconds, c.system_seconds, c.rss_kb, base_rss_kb);
+  return head + w.latency.text() + "\n";
+}
+
+/// The whole life of a group-host process (--role group-host).
+inline int group_host_main(const params& p) {
+  if (::getppid() != static_cast<pid_t>(p.parent_pid)) return 1;  // orphaned already
+  ::signal(SIGPIPE, SIG_IGN);
+  const long base_rss_kb = sample_cpu().rss_kb;
+  asio::io_context io{1};
+  const raft::node_id id{p.id};
+  group_host<raft::tcp_transport> host(p, id, io.get_executor(), make_tcp_transport(p, id, io.get_executor()));
+  if (!write_all(1, port_line(host.shared().local_endpoint().port()))) return 1;
+  asio::posix::stream_descriptor in{io, ::dup(0)};
+  int rc = 0;
+  bool started = false;
+  auto answer = [&](const std::string& line) -> bool {
+    if (is_peers_line(line)) {
+      set_peer_ports(host.shared(), ports_of_peers_line(line));
+      host.start();
+      started = true;
+      return true;
+    }
+    if (line == "leaders") return write_all(1, "leaders n=" + std::to_string(host.leaders()) + "\n");
+    if (line == "load") {
+      host.start_load();
+      return write_all(1, "ok\n");
+    }
+    if (line == "window") {
+      host.load.stage = phase::measure;
+      const cpu_sample c = sample_cpu();
+      char reply[96];
+      std::snprintf(reply, sizeof reply, "window cpu=%.6f sys=%.6f\n", c.cpu_seconds, c.system_seconds);
+      return write_all(1, reply);
+    }
+    if (line == "close") {
+      host.load.stage = phase::drain;
+      const host_window w{host.load.completed, host.load.failed, host.load.latency};
+      return write_all(1, closed_line(w, sample_cpu(), base_rss_kb));
+    }
+    return line != "stop";
+  };
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        std::string buffer;
+        for (;;) {
+          std::error_code ec;
+          const std::size_t n = co_await asio::async_read_until(in, asio::dynamic_buffer(buffer), '\n',
+                                                                asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) break;  // end of file: the parent is gone or done
+          const std::string line = buffer.substr(0, n - 1);
+          buffer.erase(0, n);
+          if (!answer(line)) break;
+        }
+        if (started) {
+          co_await host.stop();
+          if (host.failed()) rc = 1;
+        } else {
+          host.shared().close();
+        }
+        std::error_code ignored;
+        in.close(ignored);
+      },
+      [](std::exception_ptr e) {
+        if (!e) return;
+        print_exception("replication_bench (group host)", e);
+        std::_Exit(1);
+      });
+  io.run();
+  return rc;
+}
+
+/// The measuring process of a --groups run.
+template <class Transport>
+class groups_bench {
+ public:
+  using host = group_host<Transport>;
+  static constexpr bool is_tcp = std::is_same_v<Transport, raft::tcp_transport>;
+
+  explicit groups_bench(params p) : p_(std::move(p)), io_(p_.threads) {}
+
+  int run() {
+    base_rss_kb_ = double(sample_cpu().rss_kb);
+    if (p_.transport == transport_kind::tcp_procs)
+      for (int i = 2; i <= p_.nodes; ++i) followers_.spawn(raft::node_id{std::uint64_t(i)}, group_host_args(p_, raft::node_id{std::uint64_t(i)}));
+    const auto built = bench_clock::now();
+    for (int i = 1; i <= p_.nodes; ++i) {
+      if (p_.transport == transport_kind::tcp_procs && i != 1) continue;
+      const raft::node_id id{std::uint64_t(i)};
+      const auto ex = p_.threads > 1 ? asio::any_io_executor(asio::make_strand(io_)) : io_.get_executor();
+      hosts_.push_back(std::make_unique<host>(p_, id, ex, make_transport(id, ex)));
+    }
+    build_seconds_ = std::chrono::duration<double>(bench_clock::now() - built).count();
+    if constexpr (is_tcp) {
+      if (!exchange_ports()) return 1;
+    }
+    started_at_ = bench_clock::now();
+    for (auto& h : hosts_) h->start();
+
+    asio::steady_timer watchdog(io_, from_seconds(p_.warmup + p_.duration + 120));
+    watchdog.async_wait([this](std::error_code ec) {
+      if (ec) return;
+      std::fprintf(stderr, "replication_bench --groups: did not finish in time, giving up\n");
+      followers_.kill_all();
+      std::_Exit(1);
+    });
+    int rc = 1;
+    asio::co_spawn(
+        asio::make_strand(io_),
+        [&]() -> asio::awaitable<void> {
+          rc = co_await control();
+          watchdog.cancel();
+        },
+        [this](std::exception_ptr e) {
+          if (!e) return;
+          print_exception("replication_bench --groups", e);
+          followers_.kill_all();
+          std::_Exit(1);
+        });
+    std::vector<std::thread> extra;
+    for (int i = 1; i < p_.threads; ++i) extra.emplace_back([this] { io_.run(); });
+    io_.run();
+    for (auto& t : extra) t.join();
+    if (!followers_.reap(std::chrono::seconds(30))) rc = rc ? rc : 1;
+    return rc;
+  }
+
+ private:
+  std::unique_ptr<Transport> make_transport(raft::node_id id, asio::any_io_executor ex) {
+    if constexpr (is_tcp)
+      return make_tcp_transport(p_, id, ex);
+    else
+      return std::make_unique<raft::local_transport>(network_, id, ex);
+  }
+
+  bool exchange_ports() {
+    port_map ports;
+    for (auto& h : hosts_) ports[h->id()] = h->shared().local_endpoint().port();
+    for (auto& f : followers_.followers()) {
+      const auto line = read_line_blocking(f->from, std::chrono::seconds(120));
+      const auto port = line ? port_of(*line) : std::optional<std::uint16_t>();
+      if (!port) {
+        std::fprintf(stderr, "replication_bench --groups: host process %llu did not start\n",
+                     static_cast<unsigned long long>(f->id.value));
+        return false;
+      }
+      ports[f->id] = *port;
+      f->reader = std::make_unique<asio::posix::stream_descriptor>(io_, f->from);
+    }
+    const std::string peers = peers_line(ports);
+    for (auto& f : followers_.followers())
+      if (!write_all(f->to, peers)) return false;
+    for (auto& h : hosts_) set_peer_ports(h->shared(), ports);
+    return true;
+  }
+
+  /// Leaders per host: this process's hosts, then the host processes.
+  asio::awaitable<std::vector<std::size_t>> leaders_per_host() {
+    std::vector<std::size_t> out;
+    for (auto& h : hosts_) {
+      host* hp = h.get();
+      out.push_back(co_await run_on(hp->executor(), [hp] { return hp->leaders(); }));
+    }
+    if (!followers_.empty())
+      for (const std::string& line : co_await followers_.ask_all("leaders"))
+        out.push_back(static_cast<std::size_t>(parse_fields(line)["n"]));
+    co_return out;
+  }
+
+  asio::awaitable<int> control() {
+    // 1. Every group elects.
+    std::vector<std::size_t> leaders;
+    for (;;) {
+      co_await sleep_for(std::chrono::milliseconds(50));
+      leaders = co_await leaders_per_host();
+      std::size_t total = 0;
+      for (auto n : leaders) total += n;
+      if (total >= p_.groups) break;
+      if (bench_clock::now() - started_at_ > std::chrono::seconds(120)) {
+        std::fprintf(stderr, "replication_bench --groups: %zu of %zu groups have a leader after 120 s\n", total,
+                     p_.groups);
+        co_await stop_all();
+        co_return 1;
+      }
+    }
+    const double elect_seconds = std::chrono::duration<double>(bench_clock::now() - started_at_).count();
+
+    // 2. Load, warm-up.
+    for (auto& h : hosts_) {
+      host* hp = h.get();
+      co_await run_on(hp->executor(), [hp] {
+        hp->start_load();
+        return 0;
+      });
+    }
+    if (!followers_.empty()) co_await followers_.ask_all("load");
+    co_await sleep_for(from_seconds(p_.warmup));
+
+    // 3. The window.
+    usage_marks usage;
+    const auto opened = bench_clock::now();
+    for (auto& h : hosts_) {
+      host* hp = h.get();
+      co_await run_on(hp->executor(), [hp] {
+        hp->load.stage = phase::measure;
+        return 0;
+      });
+    }
+    const cpu_sample own_open = sample_cpu();
+    usage.cpu_open += own_open.cpu_seconds;
+    usage.sys_open += own_open.system_seconds;
+    if (!followers_.empty())
+      for (const std::string& line : co_await followers_.ask_all("window")) {
+        auto f = parse_fields(line);
+        usage.cpu_open += f["cpu"];
+        usage.sys_open += f["sys"];
+      }
+    co_await sleep_for(from_seconds(p_.duration));
+    host_window total;
+    for (auto& h : hosts_) {
+      host* hp = h.get();
+      const host_window w = co_await run_on(hp->executor(), [hp] {
+        hp->load.stage = phase::drain;
+        return host_window{hp->load.completed, hp->load.failed, hp->load.latency};
+      });
+      total.completed += w.completed;
+      total.failed += w.failed;
+      total.latency.merge(w.latency);
+    }
+    const double window = std::chrono::duration<double>(bench_clock::now() - opened).count();
+    const cpu_sample own_close = sample_cpu();
+    usage.cpu_close += own_close.cpu_seconds;
+    usage.sys_close += own_close.system_seconds;
+    usage.rss_kb += double(own_close.rss_kb);
+    usage.base_rss_kb += base_rss_kb_;
+    if (!followers_.empty())
+      for (const std::string& line : co_await followers_.ask_all("close")) {
+        const auto hist_at = line.find(" hist ");
+        auto f = parse_fields(line.substr(0, hist_at));
+        total.completed += static_cast<std::uint64_t>(f["completed"]);
+        total.failed += static_cast<std::uint64_t>(f["failed"]);
+        usage.cpu_close += f["cpu"];
+        usage.sys_close += f["sys"];
+        usage.rss_kb += f["rss_kb"];
+        usage.base_rss_kb += f["base_rss_kb"];
+        if (hist_at != std::string::npos) total.latency.merge(latency_histogram::parse(line.substr(hist_at + 6)));
+      }
+
+    report(leaders, elect_seconds, window, total, usage);
+    co_await stop_all();
+    co_return total.failed == 0 || !p_.check ? 0 : 3;
+  }
+
+  asio::awaitable<void> stop_all() {
+    co_await sleep_for(std::chrono::milliseconds(100));  // outstanding proposals complete or fail
+    for (auto& h : hosts_) co_await asio::co_spawn(h->executor(), h->stop(), asio::use_awaitable);
+    if (!followers_.empty()) followers_.stop_all();
+  }
+
+  void report(const std::vector<std::size_t>& leaders, double elect_seconds, double window, const host_window& total,
+              const usage_marks& u) const {
+    const double third = double(p_.groups) / double(p_.nodes);
+    double spread = 0;
+    std::string per_host;
+    for (auto n : leaders) {
+      spread = std::max(spread, std::abs(double(n) - third) / third);
+      per_host += (per_host.empty() ? "" : " / ") + std::to_string(n);
+    }
+    const double cpu = u.cpu_close - u.cpu_open;
+    const double sys = u.sys_close - u.sys_open;
+    const double replicas = double(p_.groups) * double(p_.nodes);
+    const auto us = [&](double q) { return total.latency.quantile(q) / 1e3; };
+    const char* where = p_.transport == transport_kind::tcp_procs ? "tcp_transport over 127.0.0.1, a process per node"
+                        : is_tcp                                  ? "tcp_transport over 127.0.0.1, 1 process"
+                                                                  : "local_transport, 1 process";
+    std::printf("replication_bench --groups %zu: %d nodes, %s, memory storage\n", p_.groups, p_.nodes, where);
+    std::printf("  parameters      : payload=%zu B proposers=%zu warmup=%g s duration=%g s threads=%d "
+                "heartbeat=%g ms election=%g ms\n",
+                p_.payload, p_.proposers, p_.warmup, p_.duration, p_.threads, p_.heartbeat_ms, p_.election_ms);
+    std::printf("  leaders         : every group within %.2f s of start (hosts built in %.2f s); per node %s "
+                "(furthest %.1f%% from an even share)\n",
+                elect_seconds, build_seconds_, per_host.c_str(), spread * 100);
+    std::printf("  throughput      : %.0f entries/s committed (%llu in %.2f s), %llu proposals failed\n",
+                window > 0 ? double(total.completed) / window : 0.0,
+                static_cast<unsigned long long>(total.completed), window,
+                static_cast<unsigned long long>(total.failed));
+    std::printf("  latency         : p50 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us\n", us(0.5), us(0.99),
+                us(0.999), double(total.latency.max()) / 1e3);
+    std::printf("  cpu             : %.3f cores over all processes (%.0f%% in the kernel)\n",
+                window > 0 ? cpu / window : 0.0, cpu > 0 ? 100 * sys / cpu : 0.0);
+    std::printf("  memory          : %.1f MB resident (all processes), %.1f KB per group replica\n",
+                u.rss_kb / 1024, replicas > 0 ? (u.rss_kb - u.base_rss_kb) / replicas : 0.0);
+  }
+
+  params p_;
+  asio::io_context io_;
+  raft::local_network network_;
+  follower_group followers_;
+  std::vector<std::unique_ptr<host>> hosts_;  // after network_ and io_: destroyed first
+  bench_clock::time_point started_at_;
+  double base_rss_kb_ = 0;
+  double build_seconds_ = 0;
+};
+
+}  // namespace raft_bench
