@@ -43,6 +43,7 @@ struct node_metrics {
   std::uint64_t snapshots_installed = 0;   ///< received from a leader
   std::uint64_t membership_changes = 0;    ///< configuration entries appended as leader
   std::uint64_t leadership_transfers = 0;  ///< TimeoutNow sent
+  std::uint64_t quiesced = 0;              ///< times this node's group went quiet (options::quiesce)
   std::uint64_t read_barriers = 0;         ///< async_read_barrier() calls completed successfully
   std::uint64_t lease_reads = 0;           ///< of which served from the lease
   std::uint64_t storage_flushes = 0;

@@ -13,6 +13,7 @@
 //   reads.hpp        ReadIndex, the lease, forwarded reads, waiting for apply
 //   snapshots.hpp    taking, sending and installing snapshots
 //   persist.hpp      the persist loop (group commit) and applying committed entries
+//   quiescence.hpp   idle groups stop heartbeats and election timers (options::quiesce)
 //
 // The pure pieces it is built from are tested on their own: raft/core/ (rules, quorum, progress,
 // read_index, confchange, configuration, log) and raft/detail/persistence.hpp.
@@ -385,6 +386,15 @@ class node {
   [[nodiscard]] bool stopping() const noexcept { return stopping_; }
   [[nodiscard]] executor_type get_executor() const noexcept { return executor_type(ex_); }
 
+  /// Tells the node that node `id`'s process stopped answering (raft::group_router's liveness
+  /// calls it through the router's on_peer_down). A follower quiesced under leader `id`
+  /// (options::quiesce) starts its election timer again, so the group elects within the usual
+  /// bound; otherwise nothing happens. Call on the node's executor.
+  void peer_down(node_id id);
+  /// Whether the node's group is quiet (options::quiesce): a leader that sends no heartbeats, or
+  /// a follower whose election timer is stopped.
+  [[nodiscard]] bool quiesced() const noexcept { return quiesced_; }
+
  private:
   using Clock = clock_type;
   using time_point = typename Clock::time_point;
@@ -508,6 +518,12 @@ class node {
   time_point armed_deadline_{};   ///< the deadline election_timer_ currently sleeps until
   time_point last_leader_contact_{};
 
+  // Quiescence (options::quiesce).
+  bool quiesced_ = false;           ///< leader: no heartbeats; follower: no election timer
+  int idle_rounds_ = 0;             ///< leader: heartbeat ticks in a row the group was idle
+  index_t idle_commit_{0};          ///< the commit index those ticks saw
+  std::uint64_t idle_round_ = 0;    ///< the heartbeat round every peer must have acknowledged
+
   // Candidate side.
   std::optional<election_round> round_;
   std::uint64_t round_seq_ = 0;
@@ -594,6 +610,15 @@ class node {
   [[nodiscard]] bool still_leading(term_t term) const noexcept {
     return !stopping_ && role_ == role::leader && term_ == term;
   }
+
+  // ---------------------------------------------------------------------------------------------
+  // Quiescence of idle groups (options::quiesce).
+  // (defined in raft/node/quiescence.hpp)
+  [[nodiscard]] bool ready_to_quiesce();
+  [[gnu::cold, gnu::noinline]] void quiesce();
+  [[gnu::cold, gnu::noinline]] void wake();
+  [[gnu::cold, gnu::noinline]] void wake_for(const message& m);
+  [[gnu::cold, gnu::noinline]] void follow_quiesce(const append_request& r);
 
   // ---------------------------------------------------------------------------------------------
   // Replication, leader side (§3.5).
@@ -864,3 +889,4 @@ class node {
 #include "raft/node/reads.hpp"
 #include "raft/node/snapshots.hpp"
 #include "raft/node/persist.hpp"
+#include "raft/node/quiescence.hpp"

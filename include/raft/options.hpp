@@ -67,6 +67,19 @@ struct options {
   bool lease_reads = false;
   double lease_clock_drift = 0.1;
 
+  /// Quiescence (opt-in, for processes that run many groups: raft/multi/). A leader whose group
+  /// has been idle for `quiesce_after` heartbeat intervals in a row (every member holds its whole
+  /// log and acknowledged a heartbeat carrying the commit index; no proposal, read, transfer or
+  /// membership change in progress) sends one last heartbeat marked `quiesce` and stops: no more
+  /// heartbeats, no CheckQuorum. A follower that gets it stops its election timer. Anything the
+  /// group does wakes it: a proposal, a read, a transfer, a change, a message from any member.
+  /// A quiesced follower also counts its leader as alive (it refuses votes) until told otherwise:
+  /// with quiescence on, something must call node::peer_down() when a member's process stops
+  /// answering (raft::group_router's liveness does), or the group of a dead leader stays
+  /// leaderless. Safety does not depend on any of this; only when elections start does.
+  bool quiesce = false;
+  int quiesce_after = 3;
+
   /// Seed of the election-timeout jitter. 0 derives one from the node id.
   std::uint64_t seed = 0;
 
@@ -92,6 +105,7 @@ struct options {
       o.max_inflight_messages == 0 || o.max_inflight_bytes == 0 || o.max_apply_batch == 0)
     return "options: batch and in-flight limits must be positive";
   if (o.snapshot_chunk_bytes == 0) return "options.snapshot_chunk_bytes must be positive";
+  if (o.quiesce_after < 1) return "options.quiesce_after must be at least 1";
   if (o.lease_reads && !o.check_quorum) return "options.lease_reads needs options.check_quorum";
   if (!(o.lease_clock_drift >= 0.0 && o.lease_clock_drift < 1.0))
     return "options.lease_clock_drift must be in [0, 1)";

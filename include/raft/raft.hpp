@@ -19,6 +19,7 @@
 #include "raft/core/status.hpp"
 #include "raft/core/types.hpp"
 #include "raft/logger.hpp"
+#include "raft/multi/group_router.hpp"
 #include "raft/node.hpp"
 #include "raft/options.hpp"
 #include "raft/storage/memory.hpp"

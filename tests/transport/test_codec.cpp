@@ -200,8 +200,9 @@ TEST_CASE("codec: the layout is little-endian with a fixed field order") {
                   append_request{term_t{2}, index_t{3}, term_t{1}, index_t{3},
                                  {log_entry{term_t{2}, index_t{4}, entry_kind::noop, buffer::from_string("xy")}}}};
   const auto g = frame_of(a);
-  REQUIRE(g.size() == 4 + 26 + 44 + 21 + 2);
-  const std::size_t e = 4 + 26 + 40;  // after term, prev index, prev term, commit, round
+  REQUIRE(g.size() == 4 + 26 + 45 + 21 + 2);
+  const std::size_t e = 4 + 26 + 41;  // after term, prev index, prev term, commit, round, flags
+  CHECK(static_cast<std::uint8_t>(g[e - 1]) == 0);  // flags: not a quiescing heartbeat
   CHECK(static_cast<std::uint8_t>(g[e]) == 1);      // u32 count
   CHECK(static_cast<std::uint8_t>(g[e + 4]) == 2);  // entry term
   CHECK(static_cast<std::uint8_t>(g[e + 12]) == 4); // entry index
@@ -255,8 +256,16 @@ TEST_CASE("codec: unknown type, wrong version, trailing bytes and bad values are
 
   // An unknown entry kind.
   auto f = frame_of({node_id{1}, node_id{2}, append_with(1, 1)});
-  f[4 + 26 + 44 + 16] = std::byte{3};
+  f[4 + 26 + 45 + 16] = std::byte{3};
   CHECK(codec::decode_frame(f, out) == codec_errc::invalid_value);
+
+  // The append flags byte has one bit (quiesce); it round-trips, and any other bit is refused.
+  auto q = frame_of({node_id{1}, node_id{2}, append_request{term_t{2}, index_t{3}, term_t{1}, index_t{3}, {}, 4, true}});
+  CHECK(static_cast<std::uint8_t>(q[4 + 26 + 40]) == 1);
+  REQUIRE(codec::decode_frame(q, out) == std::error_code{});
+  CHECK(out.body.get_if<append_request>()->quiesce);
+  q[4 + 26 + 40] = std::byte{2};
+  CHECK(codec::decode_frame(q, out) == codec_errc::invalid_value);
 
   // Error codes carry a reason.
   CHECK(std::error_code(codec_errc::oversized).message() == "frame length exceeds the limit");

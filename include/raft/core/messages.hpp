@@ -50,6 +50,8 @@ struct append_request {
   std::vector<log_entry> entries;
   std::uint64_t round = 0;  ///< the leader's heartbeat round when sent, echoed in the reply; a
                             ///< quorum of echoes confirms leadership for ReadIndex (§6.4)
+  bool quiesce = false;     ///< the leader's last heartbeat before its idle group goes quiet
+                            ///< (options::quiesce): the follower stops its election timer
   friend bool operator==(const append_request&, const append_request&) = default;
 };
 

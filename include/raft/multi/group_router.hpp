@@ -31,8 +31,19 @@
 //
 // Groups come and go at run time: construct a group_transport to open a group, stop its node and
 // destroy the group_transport to close it (its mailbox is dropped with what it held).
+//
+// Liveness, for quiesced groups (options::quiesce: an idle group's followers stop their election
+// timers and count on being told when their leader's process dies). With
+// group_router_options::liveness_interval set, the router sends each watched peer process a ping
+// every interval, and reports a peer from which nothing (ping or group message) arrived for
+// liveness_timeout to on_peer_down, once, and to on_peer_up when it is heard from again. Wire
+// on_peer_down to node::peer_down() of every group of the process. A ping is the smallest message
+// there is (an empty vote_response) addressed to group 0, which is the router's own: no group can
+// open it, and no node ever sees a ping. One ping per pair of processes per interval is all an
+// idle process sends, whatever its number of groups.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -46,7 +57,10 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 
 #include "raft/concepts.hpp"
 #include "raft/core/messages.hpp"
@@ -64,23 +78,37 @@ concept batching_transport = transport<T> && requires(T& t, message m) {
   t.flush();
 };
 
+/// The router's settings. Liveness is off unless `liveness_interval` is positive.
+struct group_router_options {
+  node_id self;                                 ///< this process's node id (the pings' sender)
+  std::vector<node_id> watch;                   ///< the peer processes to ping and watch
+  std::chrono::nanoseconds liveness_interval{0};  ///< ping period (0: no liveness)
+  std::chrono::nanoseconds liveness_timeout{0};   ///< silence after which a peer is down
+};
+
 /// What a group_router did so far.
 struct group_router_stats {
   std::uint64_t routed = 0;          ///< messages put into an open group's mailbox
   std::uint64_t unknown_group = 0;   ///< messages for a group not open here, or closed (dropped)
   std::uint64_t flushes = 0;         ///< flushes of the shared transport the router made
+  std::uint64_t pings_sent = 0;      ///< liveness pings
+  std::uint64_t peers_down = 0;      ///< on_peer_down reports
 };
 
-template <transport Transport>
+template <transport Transport, class Timer = asio::steady_timer>
 class group_transport;
 
 /// Routes the messages of one shared transport to the groups open on it. See the file comment.
-template <transport Transport>
+/// `Timer` paces the liveness pings (asio::steady_timer; the simulation's virtual_timer).
+template <transport Transport, class Timer = asio::steady_timer>
 class group_router {
  public:
   /// `shared` is the process's transport: it and this router must outlive every group_transport
   /// opened on the router. Everything runs on `ex` (the shared transport's executor).
-  group_router(Transport& shared, asio::any_io_executor ex) : shared_(shared), ex_(std::move(ex)) {}
+  group_router(Transport& shared, asio::any_io_executor ex, group_router_options opts = {})
+      : shared_(shared), ex_(std::move(ex)), opts_(std::move(opts)), liveness_timer_(ex_) {
+    for (node_id p : opts_.watch) peers_.push_back(watched{p, Timer::clock_type::now(), false});
+  }
   group_router(const group_router&) = delete;
   group_router& operator=(const group_router&) = delete;
   ~group_router() { close(); }
@@ -88,10 +116,14 @@ class group_router {
   /// Called with a message for a group that is not open here, before it is dropped. The handler
   /// may open that group (construct its group_transport): the message is then delivered to it.
   void on_unknown_group(std::function<void(const message&)> handler) { unknown_ = std::move(handler); }
+  /// Called with a watched peer found down (liveness), and with one heard from again after that.
+  void on_peer_down(std::function<void(node_id)> handler) { peer_down_ = std::move(handler); }
+  void on_peer_up(std::function<void(node_id)> handler) { peer_up_ = std::move(handler); }
 
   /// The receive loop: co_spawn it on the executor. Returns once the shared transport is closed
   /// (close()). Every group's pending and later receive() then returns false.
   asio::awaitable<void> run() {
+    if (opts_.liveness_interval.count() > 0 && !closed_) asio::co_spawn(ex_, liveness_loop(), asio::detached);
     std::vector<message> batch;
     while (co_await shared_.receive(batch)) {
       for (message& m : batch) route(std::move(m));
@@ -104,6 +136,7 @@ class group_router {
   void close() {
     if (closed_) return;
     closed_ = true;
+    liveness_timer_.cancel();
     shared_.close();
     for (auto& [id, box] : boxes_) box->close();
   }
@@ -115,7 +148,13 @@ class group_router {
   [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
 
  private:
-  friend class group_transport<Transport>;
+  friend class group_transport<Transport, Timer>;
+
+  struct watched {
+    node_id id;
+    typename Timer::clock_type::time_point last_heard;
+    bool down = false;
+  };
 
   /// One group's mailbox: what arrived for it and its parked receive().
   struct mailbox {
@@ -137,6 +176,7 @@ class group_router {
   };
 
   mailbox& open(group_id g) {
+    if (g == group_id{0}) throw std::logic_error("raft::group_router: group 0 is the router's own (liveness pings)");
     auto& slot = boxes_[g];
     if (slot)
       throw std::logic_error(detail::join({"raft::group_router: group ", g, " is already open"}));
@@ -148,6 +188,8 @@ class group_router {
   void forget(group_id g) { boxes_.erase(g); }
 
   void route(message&& m) {
+    if (!peers_.empty()) heard_from(m.from);
+    if (m.group == group_id{0}) return;  // a ping: it has done its work
     auto it = boxes_.find(m.group);
     if (it == boxes_.end() && unknown_) {
       unknown_(m);
@@ -162,6 +204,39 @@ class group_router {
     ++stats_.routed;
     box.queue.push_back(std::move(m));
     box.wake();
+  }
+
+  void heard_from(node_id from) {
+    for (watched& w : peers_) {
+      if (w.id != from) continue;
+      w.last_heard = Timer::clock_type::now();
+      if (w.down) {
+        w.down = false;
+        if (peer_up_) peer_up_(from);
+      }
+      return;
+    }
+  }
+
+  /// Pings every watched peer each interval, and reports those silent for the timeout.
+  asio::awaitable<void> liveness_loop() {
+    const auto interval = std::chrono::duration_cast<typename Timer::duration>(opts_.liveness_interval);
+    const std::weak_ptr<group_router*> alive(self_);  // a router destroyed meanwhile is not touched
+    while (!alive.expired() && !closed_) {
+      const auto now = Timer::clock_type::now();
+      for (watched& w : peers_) {
+        message ping{opts_.self, w.id, vote_response{}};  // group 0
+        ++stats_.pings_sent;
+        shared_.send(std::move(ping));
+        if (!w.down && now - w.last_heard > opts_.liveness_timeout) {
+          w.down = true;
+          ++stats_.peers_down;
+          if (peer_down_) peer_down_(w.id);
+        }
+      }
+      liveness_timer_.expires_after(interval);
+      co_await detail::wait_for(liveness_timer_);
+    }
   }
 
   /// A group's flush: one flush of the shared transport, after the groups that run in this turn.
@@ -183,6 +258,10 @@ class group_router {
   asio::any_io_executor ex_;
   std::unordered_map<group_id, std::unique_ptr<mailbox>> boxes_;
   std::function<void(const message&)> unknown_;
+  group_router_options opts_;
+  std::vector<watched> peers_;
+  std::function<void(node_id)> peer_down_, peer_up_;
+  Timer liveness_timer_;
   group_router_stats stats_;
   std::shared_ptr<group_router*> self_ = std::make_shared<group_router*>(this);
   bool flush_posted_ = false;
@@ -192,11 +271,12 @@ class group_router {
 /// One group's transport on a group_router: models raft::transport (and batches when the shared
 /// transport does). Its node's messages carry its group; it receives only its group's messages.
 /// Not movable (the node holds a reference); destroy it after its node stopped.
-template <transport Transport>
+template <transport Transport, class Timer>
 class group_transport {
  public:
-  /// Opens group `g` on `router`. Throws std::logic_error if `g` is already open there.
-  group_transport(group_router<Transport>& router, group_id g) : router_(router), group_(g), box_(&router.open(g)) {}
+  using router_type = group_router<Transport, Timer>;
+  /// Opens group `g` on `router`. Throws std::logic_error if `g` is already open there, or is 0.
+  group_transport(router_type& router, group_id g) : router_(router), group_(g), box_(&router.open(g)) {}
   group_transport(const group_transport&) = delete;
   group_transport& operator=(const group_transport&) = delete;
   ~group_transport() {
@@ -235,7 +315,7 @@ class group_transport {
       }
       co_await detail::suspend(
           [](void* context, detail::resume_fn resume, const asio::any_io_executor& ex) {
-            auto* box = static_cast<typename group_router<Transport>::mailbox*>(context);
+            auto* box = static_cast<typename router_type::mailbox*>(context);
             box->waiter = std::move(resume);
             box->waiter_ex = ex;
           },
@@ -248,9 +328,9 @@ class group_transport {
   void close() { box_->close(); }
 
  private:
-  group_router<Transport>& router_;
+  router_type& router_;
   group_id group_;
-  typename group_router<Transport>::mailbox* box_;
+  typename router_type::mailbox* box_;
 };
 
 }  // namespace v1

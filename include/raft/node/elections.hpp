@@ -13,6 +13,7 @@ inline namespace v1 {
 template <class StateMachine, class Storage, class Transport, class Timer>
 inline bool node<StateMachine, Storage, Transport, Timer>::leader_is_alive() const {
   if (role_ == role::leader) return true;
+  if (quiesced_) return leader_ != no_node;  // quiet, not dead: peer_down() says when it is
   return leader_ != no_node && Clock::now() - last_leader_contact_ < opts_.election_timeout_min;
 }
 
@@ -46,6 +47,7 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::election_ti
 
 template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::on_election_timeout() {
+  if (quiesced_) return;  // its deadline is the end of time; a wake() sets a new one
   if (role_ == role::leader) {
     // §6.2 CheckQuorum: step down unless a quorum was heard from during the last timeout.
     set_election_deadline(opts_.election_timeout_min);
@@ -182,6 +184,10 @@ void node<StateMachine, Storage, Transport, Timer>::become_follower(term_t term,
     leader_round_ = 0;  // rounds are numbered per leader and term
   }
   const bool was_leader = role_ == role::leader;
+  if (quiesced_) {  // a new term or a new leader: the group is not quiet
+    quiesced_ = false;
+    if (!was_leader) reset_election_deadline();
+  }
   if (role_ != role::follower || leader_ != leader)
     log_line(log_level::info, "node ", opts_.id, " is follower in term ", term_,
              leader != no_node ? " of leader " : "", leader != no_node ? detail::log_part(leader) : "");

@@ -77,6 +77,7 @@ inline void node<StateMachine, Storage, Transport, Timer>::schedule_settle() {
 template <class StateMachine, class Storage, class Transport, class Timer>
 inline void node<StateMachine, Storage, Transport, Timer>::step(message&& m) {
   if (m.to != opts_.id || m.from == opts_.id || m.from == no_node) return;
+  if (quiesced_) wake_for(m);
   const term_t t = term_of(m.body);
   if (t != term_ && !handle_other_term(m, t)) return;
   m.body.visit([this, from = m.from](auto& b) { this->on(from, std::move(b)); });

@@ -35,6 +35,7 @@ inline auto node<StateMachine, Storage, Transport, Timer>::proposal_refusal() co
 /// in parallel (§10.2.1); the leader counts itself for it only once it is durable.
 template <class StateMachine, class Storage, class Transport, class Timer>
 inline index_t node<StateMachine, Storage, Transport, Timer>::append_local(entry_kind kind, buffer data) {
+  if (quiesced_) wake();
   const index_t index = log_.last_index().next();
   log_.append(log_entry{term_, index, kind, std::move(data)});
   if (kind == entry_kind::configuration) {
@@ -48,6 +49,11 @@ inline index_t node<StateMachine, Storage, Transport, Timer>::append_local(entry
 template <class StateMachine, class Storage, class Transport, class Timer>
 asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::heartbeat_loop(term_t term) {
   while (still_leading(term)) {
+    if (quiesced_) {  // until wake() cancels the wait
+      heartbeat_timer_.expires_at(time_point::max());
+      co_await detail::wait_for(heartbeat_timer_);
+      continue;
+    }
     start_round();
     for (peer* p : peers_) {
       p->heartbeat_due = true;
@@ -59,6 +65,10 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::heartbeat_l
     }
     expire_leader_work();
     if (!still_leading(term)) break;
+    if (opts_.quiesce && ready_to_quiesce()) {
+      quiesce();
+      continue;
+    }
     heartbeat_timer_.expires_after(std::chrono::duration_cast<typename Clock::duration>(
         opts_.heartbeat_interval));
     co_await detail::wait_for(heartbeat_timer_);
@@ -251,6 +261,7 @@ inline void node<StateMachine, Storage, Transport, Timer>::on(node_id from, appe
     acknowledge();
   else
     ack_owed_ = true;  // persist_loop acknowledges once the entries are durable
+  if (r.quiesce) follow_quiesce(r);
 }
 
 /// Entries must continue from prev_log_index without gaps, with terms that never decrease and

@@ -11,6 +11,10 @@
 // from their storage, pause()/resume() freeze a process (its timers and its messages), and the
 // network's cuts and partitions (network()) are between processes.
 //
+// With options::quiesce in the base options, idle groups go quiet, and each process's router
+// pings the others (liveness every heartbeat interval, a peer down after an election timeout of
+// silence) and tells its groups' nodes when a peer process is down (node::peer_down).
+//
 // After every step it checks, per group, what raft::testing::cluster checks for one: at most one
 // leader per term (election safety), and that an entry committed on any replica is the same on
 // every replica that committed that index, forever (state machine safety). A breach throws
@@ -49,7 +53,7 @@ namespace testing {
 template <class StateMachine = kv_state_machine, class Storage = memory_storage>
 class multi_cluster {
  public:
-  using node_type = raft::node<StateMachine, Storage, group_transport<sim_transport>, virtual_timer>;
+  using node_type = raft::node<StateMachine, Storage, group_transport<sim_transport, virtual_timer>, virtual_timer>;
   using result_type = apply_result_t<StateMachine>;
   using duration = virtual_clock::duration;
 
@@ -60,6 +64,7 @@ class multi_cluster {
     timeline::current().reset();
     std::vector<node_id> ids;
     for (std::size_t p = 1; p <= processes; ++p) ids.push_back(node_id{p});
+    ids_ = ids;
     for (std::size_t g = 1; g <= groups; ++g) groups_.push_back(group_id{g});
     configuration conf;
     conf.voters = ids;
@@ -98,7 +103,7 @@ class multi_cluster {
     return *r.node;
   }
   [[nodiscard]] StateMachine& state_machine(node_id p, group_id g) { return *replica_at(p, g).sm; }
-  [[nodiscard]] group_router<sim_transport>& router(node_id p) { return *get(p).router; }
+  [[nodiscard]] group_router<sim_transport, virtual_timer>& router(node_id p) { return *get(p).router; }
 
   /// Group `g`'s leader with the highest term among the processes that are up, if any.
   [[nodiscard]] std::optional<node_id> leader(group_id g) const {
@@ -179,14 +184,14 @@ class multi_cluster {
     options opts;
     std::unique_ptr<Storage> storage;
     std::unique_ptr<StateMachine> sm;
-    std::unique_ptr<group_transport<sim_transport>> transport;
+    std::unique_ptr<group_transport<sim_transport, virtual_timer>> transport;
     std::unique_ptr<node_type> node;
   };
   struct process {
     node_id id;
     bool up = false;
     std::unique_ptr<sim_transport> shared;
-    std::unique_ptr<group_router<sim_transport>> router;
+    std::unique_ptr<group_router<sim_transport, virtual_timer>> router;
     std::map<group_id, group_replica> replicas;
   };
 
@@ -206,12 +211,24 @@ class multi_cluster {
   void boot(process& proc) {
     const timeline::owner_scope timers_of(proc.id.value);  // the process's timers pause together
     proc.shared = std::make_unique<sim_transport>(network_, proc.id, context_.get_executor());
-    proc.router = std::make_unique<group_router<sim_transport>>(*proc.shared, context_.get_executor());
+    group_router_options ro;
+    ro.self = proc.id;
+    if (base_.quiesce) {  // quiesced groups need to hear when a leader's process is gone
+      ro.watch = ids_;
+      std::erase(ro.watch, proc.id);
+      ro.liveness_interval = base_.heartbeat_interval;
+      ro.liveness_timeout = base_.election_timeout_min;
+    }
+    proc.router = std::make_unique<group_router<sim_transport, virtual_timer>>(*proc.shared, context_.get_executor(), ro);
+    proc.router->on_peer_down([&proc](node_id down) {
+      for (auto& [g, r] : proc.replicas)
+        if (r.node) r.node->peer_down(down);
+    });
     asio::co_spawn(context_, proc.router->run(), asio::detached);
     for (auto& [g, r] : proc.replicas) {
       if constexpr (requires { r.storage->power_on(); }) r.storage->power_on();
       r.sm = std::make_unique<StateMachine>();
-      r.transport = std::make_unique<group_transport<sim_transport>>(*proc.router, g);
+      r.transport = std::make_unique<group_transport<sim_transport, virtual_timer>>(*proc.router, g);
       r.node = std::make_unique<node_type>(context_.get_executor(), r.opts, *r.sm, *r.storage, *r.transport);
       r.node->start();
       r.opts.bootstrap.reset();  // a restart starts from storage
@@ -314,6 +331,7 @@ class multi_cluster {
   sim_network network_;
   options base_;
   std::vector<group_id> groups_;
+  std::vector<node_id> ids_;  ///< every process
   std::map<node_id, std::unique_ptr<process>> processes_;
   std::map<std::pair<group_id, term_t>, node_id> leaders_;
   std::map<std::pair<group_id, node_id>, index_t> checked_;

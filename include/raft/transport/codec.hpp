@@ -173,7 +173,8 @@ void fields(M& m, F&& f) {
 template <class M, class F>
   requires std::same_as<std::remove_const_t<M>, append_request>
 void fields(M& m, F&& f) {
-  f(m.term), f(m.prev_log_index), f(m.prev_log_term), f(m.leader_commit), f(m.round), f(m.entries);
+  f(m.term), f(m.prev_log_index), f(m.prev_log_term), f(m.leader_commit), f(m.round), f(flag_bits{&m.quiesce}),
+      f(m.entries);
 }
 template <class M, class F>
   requires std::same_as<std::remove_const_t<M>, append_response>
