@@ -1,0 +1,1563 @@
+// raft/storage/shared_log.hpp - raft::shared_log, one durable log for every Raft group of a
+// process (Multi-Raft), and raft::shared_log_group, one group's raft::storage on it.
+//
+// A process that runs thousands of groups must not pay one fdatasync per group. A shared_log
+// owns a directory with one append stream of segment files; every group's changes go into it as
+// records that carry the group's id, and one writer thread makes them durable: every flush() of
+// any group that arrives while a round is in progress joins the next round, which does one
+// write() per segment it touches and ONE fdatasync for all of them (group commit across groups).
+//
+// Layout (docs/storage.md has the byte tables):
+//   LOCK                             held with flock(LOCK_EX) while a shared_log has the directory open
+//   shared-<sequence>.log            segments, numbered 1, 2, 3, ... (20 digits): a header, a
+//                                    checkpoint, then records
+//   snapshots/<group>/snapshot-<index>.snap   each group's current snapshot (file_storage's format)
+//
+// Record: u32 length of the body, u32 CRC-32C of the length field and the body, then the body:
+// u64 group id, u8 type, and the type's fields (u64 each unless said otherwise):
+//   1 checkpoint   term, vote, base index, base term, last index: a group's whole state
+//   2 hard_state   term, vote
+//   3 entry        term, index, u8 kind, payload
+//   4 truncate     index (remove the entries after it)
+//   5 compact      index, term (the new compaction base; at or past the last entry it empties the log)
+//   6 remove       (the group is gone: everything before this record about it is garbage)
+// A group's records come in the order its calls were made; records of different groups
+// interleave in the order their flushes reached the writer.
+//
+// Reclamation. A new segment starts with a checkpoint: one record per group that has any state,
+// giving its hard state, base and last index as the records before it left them. So a segment
+// that is not the last one holds no hard state or base that is still the latest of its group:
+// the next segment's checkpoint repeats it. What it may still hold is live entries: the writer
+// keeps, per group, the spans of its live entries (base, last] as (segment, first index, last
+// index) triples, updated by every append, truncation, compaction and removal, and per segment
+// the number of spans in it. The oldest segment is deleted once no span is in it and it is not
+// the last segment; only ever the oldest, so the segments left are always a suffix of the stream
+// and replaying them from the first one starts at a checkpoint. A group that does not compact
+// keeps its oldest live segment, and every later one, alive. Why a crash cannot lose anything:
+// a segment's checkpoint is synced before the segment gets its name, segments are deleted only
+// after the round that made their last live data dead was synced, one at a time, oldest first,
+// so any crash leaves a suffix of segments whose first checkpoint and later records hold every
+// live entry, hard state and base. (Checkpoints cost one 57-byte record per group per segment:
+// keep segment_bytes well above that times the number of groups.)
+//
+// Recovery (the constructor): every segment is read in order and its records replayed into
+// each group's state; the entries found are kept for that group's first load(). A torn record at
+// the end of the last segment (a crash in the middle of a write: nothing valid after it) is cut
+// off; a bad record anywhere else, a bad header, a missing segment in the sequence, or an entry
+// that replay needs and no segment holds, is refused with raft::file_storage_corruption naming
+// the file and the byte offset. A group removed by a record whose snapshot directory is still
+// there (a crash in the middle of remove_group) loses it now.
+//
+// Threading. A shared_log's own members may be called from any thread. Each shared_log_group is
+// used from one thread (or executor) at a time, as a node does. save_hard_state() submits its
+// record and waits for the round that syncs it (votes are rare). append(), truncate_after() and
+// compact_through() encode records into the handle's pending buffer; `co_await flush()` hands
+// that buffer to the writer thread and resumes on the awaiting coroutine's executor once its
+// round is synced. Snapshot commits (sync, rename, cleanup) run on a second thread. A write or
+// sync error fails the whole log: flush() throws std::system_error, and every later call of every
+// group throws it again (fail-stop, never retried).
+//
+// Lifetime: the shared_log must outlive its group handles and their snapshot writers (readers
+// may outlive both); destroying it with a handle open is a bug (an assert in debug builds).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cassert>
+#include <cerrno>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "raft/detail/asio_check.hpp"
+
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/post.hpp>
+#include <asio/prefer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "raft/concepts.hpp"
+#include "raft/core/persistent_state.hpp"
+#include "raft/core/snapshot.hpp"
+#include "raft/core/types.hpp"
+#include "raft/detail/endian.hpp"
+#include "raft/detail/unique_function.hpp"
+#include "raft/storage/detail/crc32c.hpp"
+#include "raft/storage/detail/files.hpp"
+
+namespace raft {
+inline namespace v1 {
+
+/// Settings of a shared_log (the same as file_storage_options).
+struct shared_log_options {
+  /// Sync written data and directories. Turn off only for benchmarks and tests.
+  bool fsync = true;
+  /// A segment is closed and a new one started once it holds this many bytes (it holds at least
+  /// its checkpoint and one record).
+  std::size_t segment_bytes = std::size_t{64} << 20;
+  /// Test hook: when set (and `fsync` is on), called instead of every fdatasync/fsync with the
+  /// file descriptor to sync. Return 0, or -1 with errno set to simulate a failure. Runs on the
+  /// writer thread for the log, on the snapshot thread for snapshot commits, and on the caller's
+  /// thread when a snapshot directory is created.
+  std::function<int(int fd)> sync_hook;
+};
+
+/// What a shared_log did so far (for benchmarks and tests).
+struct shared_log_stats {
+  std::uint64_t flushes = 0;           ///< flush() calls handed to the writer thread
+  std::uint64_t hard_state_saves = 0;  ///< save_hard_state() calls handed to the writer thread
+  std::uint64_t write_rounds = 0;      ///< rounds of the writer thread (group commits)
+  std::uint64_t syncs = 0;             ///< fdatasync calls on segments (0 with fsync off)
+  std::uint64_t write_calls = 0;       ///< pwrite() calls on segments
+  std::uint64_t entries_written = 0;   ///< entry records written
+  std::uint64_t records_written = 0;   ///< records of every type written (checkpoints too)
+  std::uint64_t bytes_written = 0;     ///< segment bytes written (headers and checkpoints too)
+  std::uint64_t segments_created = 0;  ///< segments started since the log was opened
+  std::uint64_t segments_removed = 0;  ///< segments deleted by reclamation
+};
+
+namespace detail {
+namespace shared_format {
+
+inline constexpr std::uint32_t version = 1;
+inline constexpr char segment_magic[9] = "RAFTMLOG";
+inline constexpr std::size_t segment_header_bytes = 32;
+inline constexpr std::size_t record_header_bytes = 8;  // u32 length, u32 crc32c
+inline constexpr std::size_t body_prefix = 9;          // u64 group, u8 type
+
+enum class record_type : std::uint8_t { checkpoint = 1, hard_state, entry, truncate, compact, remove };
+
+/// Body bytes of a record of type `t` (for an entry: without its payload).
+[[nodiscard]] constexpr std::size_t body_bytes(record_type t) noexcept {
+  switch (t) {
+    case record_type::checkpoint: return body_prefix + 40;
+    case record_type::hard_state: return body_prefix + 16;
+    case record_type::entry: return body_prefix + 17;
+    case record_type::truncate: return body_prefix + 8;
+    case record_type::compact: return body_prefix + 16;
+    case record_type::remove: return body_prefix;
+  }
+  return 0;
+}
+inline constexpr std::size_t entry_fixed = body_prefix + 17;
+inline constexpr std::uint64_t max_payload = 0xFFFFFFFFull - entry_fixed;
+
+/// `shared-<sequence, 20 digits>.log`.
+[[nodiscard]] inline std::string segment_name(std::uint64_t seq) {
+  std::string name = "shared-" + std::string(20, '0');
+  for (std::size_t at = name.size(); seq != 0; seq /= 10) name[--at] = char('0' + seq % 10);
+  return name + ".log";
+}
+
+/// The sequence number in `name` if it is a segment name exactly as segment_name() writes it.
+[[nodiscard]] inline std::optional<std::uint64_t> parse_segment_name(std::string_view name) noexcept {
+  constexpr std::string_view prefix = "shared-", suffix = ".log";
+  if (name.size() != prefix.size() + 20 + suffix.size() || !name.starts_with(prefix) || !name.ends_with(suffix))
+    return std::nullopt;
+  std::uint64_t v = 0;
+  for (const char c : name.substr(prefix.size(), 20)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto digit = std::uint64_t(c - '0');
+    if (v > (~std::uint64_t{0} - digit) / 10) return std::nullopt;
+    v = v * 10 + digit;
+  }
+  return v;
+}
+
+[[nodiscard]] inline std::array<std::byte, segment_header_bytes> encode_segment_header(std::uint64_t seq) {
+  std::array<std::byte, segment_header_bytes> h{};
+  std::memcpy(h.data(), segment_magic, 8);
+  store_u32(h.data() + 8, version);
+  store_u32(h.data() + 12, segment_header_bytes);
+  store_u64(h.data() + 16, seq);
+  store_u32(h.data() + 24, crc32c(h.data(), 24));
+  return h;
+}
+
+/// CRC-32C over a record's length field and its body.
+[[nodiscard]] inline std::uint32_t record_crc(const std::byte* record, std::uint32_t body_len) noexcept {
+  return crc32c_update(crc32c(record, 4), record + record_header_bytes, body_len);
+}
+
+/// Appends a record of a fixed-size type with its u64 fields to `out`.
+inline void put_record(std::vector<std::byte>& out, std::uint64_t group, record_type t,
+                       std::initializer_list<std::uint64_t> fields) {
+  const auto body = static_cast<std::uint32_t>(body_bytes(t));
+  const std::size_t at = out.size();
+  out.resize(at + record_header_bytes + body);
+  std::byte* p = out.data() + at;
+  store_u32(p, body);
+  store_u64(p + 8, group);
+  p[16] = std::byte(t);
+  std::size_t field = 17;
+  for (const std::uint64_t v : fields) {
+    store_u64(p + field, v);
+    field += 8;
+  }
+  store_u32(p + 4, record_crc(p, body));
+}
+
+/// Appends an entry record to `out`, the payload copied straight into it.
+inline void put_entry(std::vector<std::byte>& out, std::uint64_t group, const log_entry& e) {
+  const auto payload = e.data.bytes();
+  const auto body = static_cast<std::uint32_t>(entry_fixed + payload.size());
+  const std::size_t at = out.size();
+  out.resize(at + record_header_bytes + body);
+  std::byte* p = out.data() + at;
+  store_u32(p, body);
+  store_u64(p + 8, group);
+  p[16] = std::byte(record_type::entry);
+  store_u64(p + 17, e.term.value);
+  store_u64(p + 25, e.index.value);
+  p[33] = std::byte(e.kind);
+  if (!payload.empty()) std::memcpy(p + 34, payload.data(), payload.size());
+  store_u32(p + 4, record_crc(p, body));
+}
+
+/// A record that passed its checksum, read in place.
+struct record_view {
+  const std::byte* p = nullptr;  ///< the record header
+  std::uint32_t body = 0;
+  [[nodiscard]] std::size_t size() const noexcept { return record_header_bytes + body; }
+  [[nodiscard]] std::uint64_t group() const noexcept { return load_u64(p + 8); }
+  [[nodiscard]] std::uint8_t type_byte() const noexcept { return std::uint8_t(p[16]); }
+  [[nodiscard]] record_type type() const noexcept { return static_cast<record_type>(p[16]); }
+  /// The k-th u64 field after the type.
+  [[nodiscard]] std::uint64_t field(std::size_t k) const noexcept { return load_u64(p + 17 + 8 * k); }
+  [[nodiscard]] std::uint8_t entry_kind_byte() const noexcept { return std::uint8_t(p[33]); }
+  [[nodiscard]] std::span<const std::byte> payload() const noexcept {
+    return {p + record_header_bytes + entry_fixed, body - entry_fixed};
+  }
+  /// A known type with the size its type gives (entries: at least it) and a known entry kind.
+  [[nodiscard]] bool well_formed() const noexcept {
+    if (body < body_prefix || type_byte() < 1 || type_byte() > 6) return false;
+    const std::size_t fixed = body_bytes(type());
+    if (type() != record_type::entry) return body == fixed;
+    return body >= fixed && entry_kind_byte() <= 2;
+  }
+};
+
+/// Checks the record at `p` (`left` bytes to the end of the data): nullptr and `out` set if it
+/// is whole and its checksum matches, else what is wrong.
+[[nodiscard]] inline const char* check_record(const std::byte* p, std::size_t left, record_view& out) noexcept {
+  if (left < record_header_bytes) return "incomplete record header";
+  const std::uint32_t len = load_u32(p);
+  if (len < body_prefix) return "impossible record length";
+  if (len > left - record_header_bytes) return "record runs past the end of the file";
+  if (load_u32(p + 4) != record_crc(p, len)) return "record checksum mismatch";
+  out = record_view{p, len};
+  return nullptr;
+}
+
+}  // namespace shared_format
+
+/// Where some of a group's live entries are: entries lo..hi, all in one segment, whose records
+/// lie within bytes [begin, end) of it (with other groups' records, and dead copies, between).
+struct shared_log_span {
+  std::uint64_t segment = 0;
+  index_t lo{0};
+  index_t hi{0};
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+};
+
+/// One group of a shared_log, in its map (node-based: its address never changes).
+struct shared_log_group_state {
+  explicit shared_log_group_state(std::uint64_t group_id) : id(group_id) {}
+  const std::uint64_t id;
+
+  // What the records written so far say. Changed only by the writer thread (and by recovery
+  // before it starts); a handle reads them in load() while the group has nothing in flight.
+  hard_state hs;
+  index_t base{0};
+  term_t base_term{0};
+  index_t last{0};
+  std::vector<shared_log_span> spans;  ///< the live entries (base, last], in index order
+
+  // Guarded by the log's mutex.
+  bool open = false;       ///< a handle holds it
+  bool removing = false;   ///< remove_group() is in progress
+  std::size_t in_flight = 0;  ///< jobs handed to the writer, not completed yet
+
+  // Recovery: the entries replay found, for the first load() (then empty).
+  std::vector<log_entry> recovered;
+  bool has_recovered = false;
+
+  // The handle's (caller side).
+  std::shared_ptr<const snapshot_file> snapshot;  ///< the current snapshot, if any
+  int writers = 0;                                ///< open snapshot writers
+
+  [[nodiscard]] bool empty() const noexcept {
+    return hs == hard_state{} && base == index_t{0} && last == index_t{0};
+  }
+};
+
+}  // namespace detail
+
+class shared_log;
+class shared_log_group;
+
+/// A committed snapshot of a shared_log group (raft::snapshot_reader). Holds the file open: it
+/// stays valid after a newer snapshot replaced it, and after the group and the log are gone.
+/// Cheap to copy; read_at() may be called from any thread.
+class shared_log_snapshot_reader {
+ public:
+  [[nodiscard]] const snapshot_meta& meta() const noexcept { return f_->meta; }
+  [[nodiscard]] std::uint64_t size() const noexcept { return f_->data_size; }
+  /// Copies up to `buf.size()` bytes from `offset`; returns how many (fewer only at the end).
+  std::size_t read_at(std::uint64_t offset, std::span<std::byte> buf) const {
+    if (offset >= f_->data_size) return 0;
+    const std::size_t want = std::min<std::uint64_t>(buf.size(), f_->data_size - offset);
+    const std::size_t got = detail::read_at(f_->fd.get(), buf.data(), want, f_->data_offset + offset, f_->path);
+    if (got != want)
+      throw file_storage_corruption(f_->path, f_->data_offset + offset + got, "snapshot file ends early");
+    return got;
+  }
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return f_->path; }
+
+ private:
+  friend class shared_log_group;
+  explicit shared_log_snapshot_reader(std::shared_ptr<const detail::snapshot_file> f) : f_(std::move(f)) {}
+  std::shared_ptr<const detail::snapshot_file> f_;
+};
+
+/// A snapshot being written for a shared_log group (raft::snapshot_writer), in file_storage's
+/// snapshot format: write() checksums and buffers (1 MiB pieces to the page cache, no sync);
+/// co_await commit() syncs, renames into place and deletes the group's older snapshots on the
+/// log's snapshot thread. Destroyed before commit(), it removes its temporary file. Its log
+/// must outlive it.
+class shared_log_snapshot_writer {
+ public:
+  shared_log_snapshot_writer(shared_log_snapshot_writer&& o) noexcept
+      : log_(std::exchange(o.log_, nullptr)),
+        group_(std::exchange(o.group_, nullptr)),
+        tmp_(std::move(o.tmp_)),
+        final_(std::move(o.final_)),
+        fd_(std::move(o.fd_)),
+        meta_(std::move(o.meta_)),
+        data_offset_(o.data_offset_),
+        data_size_(o.data_size_),
+        file_size_(o.file_size_),
+        crc_(o.crc_),
+        buf_(std::move(o.buf_)) {
+    o.tmp_.clear();
+  }
+  shared_log_snapshot_writer& operator=(shared_log_snapshot_writer&& o) noexcept {
+    if (this != &o) {
+      abandon();
+      log_ = std::exchange(o.log_, nullptr);
+      group_ = std::exchange(o.group_, nullptr);
+      tmp_ = std::move(o.tmp_);
+      o.tmp_.clear();
+      final_ = std::move(o.final_);
+      fd_ = std::move(o.fd_);
+      meta_ = std::move(o.meta_);
+      data_offset_ = o.data_offset_;
+      data_size_ = o.data_size_;
+      file_size_ = o.file_size_;
+      crc_ = o.crc_;
+      buf_ = std::move(o.buf_);
+    }
+    return *this;
+  }
+  shared_log_snapshot_writer(const shared_log_snapshot_writer&) = delete;
+  shared_log_snapshot_writer& operator=(const shared_log_snapshot_writer&) = delete;
+  ~shared_log_snapshot_writer() { abandon(); }
+
+  /// Appends `bytes` to the snapshot. An I/O error fails the log (as in flush()).
+  void write(std::span<const std::byte> bytes);
+
+  /// Makes the snapshot durable and the group's current one; completes on the awaiting
+  /// coroutine's executor. Throws std::system_error if a write, sync or rename failed.
+  asio::awaitable<void> commit();
+
+  [[nodiscard]] std::uint64_t size() const noexcept { return data_size_; }
+
+ private:
+  friend class shared_log_group;
+  shared_log_snapshot_writer(shared_log* log, detail::shared_log_group_state* group, std::filesystem::path tmp,
+                             std::filesystem::path final_path, detail::unique_fd fd, snapshot_meta meta,
+                             std::span<const std::byte> encoded_meta)
+      : log_(log), group_(group), tmp_(std::move(tmp)), final_(std::move(final_path)), fd_(std::move(fd)),
+        meta_(std::move(meta)) {
+    ++group_->writers;
+    const auto header = detail::file_format::encode_snapshot_header(std::uint32_t(encoded_meta.size()));
+    buf_.reserve(detail::file_format::snapshot_write_chunk);
+    buf_.insert(buf_.end(), header.begin(), header.end());
+    buf_.insert(buf_.end(), encoded_meta.begin(), encoded_meta.end());
+    crc_ = detail::crc32c(buf_.data(), buf_.size());
+    data_offset_ = buf_.size();
+  }
+
+  void require_open(const char* what) const {
+    if (!fd_ || log_ == nullptr)
+      throw std::logic_error(std::string("raft::shared_log_snapshot_writer::") + what +
+                             " after commit (or on a moved-from writer)");
+  }
+  void write_out(const std::byte* data, std::size_t size);
+  void flush_buffer() {
+    if (buf_.empty()) return;
+    write_out(buf_.data(), buf_.size());
+    buf_.clear();
+  }
+  /// Done with (committed, or abandoned): the group may get another writer.
+  void release() noexcept {
+    if (group_ != nullptr) --group_->writers;
+    group_ = nullptr;
+    log_ = nullptr;
+  }
+  void abandon() noexcept {
+    fd_.reset();
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
+    tmp_.clear();
+    release();
+  }
+
+  shared_log* log_ = nullptr;
+  detail::shared_log_group_state* group_ = nullptr;
+  std::filesystem::path tmp_;  ///< empty once committed (or moved from)
+  std::filesystem::path final_;
+  detail::unique_fd fd_;
+  snapshot_meta meta_;
+  std::uint64_t data_offset_ = 0;
+  std::uint64_t data_size_ = 0;
+  std::uint64_t file_size_ = 0;
+  std::uint32_t crc_ = 0;
+  std::vector<std::byte> buf_;
+};
+
+/// One durable append stream for many Raft groups. See the top of this file and docs/storage.md.
+class shared_log {
+  friend class shared_log_group;
+  friend class shared_log_snapshot_writer;
+
+ public:
+  /// Opens (creating it if missing) the directory `dir`, locks it (a second shared_log or
+  /// file_storage on it throws std::system_error while this one lives), and recovers every
+  /// group's state from its segments (see the top of this file). Throws
+  /// file_storage_corruption for data it cannot trust, std::system_error for I/O errors.
+  explicit shared_log(std::filesystem::path dir, shared_log_options opts = {})
+      : dir_(std::move(dir)), opts_(std::move(opts)) {
+    namespace sf = detail::shared_format;
+    if (opts_.segment_bytes < sf::segment_header_bytes + sf::record_header_bytes + sf::entry_fixed)
+      throw std::invalid_argument("raft::shared_log: segment_bytes is too small");
+    std::error_code ec;
+    std::filesystem::create_directories(dir_ / "snapshots", ec);
+    if (ec) throw std::system_error(ec, "raft::shared_log: cannot create directory " + dir_.string());
+    lock_fd_ = detail::open_file(dir_ / "LOCK", O_RDWR | O_CREAT);
+    if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      throw std::system_error(err, std::generic_category(),
+                              "raft::shared_log: directory " + dir_.string() +
+                                  " is already in use (its LOCK file is held by another storage)");
+    }
+    dir_fd_ = detail::open_file(dir_, O_RDONLY | O_DIRECTORY);
+    snapshots_fd_ = detail::open_file(dir_ / "snapshots", O_RDONLY | O_DIRECTORY);
+    sync_fd(dir_fd_.get(), false, dir_);
+    recover();
+    writer_ = std::thread([this] { writer_loop(); });
+  }
+
+  shared_log(const shared_log&) = delete;
+  shared_log& operator=(const shared_log&) = delete;
+
+  /// Finishes the rounds already requested, then stops the writer and snapshot threads. Every
+  /// group handle and snapshot writer must be gone by now.
+  ~shared_log() {
+    assert(open_handles() == 0 && "raft::shared_log destroyed while a shared_log_group is open");
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    writer_.join();
+    snapshot_thread_.stop();
+  }
+
+  /// The storage of group `group`: a movable handle, a raft::storage and raft::snapshot_storage
+  /// (call load() first). A group never written is empty. Throws std::logic_error if a handle of
+  /// that group is already open, or the group is being removed.
+  [[nodiscard]] shared_log_group open_group(group_id group);
+
+  /// Destroys group `group`: its entries become garbage, its snapshots are deleted, and a later
+  /// open_group() of the same id starts empty. Durable when it returns (one round of the writer).
+  /// Throws std::logic_error while a handle of the group is open.
+  void remove_group(group_id group_number) {
+    const std::uint64_t group = group_number.value;
+    throw_if_failed();
+    detail::shared_log_group_state* g = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = groups_.try_emplace(group, group).first;
+      if (it->second.open || it->second.removing)
+        throw std::logic_error("raft::shared_log::remove_group: group " + std::to_string(group) +
+                               " is open (destroy its handle first)");
+      if (it->second.in_flight != 0)
+        throw std::logic_error("raft::shared_log::remove_group: group " + std::to_string(group) +
+                               " still has a flush in progress");
+      it->second.removing = true;
+      g = &it->second;
+    }
+    std::vector<std::byte> rec;
+    detail::shared_format::put_record(rec, group, detail::shared_format::record_type::remove, {});
+    try {
+      submit_and_wait(g, std::move(rec));
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      g->removing = false;
+      throw;
+    }
+    std::lock_guard lock(mutex_);
+    groups_.erase(group);
+  }
+
+  /// The ids of the groups that hold any state (hard state, base or entries) or have a handle open.
+  [[nodiscard]] std::vector<group_id> groups() const {
+    std::lock_guard lock(mutex_);
+    std::vector<group_id> out;
+    for (const auto& [id, g] : groups_)
+      if (g.open || !g.empty()) out.push_back(group_id{id});
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  [[nodiscard]] shared_log_stats stats() const {
+    std::lock_guard lock(mutex_);
+    return stats_;
+  }
+  [[nodiscard]] const std::filesystem::path& directory() const noexcept { return dir_; }
+  [[nodiscard]] const shared_log_options& options() const noexcept { return opts_; }
+  /// The directory that holds group `group`'s snapshot files.
+  [[nodiscard]] std::filesystem::path snapshot_directory(std::uint64_t group) const {
+    return dir_ / "snapshots" / std::to_string(group);
+  }
+
+ private:
+  using group_state = detail::shared_log_group_state;
+  using record_type = detail::shared_format::record_type;
+
+  /// A group's records, handed to the writer thread, and what to do once they are durable.
+  struct job {
+    group_state* group = nullptr;
+    std::vector<std::byte> bytes;
+    detail::unique_function<void(std::exception_ptr)> done;
+  };
+
+  /// A segment file, as the writer knows it.
+  struct segment {
+    std::uint64_t seq = 0;
+    std::uint64_t size = 0;        ///< bytes in the file (and in the writer's round buffer)
+    std::size_t records = 0;       ///< records after the checkpoint
+    std::size_t live_spans = 0;    ///< spans of live entries in it
+  };
+
+  [[nodiscard]] std::size_t open_handles() const {
+    std::lock_guard lock(mutex_);
+    std::size_t n = 0;
+    for (const auto& [id, g] : groups_) n += g.open ? 1 : 0;
+    return n;
+  }
+
+  [[nodiscard]] std::filesystem::path segment_path(std::uint64_t seq) const {
+    return dir_ / detail::shared_format::segment_name(seq);
+  }
+
+  // ---- failure (fail-stop) ---------------------------------------------------------------------
+
+  void throw_if_failed() const {
+    if (!failed_.load(std::memory_order_acquire)) return;
+    std::lock_guard lock(mutex_);
+    std::rethrow_exception(failure_);
+  }
+
+  void record_failure(std::exception_ptr e) {
+    std::lock_guard lock(mutex_);
+    if (!failure_) failure_ = std::move(e);
+    failed_.store(true, std::memory_order_release);
+  }
+
+  void sync_fd(int fd, bool data_only, const std::filesystem::path& what) const {
+    if (!opts_.fsync) return;
+    int r;
+    do {
+      r = opts_.sync_hook ? opts_.sync_hook(fd) : (data_only ? ::fdatasync(fd) : ::fsync(fd));
+    } while (r != 0 && errno == EINTR && !opts_.sync_hook);
+    if (r != 0) throw detail::posix_error(errno, data_only ? "fdatasync" : "fsync", what);
+  }
+
+  // ---- handing work to the writer --------------------------------------------------------------
+
+  /// Queues `bytes` (records of `g`); `done` runs on the writer thread once they are durable.
+  void submit(group_state* g, std::vector<std::byte> bytes, detail::unique_function<void(std::exception_ptr)> done,
+              bool is_flush) {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(job{g, std::move(bytes), std::move(done)});
+      ++g->in_flight;
+      if (is_flush)
+        ++stats_.flushes;
+      else
+        ++stats_.hard_state_saves;
+    }
+    wake_.notify_one();
+  }
+
+  /// submit() for an Asio completion handler: it runs on its associated executor, which is
+  /// kept busy (outstanding work) until then.
+  template <class Handler>
+  void submit_async(group_state* g, std::vector<std::byte> bytes, Handler handler) {
+    auto ex = asio::get_associated_executor(handler);
+    auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+    submit(
+        g, std::move(bytes),
+        [h = std::move(handler), work = std::move(work)](std::exception_ptr e) mutable {
+          asio::post(work, [h = std::move(h), e = std::move(e)]() mutable { h(std::move(e)); });
+        },
+        true);
+  }
+
+  /// submit(), then blocks the calling thread until the round that syncs `bytes` is done.
+  void submit_and_wait(group_state* g, std::vector<std::byte> bytes) {
+    struct waiter {
+      std::mutex m;
+      std::condition_variable cv;
+      bool done = false;
+      std::exception_ptr error;
+    };
+    auto w = std::make_shared<waiter>();
+    submit(
+        g, std::move(bytes),
+        [w](std::exception_ptr e) {
+          std::lock_guard lock(w->m);
+          w->error = std::move(e);
+          w->done = true;
+          w->cv.notify_all();
+        },
+        false);
+    std::unique_lock lock(w->m);
+    w->cv.wait(lock, [&] { return w->done; });
+    if (w->error) std::rethrow_exception(w->error);
+  }
+
+  /// An empty buffer for a handle's pending records, reusing one the writer gave back.
+  std::vector<std::byte> spare_buffer() {
+    std::lock_guard lock(mutex_);
+    if (spare_.empty()) return {};
+    auto b = std::move(spare_.back());
+    spare_.pop_back();
+    return b;
+  }
+
+  // ---- the state records describe (writer thread, and recovery) ------------------------------
+
+  segment& segment_of(std::uint64_t seq) { return segments_[seq - segments_.front().seq]; }
+
+  void release_span(const detail::shared_log_span& s) { --segment_of(s.segment).live_spans; }
+
+  /// Entry `i` of `g` is at bytes [begin, end) of segment `seq`.
+  void note_entry(group_state& g, index_t i, std::uint64_t seq, std::uint64_t begin, std::uint64_t end) {
+    if (!g.spans.empty() && g.spans.back().segment == seq) {
+      g.spans.back().hi = i;
+      g.spans.back().end = end;
+    } else {
+      g.spans.push_back(detail::shared_log_span{seq, i, i, begin, end});
+      ++segment_of(seq).live_spans;
+    }
+    g.last = i;
+  }
+
+  void note_truncate(group_state& g, index_t t) {
+    if (t >= g.last) return;
+    while (!g.spans.empty() && g.spans.back().lo > t) {
+      release_span(g.spans.back());
+      g.spans.pop_back();
+    }
+    if (!g.spans.empty()) g.spans.back().hi = std::min(g.spans.back().hi, t);
+    g.last = t;
+  }
+
+  void note_compact(group_state& g, index_t c, term_t term) {
+    if (c <= g.base) return;
+    std::size_t dead = 0;
+    while (dead < g.spans.size() && g.spans[dead].hi <= c) release_span(g.spans[dead++]);
+    g.spans.erase(g.spans.begin(), g.spans.begin() + std::ptrdiff_t(dead));
+    if (!g.spans.empty()) g.spans.front().lo = std::max(g.spans.front().lo, c.next());
+    g.last = std::max(g.last, c);
+    g.base = c;
+    g.base_term = term;
+  }
+
+  void note_remove(group_state& g) {
+    for (const auto& s : g.spans) release_span(s);
+    g.spans.clear();
+    g.hs = hard_state{};
+    g.base = g.last = index_t{0};
+    g.base_term = term_t{0};
+  }
+
+  // ---- recovery ----------------------------------------------------------------------------------
+
+  /// What replay keeps per group beside its state: the entries (base, last], in order. An entry
+  /// whose index is 0 is one a checkpoint announced that an older (deleted) segment held: it
+  /// must be gone by the end of the replay.
+  using replay_entries = std::unordered_map<std::uint64_t, std::deque<log_entry>>;
+
+  void recover() {
+    namespace sf = detail::shared_format;
+    std::vector<std::pair<std::uint64_t, std::filesystem::path>> files;
+    for (const auto& de : std::filesystem::directory_iterator(dir_)) {
+      const std::string name = de.path().filename().string();
+      if (name.ends_with(".tmp")) {
+        std::error_code ec;
+        std::filesystem::remove(de.path(), ec);  // a segment whose creation a crash interrupted
+        continue;
+      }
+      if (auto seq = sf::parse_segment_name(name)) files.emplace_back(*seq, de.path());
+    }
+    std::sort(files.begin(), files.end());
+    replay_entries entries;
+    std::unordered_map<std::uint64_t, bool> removed;  // group -> its last record was a removal
+    for (std::size_t k = 0; k < files.size(); ++k) {
+      if (k > 0 && files[k].first != files[k - 1].first + 1)
+        throw file_storage_corruption(files[k].second, 0,
+                                      "a segment is missing: the previous one is number " +
+                                          std::to_string(files[k - 1].first));
+      replay_segment(files[k].first, files[k].second, k + 1 == files.size(), entries, removed);
+    }
+    finish_recovery(files.empty() ? dir_ : files.front().second, entries);
+    for (const auto& [id, gone] : removed)
+      if (gone) remove_snapshot_directory(id);  // a removal a crash interrupted
+    if (segments_.empty()) {
+      start_segment(1);
+    } else {
+      tail_fd_ = detail::open_file(segment_path(segments_.back().seq), O_RDWR);
+    }
+  }
+
+  void replay_segment(std::uint64_t seq, const std::filesystem::path& path, bool last_file, replay_entries& entries,
+                      std::unordered_map<std::uint64_t, bool>& removed) {
+    namespace sf = detail::shared_format;
+    std::vector<std::byte> buf = detail::read_whole_file(path);
+    check_segment_header(buf, seq, path);
+    segments_.push_back(segment{seq, sf::segment_header_bytes, 0, 0});
+    std::size_t at = sf::segment_header_bytes;
+    while (at < buf.size()) {
+      sf::record_view r;
+      if (const char* bad = sf::check_record(buf.data() + at, buf.size() - at, r)) {
+        if (!last_file || valid_record_after(buf, at + 1))
+          throw file_storage_corruption(path, at, std::string(bad) + ", and valid records follow: refusing to drop them");
+        // A torn tail: a round a crash interrupted. It was never acknowledged; cut it off.
+        detail::unique_fd fd = detail::open_file(path, O_RDWR);
+        if (::ftruncate(fd.get(), off_t(at)) != 0) throw detail::posix_error(errno, "ftruncate", path);
+        sync_fd(fd.get(), false, path);
+        buf.resize(at);
+        break;
+      }
+      if (!r.well_formed())
+        throw file_storage_corruption(path, at, "record of unknown type or wrong size (type " +
+                                                    std::to_string(r.type_byte()) + ")");
+      const std::uint64_t end = at + r.size();
+      replay_record(r, seq, at, end, path, entries, removed);
+      if (r.type() != record_type::checkpoint) ++segments_.back().records;
+      at = end;
+    }
+    segments_.back().size = buf.size();
+  }
+
+  static void check_segment_header(const std::vector<std::byte>& buf, std::uint64_t seq,
+                                   const std::filesystem::path& path) {
+    namespace sf = detail::shared_format;
+    if (buf.size() < sf::segment_header_bytes)
+      throw file_storage_corruption(path, buf.size(), "segment header is incomplete");
+    if (std::memcmp(buf.data(), sf::segment_magic, 8) != 0)
+      throw file_storage_corruption(path, 0, "bad magic number (not a raft shared log segment)");
+    if (const auto v = detail::load_u32(buf.data() + 8); v != sf::version)
+      throw file_storage_corruption(path, 8, "unsupported format version " + std::to_string(v) +
+                                                 " (this build reads version " + std::to_string(sf::version) + ")");
+    if (detail::load_u32(buf.data() + 24) != detail::crc32c(buf.data(), 24) ||
+        detail::load_u32(buf.data() + 12) != sf::segment_header_bytes)
+      throw file_storage_corruption(path, 0, "segment header checksum mismatch");
+    if (detail::load_u64(buf.data() + 16) != seq)
+      throw file_storage_corruption(path, 16, "the header gives segment number " +
+                                                  std::to_string(detail::load_u64(buf.data() + 16)));
+  }
+
+  /// Is there a well-formed record that passes its checksum anywhere in `buf` from `from` on?
+  /// Tells a torn tail (nothing valid after the bad record) from corruption in the middle.
+  static bool valid_record_after(const std::vector<std::byte>& buf, std::size_t from) {
+    namespace sf = detail::shared_format;
+    for (std::size_t y = from; y + sf::record_header_bytes + sf::body_prefix <= buf.size(); ++y) {
+      const std::byte* p = buf.data() + y;
+      const std::uint32_t len = detail::load_u32(p);
+      if (len < sf::body_prefix || len > buf.size() - y - sf::record_header_bytes) continue;
+      const sf::record_view r{p, len};
+      if (!r.well_formed()) continue;
+      if (detail::load_u32(p + 4) == sf::record_crc(p, len)) return true;
+    }
+    return false;
+  }
+
+  /// Applies one record to its group's state and to the entries replay keeps.
+  void replay_record(const detail::shared_format::record_view& r, std::uint64_t seq, std::uint64_t begin,
+                     std::uint64_t end, const std::filesystem::path& path, replay_entries& entries,
+                     std::unordered_map<std::uint64_t, bool>& removed) {
+    const std::uint64_t id = r.group();
+    group_state& g = groups_.try_emplace(id, id).first->second;
+    std::deque<log_entry>& log = entries[id];
+    removed[id] = r.type() == record_type::remove;
+    auto corrupt = [&](const std::string& what) {
+      return file_storage_corruption(path, begin, "group " + std::to_string(id) + ": " + what);
+    };
+    switch (r.type()) {
+      case record_type::checkpoint: {
+        const index_t base{r.field(2)}, last{r.field(4)};
+        if (base < g.base || last < base) throw corrupt("checkpoint goes back before the group's base");
+        replay_compact(g, log, base, term_t{r.field(3)});
+        if (last < g.last) replay_truncate(g, log, last);
+        if (last > g.last) {  // entries held by segments deleted since: later records drop them
+          log.resize(last - g.base);
+          g.last = last;
+        }
+        g.hs = hard_state{term_t{r.field(0)}, node_id{r.field(1)}};
+        break;
+      }
+      case record_type::hard_state: g.hs = hard_state{term_t{r.field(0)}, node_id{r.field(1)}}; break;
+      case record_type::entry: {
+        const index_t i{r.field(1)};
+        if (i != g.last.next())
+          throw corrupt("entry " + std::to_string(i.value) + " where " + std::to_string(g.last.next().value) +
+                        " was expected");
+        log.push_back(log_entry{term_t{r.field(0)}, i, static_cast<entry_kind>(r.entry_kind_byte()),
+                                buffer{r.payload()}});
+        note_entry(g, i, seq, begin, end);
+        break;
+      }
+      case record_type::truncate: {
+        const index_t t{r.field(0)};
+        if (t < g.base) throw corrupt("truncation below the compaction base");
+        replay_truncate(g, log, t);
+        break;
+      }
+      case record_type::compact: replay_compact(g, log, index_t{r.field(0)}, term_t{r.field(1)}); break;
+      case record_type::remove:
+        log.clear();
+        note_remove(g);
+        break;
+    }
+  }
+
+  void replay_truncate(group_state& g, std::deque<log_entry>& log, index_t t) {
+    if (t >= g.last) return;
+    log.resize(t - g.base);
+    note_truncate(g, t);
+  }
+
+  void replay_compact(group_state& g, std::deque<log_entry>& log, index_t c, term_t term) {
+    if (c <= g.base) return;
+    if (c >= g.last)
+      log.clear();
+    else
+      log.erase(log.begin(), log.begin() + std::ptrdiff_t(c - g.base));
+    note_compact(g, c, term);
+  }
+
+  /// Every entry a group needs must have been found; hands the entries to the groups.
+  void finish_recovery(const std::filesystem::path& first_file, replay_entries& entries) {
+    for (auto& [id, log] : entries) {
+      group_state& g = groups_.at(id);
+      for (const log_entry& e : log)
+        if (e.index == index_t{0})
+          throw file_storage_corruption(first_file, 0,
+                                        "group " + std::to_string(id) + ": its checkpoint promises entries up to " +
+                                            std::to_string(g.last.value) +
+                                            " that no segment holds (a segment was lost)");
+      g.recovered.assign(std::make_move_iterator(log.begin()), std::make_move_iterator(log.end()));
+      g.has_recovered = true;
+      log.clear();
+    }
+    std::erase_if(groups_, [](const auto& kv) { return kv.second.empty(); });
+  }
+
+  void remove_snapshot_directory(std::uint64_t group) {
+    const auto d = snapshot_directory(group);
+    std::error_code ec;
+    if (!std::filesystem::exists(d, ec)) return;
+    std::filesystem::remove_all(d, ec);
+    if (ec) throw std::system_error(ec, "raft::shared_log: cannot remove " + d.string());
+    sync_fd(snapshots_fd_.get(), false, dir_ / "snapshots");
+  }
+
+  // ---- reading a group's entries back (load() after recovery's entries were taken) -------------
+
+  /// The entries (base, last] of `g`, read from its spans: each span's byte range of its segment
+  /// is read once; the last copy of an index in it is the live one (a copy written after the
+  /// live one would have needed a truncation below it first).
+  [[nodiscard]] std::vector<log_entry> read_entries(const group_state& g) const {
+    namespace sf = detail::shared_format;
+    std::vector<log_entry> out(std::size_t(g.last - g.base));
+    std::vector<std::byte> buf;
+    for (const auto& s : g.spans) {
+      const auto path = segment_path(s.segment);
+      detail::unique_fd fd = detail::open_file(path, O_RDONLY);
+      buf.resize(std::size_t(s.end - s.begin));
+      if (detail::read_at(fd.get(), buf.data(), buf.size(), s.begin, path) != buf.size())
+        throw file_storage_corruption(path, s.begin, "segment ends before the group's records");
+      for (std::size_t at = 0; at < buf.size();) {
+        sf::record_view r;
+        if (const char* bad = sf::check_record(buf.data() + at, buf.size() - at, r))
+          throw file_storage_corruption(path, s.begin + at, bad);
+        if (r.group() == g.id && r.type() == record_type::entry) {
+          const index_t i{r.field(1)};
+          if (i >= s.lo && i <= s.hi)
+            out[i - g.base - 1] = log_entry{term_t{r.field(0)}, i, static_cast<entry_kind>(r.entry_kind_byte()),
+                                            buffer{r.payload()}};
+        }
+        at += r.size();
+      }
+    }
+    for (const log_entry& e : out)
+      if (e.index == index_t{0})
+        throw std::logic_error("raft::shared_log: group " + std::to_string(g.id) + ": an entry is missing from its spans");
+    return out;
+  }
+
+  // ---- writer thread -----------------------------------------------------------------------------
+
+  void writer_loop() {
+    std::vector<job> jobs;
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, and every requested round is done
+        std::swap(jobs, queue_);
+      }
+      std::exception_ptr error;
+      if (failed_.load(std::memory_order_acquire)) {
+        std::lock_guard lock(mutex_);
+        error = failure_;
+      } else {
+        try {
+          write_round(jobs);
+        } catch (...) {
+          error = std::current_exception();
+          record_failure(error);
+        }
+      }
+      finish_round(jobs, error);
+    }
+  }
+
+  /// Writes every job's records (one pwrite per segment touched), syncs once, deletes the
+  /// snapshot directories of groups removed in this round, then the segments no longer needed
+  /// (before the round's flushes complete: a caller that saw its compaction durable sees the
+  /// files gone).
+  void write_round(std::vector<job>& jobs) {
+    for (job& j : jobs) {
+      for (std::size_t at = 0; at < j.bytes.size();) {
+        const std::byte* p = j.bytes.data() + at;
+        const detail::shared_format::record_view r{p, detail::load_u32(p)};
+        place(*j.group, r);
+        at += r.size();
+      }
+    }
+    write_out();
+    if (tail_dirty_) {
+      sync_fd(tail_fd_.get(), true, segment_path(segments_.back().seq));
+      tail_dirty_ = false;
+      std::lock_guard lock(mutex_);
+      if (opts_.fsync) ++stats_.syncs;
+    }
+    for (const std::uint64_t id : removed_this_round_) remove_snapshot_directory(id);
+    removed_this_round_.clear();
+    reclaim();
+  }
+
+  /// Adds one record to the round, in the tail segment (starting a new one if it is full), and
+  /// notes what it changes.
+  void place(group_state& g, const detail::shared_format::record_view& r) {
+    if (segments_.back().records > 0 && segments_.back().size + r.size() > opts_.segment_bytes)
+      start_segment(segments_.back().seq + 1);
+    segment& tail = segments_.back();
+    const std::uint64_t begin = tail.size;
+    round_.insert(round_.end(), r.p, r.p + r.size());
+    tail.size += r.size();
+    ++tail.records;
+    ++round_records_;
+    switch (r.type()) {
+      case record_type::hard_state: g.hs = hard_state{term_t{r.field(0)}, node_id{r.field(1)}}; break;
+      case record_type::entry: {
+        const index_t i{r.field(1)};
+        if (i != g.last.next())
+          throw std::logic_error("raft::shared_log: group " + std::to_string(g.id) + " appends entry " +
+                                 std::to_string(i.value) + " after " + std::to_string(g.last.value));
+        note_entry(g, i, tail.seq, begin, tail.size);
+        ++round_entries_;
+        break;
+      }
+      case record_type::truncate: note_truncate(g, index_t{r.field(0)}); break;
+      case record_type::compact: note_compact(g, index_t{r.field(0)}, term_t{r.field(1)}); break;
+      case record_type::remove:
+        note_remove(g);
+        removed_this_round_.push_back(g.id);
+        break;
+      case record_type::checkpoint: break;  // never in a job
+    }
+  }
+
+  /// Writes the round buffer to the tail segment (one pwrite).
+  void write_out() {
+    if (round_.empty()) return;
+    const segment& tail = segments_.back();
+    const std::uint64_t offset = tail.size - round_.size();
+    detail::write_all(tail_fd_.get(), round_.data(), round_.size(), offset, segment_path(tail.seq));
+    tail_dirty_ = true;
+    std::lock_guard lock(mutex_);
+    ++stats_.write_calls;
+    stats_.bytes_written += round_.size();
+    stats_.records_written += round_records_;
+    stats_.entries_written += round_entries_;
+    round_.clear();
+    round_records_ = round_entries_ = 0;
+  }
+
+  /// Closes the tail (its records written and synced) and starts segment `seq`: created under a
+  /// temporary name with its header and a checkpoint of every group, synced, renamed, the
+  /// directory synced. So a segment file always has a whole header and checkpoint, and a torn
+  /// record can only be in the last segment.
+  void start_segment(std::uint64_t seq) {
+    namespace sf = detail::shared_format;
+    if (!segments_.empty()) {
+      write_out();
+      if (tail_dirty_) {
+        sync_fd(tail_fd_.get(), true, segment_path(segments_.back().seq));
+        std::lock_guard lock(mutex_);
+        if (opts_.fsync) ++stats_.syncs;
+      }
+    }
+    tail_fd_.reset();
+    tail_dirty_ = false;
+    std::vector<std::byte> bytes;
+    const auto header = sf::encode_segment_header(seq);
+    bytes.insert(bytes.end(), header.begin(), header.end());
+    std::size_t records = 0;
+    {
+      std::lock_guard lock(mutex_);  // groups_ may gain members from open_group meanwhile
+      for (const auto& [id, g] : groups_) {
+        if (g.empty()) continue;
+        sf::put_record(bytes, id, record_type::checkpoint,
+                       {g.hs.term.value, g.hs.voted_for.value, g.base.value, g.base_term.value, g.last.value});
+        ++records;
+      }
+    }
+    const auto path = segment_path(seq);
+    auto tmp = path;
+    tmp += ".tmp";
+    detail::unique_fd fd = detail::open_file(tmp, O_RDWR | O_CREAT | O_TRUNC);
+    detail::write_all(fd.get(), bytes.data(), bytes.size(), 0, tmp);
+    sync_fd(fd.get(), false, tmp);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) throw detail::posix_error(errno, "rename", tmp);
+    sync_fd(dir_fd_.get(), false, dir_);
+    segments_.push_back(segment{seq, bytes.size(), 0, 0});
+    tail_fd_ = std::move(fd);
+    std::lock_guard lock(mutex_);
+    ++stats_.segments_created;
+    ++stats_.write_calls;
+    stats_.bytes_written += bytes.size();
+    stats_.records_written += records;
+  }
+
+  /// Deletes the oldest segments while no live entry is in them (their hard states and bases are
+  /// in the next segment's checkpoint). Oldest first, so what is left is always a suffix.
+  void reclaim() {
+    std::size_t removed = 0;
+    while (segments_.size() > 1 && segments_.front().live_spans == 0) {
+      const auto path = segment_path(segments_.front().seq);
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw detail::posix_error(errno, "unlink", path);
+      segments_.pop_front();
+      ++removed;
+    }
+    if (removed == 0) return;
+    sync_fd(dir_fd_.get(), false, dir_);
+    std::lock_guard lock(mutex_);
+    stats_.segments_removed += removed;
+  }
+
+  /// Completes the round's jobs (in order) and keeps their buffers for reuse.
+  void finish_round(std::vector<job>& jobs, const std::exception_ptr& error) {
+    {
+      std::lock_guard lock(mutex_);
+      ++stats_.write_rounds;
+      for (job& j : jobs) {
+        --j.group->in_flight;
+        j.bytes.clear();
+        if (spare_.size() < max_spare_buffers && j.bytes.capacity() <= max_spare_bytes)
+          spare_.push_back(std::move(j.bytes));
+      }
+    }
+    for (job& j : jobs) j.done(error);
+    jobs.clear();
+  }
+
+  // ---- snapshots ---------------------------------------------------------------------------------
+
+  /// Creates group `group`'s snapshot directory if missing (durably: the parent is synced).
+  std::filesystem::path make_snapshot_directory(std::uint64_t group) {
+    const auto d = snapshot_directory(group);
+    std::error_code ec;
+    if (std::filesystem::create_directory(d, ec)) sync_fd(snapshots_fd_.get(), false, dir_ / "snapshots");
+    if (ec) throw std::system_error(ec, "raft::shared_log: cannot create directory " + d.string());
+    return d;
+  }
+
+  /// The newest snapshot of `group` (checked whole), deleting older ones; null if none. A
+  /// damaged newest snapshot is refused, as file_storage does.
+  std::shared_ptr<const detail::snapshot_file> load_snapshot(std::uint64_t group, index_t base) {
+    namespace ff = detail::file_format;
+    const auto d = snapshot_directory(group);
+    std::error_code ec;
+    if (!std::filesystem::exists(d, ec)) return nullptr;
+    std::vector<std::pair<index_t, std::filesystem::path>> files;
+    for (const auto& de : std::filesystem::directory_iterator(d)) {
+      const std::string name = de.path().filename().string();
+      if (name.ends_with(".tmp")) {
+        std::filesystem::remove(de.path(), ec);  // a commit that did not finish
+        continue;
+      }
+      if (auto i = ff::parse_file_name(ff::indexed_file::snapshot, name)) files.emplace_back(*i, de.path());
+    }
+    if (files.empty()) return nullptr;
+    std::sort(files.begin(), files.end());
+    auto newest = detail::read_snapshot_file(files.back().second, files.back().first);
+    if (newest->meta.index < base)
+      throw file_storage_corruption(newest->path, 0,
+                                    "group " + std::to_string(group) + " is compacted through index " +
+                                        std::to_string(base.value) + ", but its newest snapshot covers only " +
+                                        std::to_string(newest->meta.index.value) + ": a newer snapshot is missing");
+    files.pop_back();
+    for (const auto& f : files) std::filesystem::remove(f.second, ec);
+    return newest;
+  }
+
+  /// On the snapshot thread: sync the temporary file, rename it into place, sync the group's
+  /// directory, delete the group's other snapshot files, sync again. Completes on the handler's
+  /// associated executor with an exception_ptr (null on success).
+  template <class CompletionToken>
+  auto async_commit_snapshot(std::shared_ptr<const detail::snapshot_file> file, std::filesystem::path tmp,
+                             CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
+        [this, file = std::move(file), tmp = std::move(tmp)](auto handler) mutable {
+          auto ex = asio::get_associated_executor(handler);
+          auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+          detail::unique_function<void(std::exception_ptr)> done =
+              [h = std::move(handler), work = std::move(work)](std::exception_ptr e) mutable {
+                asio::post(work, [h = std::move(h), e = std::move(e)]() mutable { h(std::move(e)); });
+              };
+          snapshot_thread_.post([this, file = std::move(file), tmp = std::move(tmp), done = std::move(done)]() mutable {
+            std::exception_ptr error;
+            if (failed_.load(std::memory_order_acquire)) {
+              std::lock_guard lock(mutex_);
+              error = failure_;
+            } else {
+              try {
+                install_snapshot_file(*file, tmp);
+              } catch (...) {
+                error = std::current_exception();
+                record_failure(error);
+              }
+            }
+            done(std::move(error));
+          });
+        },
+        token);
+  }
+
+  void install_snapshot_file(const detail::snapshot_file& file, const std::filesystem::path& tmp) {
+    namespace ff = detail::file_format;
+    const std::filesystem::path& final_path = file.path;
+    const auto d = final_path.parent_path();
+    sync_fd(file.fd.get(), false, tmp);
+    if (::rename(tmp.c_str(), final_path.c_str()) != 0) throw detail::posix_error(errno, "rename", tmp);
+    detail::unique_fd dfd = detail::open_file(d, O_RDONLY | O_DIRECTORY);
+    sync_fd(dfd.get(), false, d);
+    bool removed = false;
+    for (const auto& de : std::filesystem::directory_iterator(d)) {
+      if (de.path() == final_path || !ff::parse_file_name(ff::indexed_file::snapshot, de.path().filename().string()))
+        continue;
+      if (::unlink(de.path().c_str()) != 0 && errno != ENOENT) throw detail::posix_error(errno, "unlink", de.path());
+      removed = true;
+    }
+    if (removed) sync_fd(dfd.get(), false, d);
+  }
+
+  static constexpr std::size_t max_spare_buffers = 64;
+  static constexpr std::size_t max_spare_bytes = std::size_t{4} << 20;
+
+  const std::filesystem::path dir_;
+  const shared_log_options opts_;
+  detail::unique_fd lock_fd_;
+  detail::unique_fd dir_fd_;
+  detail::unique_fd snapshots_fd_;
+
+  // Guarded by mutex_ (the groups' `open`, `removing` and `in_flight` too).
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::unordered_map<std::uint64_t, group_state> groups_;
+  std::vector<job> queue_;
+  std::vector<std::vector<std::byte>> spare_;
+  bool stop_ = false;
+  std::exception_ptr failure_;
+  std::atomic<bool> failed_{false};
+  shared_log_stats stats_;
+
+  // The writer thread's (and recovery's, before it starts).
+  std::deque<segment> segments_;
+  detail::unique_fd tail_fd_;
+  bool tail_dirty_ = false;
+  std::vector<std::byte> round_;  ///< records of this round not yet written to the tail
+  std::uint64_t round_records_ = 0;
+  std::uint64_t round_entries_ = 0;
+  std::vector<std::uint64_t> removed_this_round_;
+
+  detail::task_thread snapshot_thread_;  ///< syncs and renames snapshot files
+  std::thread writer_;                   // last: starts after everything above is constructed
+};
+
+/// One group's storage in a shared_log: a raft::storage and raft::snapshot_storage, usable as
+/// the Storage of raft::node. Movable; its shared_log must outlive it. Used from one thread (or
+/// executor) at a time. Destroying it loses the changes not flushed, as a crash would.
+class shared_log_group {
+  friend class shared_log;
+
+ public:
+  shared_log_group(shared_log_group&& o) noexcept
+      : log_(std::exchange(o.log_, nullptr)),
+        g_(std::exchange(o.g_, nullptr)),
+        loaded_(o.loaded_),
+        last_index_(o.last_index_),
+        base_index_(o.base_index_),
+        pending_(std::move(o.pending_)),
+        run_begin_(o.run_begin_),
+        run_first_(o.run_first_) {}
+  shared_log_group& operator=(shared_log_group&& o) noexcept {
+    if (this != &o) {
+      close();
+      log_ = std::exchange(o.log_, nullptr);
+      g_ = std::exchange(o.g_, nullptr);
+      loaded_ = o.loaded_;
+      last_index_ = o.last_index_;
+      base_index_ = o.base_index_;
+      pending_ = std::move(o.pending_);
+      run_begin_ = o.run_begin_;
+      run_first_ = o.run_first_;
+    }
+    return *this;
+  }
+  shared_log_group(const shared_log_group&) = delete;
+  shared_log_group& operator=(const shared_log_group&) = delete;
+  ~shared_log_group() { close(); }
+
+  [[nodiscard]] std::uint64_t id() const { return state().id; }
+
+  // ---- raft::storage ---------------------------------------------------------------------------
+
+  /// The group's hard state, compaction base and entries, and its current snapshot (for
+  /// open_snapshot()). Drops changes not flushed. Call before any other log call; it may be
+  /// called again while no flush or snapshot writer of the group is pending.
+  persistent_state load() {
+    auto& g = state();
+    log_->throw_if_failed();
+    {
+      std::lock_guard lock(log_->mutex_);
+      if (g.in_flight != 0) throw std::logic_error("raft::shared_log_group::load called during a flush");
+    }
+    if (g.writers != 0) throw std::logic_error("raft::shared_log_group::load called while a snapshot writer is open");
+    pending_.clear();
+    run_first_ = index_t{0};
+    persistent_state ps{};
+    ps.state = g.hs;
+    ps.base_index = g.base;
+    ps.base_term = g.base_term;
+    if (g.has_recovered) {
+      ps.entries = std::move(g.recovered);
+      g.recovered = {};
+      g.has_recovered = false;
+    } else {
+      ps.entries = log_->read_entries(g);
+    }
+    g.snapshot = log_->load_snapshot(g.id, g.base);
+    base_index_ = g.base;
+    last_index_ = g.last;
+    loaded_ = true;
+    return ps;
+  }
+
+  /// Stores term and vote; durable when it returns (waits for the writer's next round).
+  void save_hard_state(const hard_state& hs) {
+    auto& g = state();
+    log_->throw_if_failed();
+    std::vector<std::byte> rec;
+    detail::shared_format::put_record(rec, g.id, detail::shared_format::record_type::hard_state,
+                                      {hs.term.value, hs.voted_for.value});
+    log_->submit_and_wait(&g, std::move(rec));
+  }
+
+  /// Queues entries (encoded now into the pending buffer); durable after the next flush().
+  /// `entries` must continue the log (std::invalid_argument otherwise).
+  void append(std::span<const log_entry> entries) {
+    auto& g = state();
+    log_->throw_if_failed();
+    require_loaded();
+    if (pending_.capacity() == 0) pending_ = log_->spare_buffer();
+    for (const log_entry& e : entries) {
+      if (e.index != last_index_.next())
+        throw std::invalid_argument("raft::shared_log_group::append: entry " + std::to_string(e.index.value) +
+                                    " does not follow the last entry " + std::to_string(last_index_.value));
+      if (e.data.size() > detail::shared_format::max_payload)
+        throw std::invalid_argument("raft::shared_log_group::append: entry payload too large");
+      if (run_first_ == index_t{0}) {
+        run_begin_ = pending_.size();
+        run_first_ = e.index;
+      }
+      detail::shared_format::put_entry(pending_, g.id, e);
+      last_index_ = e.index;
+    }
+  }
+
+  /// Queues the removal of every entry after `index`, in order with the other changes. Entries
+  /// still pending are just dropped. An index at or past the last entry removes nothing.
+  void truncate_after(index_t index) {
+    auto& g = state();
+    log_->throw_if_failed();
+    require_loaded();
+    if (index >= last_index_) return;
+    if (index < base_index_)
+      throw std::invalid_argument("raft::shared_log_group::truncate_after: index " + std::to_string(index.value) +
+                                  " is below the compaction base " + std::to_string(base_index_.value));
+    if (run_first_ != index_t{0} && index.next() >= run_first_) {
+      cut_pending_run(index.next() - run_first_);
+    } else {
+      if (run_first_ != index_t{0}) pending_.resize(run_begin_);  // every pending entry goes
+      run_first_ = index_t{0};
+      detail::shared_format::put_record(pending_, g.id, detail::shared_format::record_type::truncate, {index.value});
+    }
+    last_index_ = index;
+  }
+
+  /// flush() for any Asio completion token; the handler gets a std::exception_ptr (null on
+  /// success) and runs on its associated executor.
+  template <class CompletionToken>
+  auto async_flush(CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
+        [this](auto handler) {
+          auto bytes = std::move(pending_);
+          pending_ = {};
+          run_first_ = index_t{0};
+          log_->submit_async(&state(), std::move(bytes), std::move(handler));
+        },
+        token);
+  }
+
+  /// Makes every change requested before the call durable; completes on the awaiting
+  /// coroutine's executor. Throws std::system_error if a write or sync failed (then and on
+  /// every later call, of every group of the log).
+  asio::awaitable<void> flush() {
+    auto& g = state();
+    log_->throw_if_failed();
+    require_loaded();
+    {
+      std::lock_guard lock(log_->mutex_);
+      if (pending_.empty() && g.in_flight == 0) co_return;  // nothing to make durable
+    }
+    co_await async_flush(asio::use_awaitable);
+  }
+
+  // ---- raft::snapshot_storage ------------------------------------------------------------------
+
+  /// Queues compaction through `index` (whose entry has term `term`); durable after the next
+  /// flush(). An index at or past the last entry empties the log; at or below the base, nothing.
+  void compact_through(index_t index, term_t term) {
+    auto& g = state();
+    log_->throw_if_failed();
+    require_loaded();
+    if (index <= base_index_) return;
+    run_first_ = index_t{0};
+    detail::shared_format::put_record(pending_, g.id, detail::shared_format::record_type::compact,
+                                      {index.value, term.value});
+    last_index_ = std::max(last_index_, index);
+    base_index_ = index;
+  }
+
+  /// Starts a snapshot of this group, written to `snapshots/<group>/snapshot-<index>.snap.tmp`.
+  /// The rules of file_storage::create_snapshot apply (one writer at a time, no index below the
+  /// current snapshot's, valid metadata).
+  [[nodiscard]] shared_log_snapshot_writer create_snapshot(const snapshot_meta& meta) {
+    auto& g = state();
+    log_->throw_if_failed();
+    require_loaded();
+    if (g.writers != 0)
+      throw std::logic_error("raft::shared_log_group::create_snapshot: another snapshot writer is open");
+    if (g.snapshot && meta.index < g.snapshot->meta.index)
+      throw std::invalid_argument("raft::shared_log_group::create_snapshot: index " + std::to_string(meta.index.value) +
+                                  " is below the current snapshot's " + std::to_string(g.snapshot->meta.index.value));
+    const buffer encoded = encode(meta);
+    if (decode_snapshot_meta(encoded.bytes()) != meta)
+      throw std::invalid_argument("raft::shared_log_group::create_snapshot: invalid snapshot metadata");
+    namespace ff = detail::file_format;
+    detail::unique_fd fd;
+    std::filesystem::path final_path, tmp;
+    try {
+      final_path = log_->make_snapshot_directory(g.id) / ff::file_name(ff::indexed_file::snapshot, meta.index);
+      tmp = final_path;
+      tmp += ".tmp";
+      fd = detail::open_file(tmp, O_RDWR | O_CREAT | O_TRUNC);
+    } catch (...) {
+      log_->record_failure(std::current_exception());
+      throw;
+    }
+    return shared_log_snapshot_writer(log_, &g, std::move(tmp), std::move(final_path), std::move(fd), meta,
+                                      encoded.bytes());
+  }
+
+  /// The current snapshot; std::nullopt if there is none.
+  [[nodiscard]] std::optional<shared_log_snapshot_reader> open_snapshot() const {
+    require_loaded();
+    if (!state().snapshot) return std::nullopt;
+    return shared_log_snapshot_reader(state().snapshot);
+  }
+
+  /// The last entry held, counting changes not yet flushed (base index when empty).
+  [[nodiscard]] index_t last_index() const noexcept { return last_index_; }
+
+ private:
+  shared_log_group(shared_log* log, detail::shared_log_group_state* g) : log_(log), g_(g) {}
+
+  detail::shared_log_group_state& state() const {
+    if (g_ == nullptr) throw std::logic_error("raft::shared_log_group: use of a moved-from handle");
+    return *g_;
+  }
+
+  void require_loaded() const {
+    if (!loaded_) throw std::logic_error("raft::shared_log_group: call load() first");
+  }
+
+  /// Keeps the first `keep` entries of the pending run (the entries appended since the last
+  /// other record), dropping their encoded records after those.
+  void cut_pending_run(std::size_t keep) {
+    std::size_t at = run_begin_;
+    for (std::size_t k = 0; k < keep; ++k) at += detail::shared_format::record_header_bytes + detail::load_u32(pending_.data() + at);
+    pending_.resize(at);
+    if (keep == 0) run_first_ = index_t{0};
+  }
+
+  void close() noexcept {
+    if (g_ == nullptr) return;
+    std::lock_guard lock(log_->mutex_);
+    g_->open = false;
+    g_ = nullptr;
+    log_ = nullptr;
+  }
+
+  shared_log* log_ = nullptr;
+  detail::shared_log_group_state* g_ = nullptr;
+  bool loaded_ = false;
+  index_t last_index_{0};
+  index_t base_index_{0};
+  std::vector<std::byte> pending_;  ///< encoded records not yet handed to the writer
+  std::size_t run_begin_ = 0;       ///< where the trailing run of entry records starts in pending_
+  index_t run_first_{0};            ///< its first index; 0 when there is no such run
+};
+
+static_assert(snapshot_storage<shared_log_group>);
+static_assert(std::movable<shared_log_group>);
+
+inline shared_log_group shared_log::open_group(group_id group_number) {
+  const std::uint64_t group = group_number.value;
+  throw_if_failed();
+  std::lock_guard lock(mutex_);
+  group_state& g = groups_.try_emplace(group, group).first->second;
+  if (g.open) throw std::logic_error("raft::shared_log::open_group: group " + std::to_string(group) + " is already open");
+  if (g.removing)
+    throw std::logic_error("raft::shared_log::open_group: group " + std::to_string(group) + " is being removed");
+  g.open = true;
+  return shared_log_group(this, &g);
+}
+
+inline void shared_log_snapshot_writer::write_out(const std::byte* data, std::size_t size) {
+  try {
+    detail::write_all(fd_.get(), data, size, file_size_, tmp_);
+  } catch (...) {
+    log_->record_failure(std::current_exception());
+    throw;
+  }
+  file_size_ += size;
+}
+
+inline void shared_log_snapshot_writer::write(std::span<const std::byte> bytes) {
+  require_open("write");
+  log_->throw_if_failed();
+  crc_ = detail::crc32c_update(crc_, bytes.data(), bytes.size());
+  data_size_ += bytes.size();
+  constexpr std::size_t chunk = detail::file_format::snapshot_write_chunk;
+  if (buf_.size() + bytes.size() <= chunk) {
+    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+    return;
+  }
+  flush_buffer();
+  if (bytes.size() >= chunk)
+    write_out(bytes.data(), bytes.size());
+  else
+    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+}
+
+inline asio::awaitable<void> shared_log_snapshot_writer::commit() {
+  require_open("commit");
+  log_->throw_if_failed();
+  std::array<std::byte, detail::file_format::snapshot_trailer_bytes> trailer{};
+  detail::store_u64(trailer.data(), data_size_);
+  crc_ = detail::crc32c_update(crc_, trailer.data(), 8);
+  detail::store_u32(trailer.data() + 8, crc_);
+  buf_.insert(buf_.end(), trailer.begin(), trailer.end());
+  flush_buffer();
+  auto f = std::make_shared<detail::snapshot_file>();
+  f->path = final_;
+  f->fd = std::move(fd_);
+  f->meta = meta_;
+  f->data_offset = data_offset_;
+  f->data_size = data_size_;
+  std::shared_ptr<const detail::snapshot_file> file = std::move(f);
+  co_await log_->async_commit_snapshot(file, tmp_, asio::use_awaitable);
+  // Durable and in place: the group's current snapshot now.
+  group_->snapshot = std::move(file);
+  tmp_.clear();
+  release();
+}
+
+}  // namespace v1
+}  // namespace raft
