@@ -129,12 +129,12 @@ using namespace std::chrono_literals;
                "usage: replication_bench [--nodes 3|5] [--payload BYTES] [--proposers P]\n"
                "                         [--warmup SECONDS] [--duration SECONDS] [--threads K]\n"
                "                         [--transport local|tcp|tcp-procs]\n"
-               "                         [--storage memory|file] [--fsync on|off] [--dir PATH]\n"
+               "                         [--storage memory|file|shared-log] [--fsync on|off] [--dir PATH]\n"
                "                         [--client callback|coroutine] [--heartbeat-ms MS]\n"
                "                         [--election-ms MS] [--json | --csv]\n"
                "                         [--latency-cdf FILE] [--check]\n"
                "                         [--snapshot-every ENTRIES] [--rss-every SECONDS]\n"
-               "                         [--groups N]\n",
+               "                         [--groups N] [--quiesce on|off]\n",
                why);
   std::exit(2);
 }
@@ -179,7 +179,9 @@ params parse(int argc, char** argv) {
     } else if (arg == "--transport") {
       p.transport = choose(value, transport_names, "--transport is local, tcp or tcp-procs");
     } else if (arg == "--storage") {
-      p.storage = choose(value, storage_names, "--storage is memory or file");
+      p.storage = choose(value, storage_names, "--storage is memory, file or shared-log (with --groups)");
+    } else if (arg == "--quiesce") {
+      p.quiesce = choose(value, on_off_names, "--quiesce is on or off");
     } else if (arg == "--fsync") {
       p.fsync = choose(value, on_off_names, "--fsync is on or off");
     } else if (arg == "--dir") {
@@ -228,7 +230,9 @@ params parse(int argc, char** argv) {
   }
   if (p.nodes < 1 || p.nodes > 9) usage("--nodes must be 1..9");
   if (p.proposers < 1 && p.groups == 0) usage("--proposers must be at least 1 (0 only with --groups)");
-  if (p.groups > 0 && p.storage != storage_kind::memory) usage("--groups runs on --storage memory");
+  if (p.groups > 0 && p.storage == storage_kind::file)
+    usage("--groups runs on --storage memory or shared-log (one log per process)");
+  if (p.groups == 0 && p.storage == storage_kind::shared_log) usage("--storage shared-log needs --groups");
   if (p.threads < 1 || p.threads > 64) usage("--threads must be 1..64");
   if (p.duration <= 0) usage("--duration must be positive");
   if (p.json && p.csv) usage("--json and --csv exclude each other");
@@ -236,7 +240,7 @@ params parse(int argc, char** argv) {
     usage("--heartbeat-ms must be positive and below --election-ms");
   if (p.follower && (p.id < 2 || p.node_dir.empty() || p.parent_pid <= 0))
     usage("--role follower is started by --transport tcp-procs, not by hand");
-  if (p.group_host && (p.id < 2 || p.groups == 0 || p.parent_pid <= 0))
+  if (p.group_host && (p.id < 2 || p.groups == 0 || p.parent_pid <= 0 || p.node_dir.empty()))
     usage("--role group-host is started by --groups with --transport tcp-procs, not by hand");
   return p;
 }
@@ -892,6 +896,12 @@ int run_bench(const params& p) {
 }
 
 template <class Storage>
+int run_groups(const params& p) {
+  if (p.transport == transport_kind::local) return groups_bench<raft::local_transport, Storage>(p).run();
+  return groups_bench<raft::tcp_transport, Storage>(p).run();
+}
+
+template <class Storage>
 int run_with_storage(const params& p) {
   if (p.follower) return follower_main<Storage>(p);
   if (p.transport == transport_kind::local) return run_bench<Storage, raft::local_transport>(p);
@@ -909,11 +919,10 @@ int main(int argc, char** argv) {
                    std::uint64_t(bench_clock::now().time_since_epoch().count() & 0xFFFFF);
   }
   try {
-    if (p.group_host) return group_host_main(p);
-    if (p.groups > 0) {
-      if (p.transport == transport_kind::local) return groups_bench<raft::local_transport>(p).run();
-      return groups_bench<raft::tcp_transport>(p).run();
-    }
+    if (p.group_host) return p.storage == storage_kind::shared_log ? group_host_main<raft::shared_log_group>(p)
+                                                                   : group_host_main<raft::memory_storage>(p);
+    if (p.groups > 0) return p.storage == storage_kind::shared_log ? run_groups<raft::shared_log_group>(p)
+                                                                   : run_groups<raft::memory_storage>(p);
     return p.storage == storage_kind::file ? run_with_storage<raft::file_storage>(p)
                                            : run_with_storage<raft::memory_storage>(p);
   } catch (const std::exception& e) {

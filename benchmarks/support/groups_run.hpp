@@ -3,7 +3,8 @@
 //
 // Each of the --nodes hosts is a replica of every group: one transport per host (tcp_transport:
 // one connection per pair of hosts), one raft::group_router, and per group a raft::node with a
-// null state machine and memory storage. With --transport tcp-procs every host is a process of
+// null state machine and memory storage, or (--storage shared-log) its group of the host's one
+// raft::shared_log (one append stream, one fdatasync per round for all the host's groups). With --transport tcp-procs every host is a process of
 // its own (this process hosts node 1, the others run `--role group-host`); otherwise all hosts
 // share this process, on strands of one io_context (--threads).
 //
@@ -21,7 +22,7 @@
 // The group-host processes answer lines on their stdin (the parent's requests), one line each:
 //   "port P" once started; "peers 1=P1 ..." starts the host; "leaders" -> "leaders n=K" (the
 //   groups it leads); "load" -> "ok" (its proposers start); "window" -> "window cpu=.. sys=.."
-//   (its counters restart); "close" -> "closed completed=.. failed=.. cpu=.. sys=.. rss_kb=..
+//   (its counters restart; quiet=Q: its quiet replicas); "close" -> "closed completed=.. failed=.. cpu=.. sys=.. rss_kb=..
 //   base_rss_kb=.. hist ..." (its proposers stop; the latency histogram's text ends the line);
 //   "stop" or end of file: it stops every node and exits.
 #pragma once
@@ -36,6 +37,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -58,6 +60,7 @@
 
 #include <raft/multi/group_router.hpp>
 #include <raft/raft.hpp>
+#include <raft/storage/shared_log.hpp>
 #include <raft/transport/tcp.hpp>
 
 #include "cluster.hpp"
@@ -70,6 +73,7 @@
 #include "params.hpp"
 #include "process_usage.hpp"
 #include "proposer_load.hpp"
+#include "scratch_dir.hpp"
 
 namespace raft_bench {
 
@@ -89,27 +93,68 @@ inline raft::options group_node_options(const params& p, raft::node_id id, raft:
   o.election_timeout_max = from_ms(2 * election);
   o.heartbeat_interval = from_ms(p.heartbeat_ms);
   o.snapshot_entries = p.snapshot_every;
+  o.quiesce = p.quiesce;
   o.seed = id.value * 1000003 + g.value;
   o.logger.min_level = raft::log_level::warning;
   o.logger.sink = log_to_stderr;
   return o;
 }
 
-/// One host: its transport, its router and its replica of every group. Built on any thread; used
-/// only on its executor from start() on.
-template <class Transport>
+/// The router's settings: with --quiesce, it pings the other hosts every heartbeat interval and
+/// finds one down after the preferred election timeout of silence.
+inline raft::group_router_options router_options(const params& p, raft::node_id id) {
+  raft::group_router_options o;
+  o.self = id;
+  if (!p.quiesce) return o;
+  for (int i = 1; i <= p.nodes; ++i)
+    if (std::uint64_t(i) != id.value) o.watch.push_back(raft::node_id{std::uint64_t(i)});
+  o.liveness_interval = from_ms(p.heartbeat_ms);
+  o.liveness_timeout = from_ms(p.election_ms);
+  return o;
+}
+
+/// One host: its transport, its router, its shared log (--storage shared-log) and its replica of
+/// every group. Built on any thread; used only on its executor from start() on.
+template <class Transport, class Storage>
 class group_host {
  public:
-  using node_type = raft::node<null_state_machine, raft::memory_storage, raft::group_transport<Transport>>;
+  static constexpr bool shared_storage = std::is_same_v<Storage, raft::shared_log_group>;
+  using node_type = raft::node<null_state_machine, Storage, raft::group_transport<Transport>>;
 
-  group_host(const params& p, raft::node_id id, asio::any_io_executor ex, std::unique_ptr<Transport> shared)
-      : p_(p), id_(id), ex_(std::move(ex)), shared_(std::move(shared)), router_(*shared_, ex_) {
+  /// `dir`: where the shared log lives (unused with memory storage).
+  group_host(const params& p, raft::node_id id, asio::any_io_executor ex, std::unique_ptr<Transport> shared,
+             const std::filesystem::path& dir)
+      : p_(p), id_(id), ex_(std::move(ex)), shared_(std::move(shared)), router_(*shared_, ex_, router_options(p, id)) {
+    router_.on_peer_down([this](raft::node_id down) {
+      for (auto& r : replicas_) r->node->peer_down(down);
+    });
+    if constexpr (shared_storage) {
+      raft::shared_log_options o;
+      o.fsync = p.fsync;
+      log_ = std::make_unique<raft::shared_log>(dir, std::move(o));
+    } else {
+      (void)dir;
+    }
     replicas_.reserve(p.groups);
     for (std::uint64_t g = 1; g <= p.groups; ++g) {
       auto r = std::make_unique<replica>();
+      if constexpr (shared_storage)
+        r->storage.emplace(log_->open_group(raft::group_id{g}));
+      else
+        r->storage.emplace();
       r->transport.emplace(router_, raft::group_id{g});
-      r->node.emplace(ex_, group_node_options(p, id, raft::group_id{g}), r->sm, r->storage, *r->transport);
+      r->node.emplace(ex_, group_node_options(p, id, raft::group_id{g}), r->sm, *r->storage, *r->transport);
       replicas_.push_back(std::move(r));
+    }
+  }
+
+  /// The shared log's writes and syncs so far (zeros with memory storage). Any thread.
+  [[nodiscard]] storage_counts storage() const {
+    if constexpr (shared_storage) {
+      const auto st = log_->stats();
+      return {st.entries_written, st.syncs, st.write_rounds};
+    } else {
+      return {};
     }
   }
 
@@ -141,6 +186,13 @@ class group_host {
     load.start(p_.coroutine_client);
   }
 
+  /// The groups whose replica here is quiet.
+  [[nodiscard]] std::size_t quiet() const {
+    std::size_t n = 0;
+    for (auto& r : replicas_) n += r->node->quiesced();
+    return n;
+  }
+
   /// Whether a node of this host failed (storage error, invariant breach).
   [[nodiscard]] bool failed() const {
     return std::any_of(replicas_.begin(), replicas_.end(), [](auto& r) { return bool(r->node->failure()); });
@@ -157,7 +209,7 @@ class group_host {
  private:
   struct replica {
     null_state_machine sm;
-    raft::memory_storage storage;
+    std::optional<Storage> storage;
     std::optional<raft::group_transport<Transport>> transport;
     std::optional<node_type> node;
   };
@@ -166,9 +218,17 @@ class group_host {
   raft::node_id id_;
   asio::any_io_executor ex_;
   std::unique_ptr<Transport> shared_;
+  std::unique_ptr<raft::shared_log> log_;  // --storage shared-log: outlives the groups' handles
   raft::group_router<Transport> router_;
   std::vector<std::unique_ptr<replica>> replicas_;  // destroyed first: nodes before the router
 };
+
+/// Host `id`'s shared-log directory under the run's scratch directory (p.dir, set by the measuring
+/// process), or "-" with memory storage.
+inline std::string host_directory(const params& p, raft::node_id id) {
+  if (p.storage != storage_kind::shared_log) return "-";
+  return (std::filesystem::path(p.dir) / ("host-" + std::to_string(id.value))).string();
+}
 
 /// The arguments that make this program the group host `id` of run `p` (--transport tcp-procs).
 inline std::vector<std::string> group_host_args(const params& p, raft::node_id id) {
@@ -178,6 +238,8 @@ inline std::vector<std::string> group_host_args(const params& p, raft::node_id i
           "--client", name_of(client_names, p.coroutine_client),
           "--heartbeat-ms", std::to_string(p.heartbeat_ms), "--election-ms", std::to_string(p.election_ms),
           "--snapshot-every", std::to_string(p.snapshot_every), "--cluster-id", std::to_string(p.cluster_id),
+          "--quiesce", name_of(on_off_names, p.quiesce), "--storage", to_string(p.storage),
+          "--fsync", name_of(on_off_names, p.fsync), "--node-dir", host_directory(p, id),
           "--parent-pid", std::to_string(::getpid())};
 }
 
@@ -188,28 +250,41 @@ struct host_window {
   latency_histogram latency;
 };
 
-/// A process's usage for the report: CPU at the window's edges and memory.
+/// A process's usage for the report: CPU at the window's edges and memory; quiet replicas.
 struct usage_marks {
   double cpu_open = 0, sys_open = 0, cpu_close = 0, sys_close = 0;
   double rss_kb = 0, base_rss_kb = 0;
+  std::size_t quiet = 0;
+  storage_counts storage_open, storage_close;  // summed over the hosts' shared logs
 };
 
-inline std::string closed_line(const host_window& w, const cpu_sample& c, long base_rss_kb) {
+inline std::string storage_fields(const storage_counts& s) {
+  return " entries=" + std::to_string(s.entries) + " syncs=" + std::to_string(s.syncs) +
+         " rounds=" + std::to_string(s.rounds);
+}
+inline storage_counts storage_of_fields(std::map<std::string, double>& f) {
+  return {static_cast<std::uint64_t>(f["entries"]), static_cast<std::uint64_t>(f["syncs"]),
+          static_cast<std::uint64_t>(f["rounds"])};
+}
+
+inline std::string closed_line(const host_window& w, const cpu_sample& c, long base_rss_kb, const storage_counts& s) {
   char head[256];
-  std::snprintf(head, sizeof head, "closed completed=%llu failed=%llu cpu=%.6f sys=%.6f rss_kb=%ld base_rss_kb=%ld hist ",
+  std::snprintf(head, sizeof head, "closed completed=%llu failed=%llu cpu=%.6f sys=%.6f rss_kb=%ld base_rss_kb=%ld",
                 static_cast<unsigned long long>(w.completed), static_cast<unsigned long long>(w.failed),
                 c.cpu_seconds, c.system_seconds, c.rss_kb, base_rss_kb);
-  return head + w.latency.text() + "\n";
+  return head + storage_fields(s) + " hist " + w.latency.text() + "\n";
 }
 
 /// The whole life of a group-host process (--role group-host).
-inline int group_host_main(const params& p) {
+template <class Storage>
+int group_host_main(const params& p) {
   if (::getppid() != static_cast<pid_t>(p.parent_pid)) return 1;  // orphaned already
   ::signal(SIGPIPE, SIG_IGN);
   const long base_rss_kb = sample_cpu().rss_kb;
   asio::io_context io{1};
   const raft::node_id id{p.id};
-  group_host<raft::tcp_transport> host(p, id, io.get_executor(), make_tcp_transport(p, id, io.get_executor()));
+  group_host<raft::tcp_transport, Storage> host(p, id, io.get_executor(), make_tcp_transport(p, id, io.get_executor()),
+                                                p.node_dir);
   if (!write_all(1, port_line(host.shared().local_endpoint().port()))) return 1;
   asio::posix::stream_descriptor in{io, ::dup(0)};
   int rc = 0;
@@ -229,14 +304,15 @@ inline int group_host_main(const params& p) {
     if (line == "window") {
       host.load.stage = phase::measure;
       const cpu_sample c = sample_cpu();
-      char reply[96];
-      std::snprintf(reply, sizeof reply, "window cpu=%.6f sys=%.6f\n", c.cpu_seconds, c.system_seconds);
-      return write_all(1, reply);
+      char reply[128];
+      std::snprintf(reply, sizeof reply, "window cpu=%.6f sys=%.6f quiet=%zu", c.cpu_seconds, c.system_seconds,
+                    host.quiet());
+      return write_all(1, reply + storage_fields(host.storage()) + "\n");
     }
     if (line == "close") {
       host.load.stage = phase::drain;
       const host_window w{host.load.completed, host.load.failed, host.load.latency};
-      return write_all(1, closed_line(w, sample_cpu(), base_rss_kb));
+      return write_all(1, closed_line(w, sample_cpu(), base_rss_kb, host.storage()));
     }
     return line != "stop";
   };
@@ -272,16 +348,22 @@ inline int group_host_main(const params& p) {
 }
 
 /// The measuring process of a --groups run.
-template <class Transport>
+template <class Transport, class Storage>
 class groups_bench {
  public:
-  using host = group_host<Transport>;
+  using host = group_host<Transport, Storage>;
   static constexpr bool is_tcp = std::is_same_v<Transport, raft::tcp_transport>;
 
   explicit groups_bench(params p) : p_(std::move(p)), io_(p_.threads) {}
 
   int run() {
     base_rss_kb_ = double(sample_cpu().rss_kb);
+    if (p_.storage == storage_kind::shared_log) {
+      scratch_.emplace(p_.dir);
+      p_.dir = scratch_->path().string();  // the hosts' directories go under it
+      for (int i = 1; i <= p_.nodes; ++i)
+        std::filesystem::create_directories(host_directory(p_, raft::node_id{std::uint64_t(i)}));
+    }
     if (p_.transport == transport_kind::tcp_procs)
       for (int i = 2; i <= p_.nodes; ++i) followers_.spawn(raft::node_id{std::uint64_t(i)}, group_host_args(p_, raft::node_id{std::uint64_t(i)}));
     const auto built = bench_clock::now();
@@ -289,7 +371,7 @@ class groups_bench {
       if (p_.transport == transport_kind::tcp_procs && i != 1) continue;
       const raft::node_id id{std::uint64_t(i)};
       const auto ex = p_.threads > 1 ? asio::any_io_executor(asio::make_strand(io_)) : io_.get_executor();
-      hosts_.push_back(std::make_unique<host>(p_, id, ex, make_transport(id, ex)));
+      hosts_.push_back(std::make_unique<host>(p_, id, ex, make_transport(id, ex), host_directory(p_, id)));
     }
     build_seconds_ = std::chrono::duration<double>(bench_clock::now() - built).count();
     if constexpr (is_tcp) {
@@ -402,19 +484,22 @@ class groups_bench {
     const auto opened = bench_clock::now();
     for (auto& h : hosts_) {
       host* hp = h.get();
-      co_await run_on(hp->executor(), [hp] {
+      usage.quiet += co_await run_on(hp->executor(), [hp] {
         hp->load.stage = phase::measure;
-        return 0;
+        return hp->quiet();
       });
     }
     const cpu_sample own_open = sample_cpu();
     usage.cpu_open += own_open.cpu_seconds;
     usage.sys_open += own_open.system_seconds;
+    for (auto& h : hosts_) usage.storage_open += h->storage();
     if (!followers_.empty())
       for (const std::string& line : co_await followers_.ask_all("window")) {
         auto f = parse_fields(line);
         usage.cpu_open += f["cpu"];
         usage.sys_open += f["sys"];
+        usage.quiet += static_cast<std::size_t>(f["quiet"]);
+        usage.storage_open += storage_of_fields(f);
       }
     co_await sleep_for(from_seconds(p_.duration));
     host_window total;
@@ -434,6 +519,7 @@ class groups_bench {
     usage.sys_close += own_close.system_seconds;
     usage.rss_kb += double(own_close.rss_kb);
     usage.base_rss_kb += base_rss_kb_;
+    for (auto& h : hosts_) usage.storage_close += h->storage();
     if (!followers_.empty())
       for (const std::string& line : co_await followers_.ask_all("close")) {
         const auto hist_at = line.find(" hist ");
@@ -444,12 +530,14 @@ class groups_bench {
         usage.sys_close += f["sys"];
         usage.rss_kb += f["rss_kb"];
         usage.base_rss_kb += f["base_rss_kb"];
+        usage.storage_close += storage_of_fields(f);
         if (hist_at != std::string::npos) total.latency.merge(latency_histogram::parse(line.substr(hist_at + 6)));
       }
 
     report(leaders, elect_seconds, window, total, usage);
     co_await stop_all();
-    co_return total.failed == 0 || !p_.check ? 0 : 3;
+    // --check: no proposal failed, and something committed if anyone proposed.
+    co_return p_.check && (total.failed > 0 || (p_.proposers > 0 && total.completed == 0)) ? 3 : 0;
   }
 
   asio::awaitable<void> stop_all() {
@@ -474,7 +562,10 @@ class groups_bench {
     const char* where = p_.transport == transport_kind::tcp_procs ? "tcp_transport over 127.0.0.1, a process per node"
                         : is_tcp                                  ? "tcp_transport over 127.0.0.1, 1 process"
                                                                   : "local_transport, 1 process";
-    std::printf("replication_bench --groups %zu: %d nodes, %s, memory storage\n", p_.groups, p_.nodes, where);
+    const std::string storage = p_.storage == storage_kind::shared_log
+                                    ? std::string("a shared log per node, fsync ") + (p_.fsync ? "on" : "off")
+                                    : std::string("memory storage");
+    std::printf("replication_bench --groups %zu: %d nodes, %s, %s\n", p_.groups, p_.nodes, where, storage.c_str());
     std::printf("  parameters      : payload=%zu B proposers=%zu warmup=%g s duration=%g s threads=%d "
                 "heartbeat=%g ms election=%g ms\n",
                 p_.payload, p_.proposers, p_.warmup, p_.duration, p_.threads, p_.heartbeat_ms, p_.election_ms);
@@ -491,9 +582,20 @@ class groups_bench {
                 window > 0 ? cpu / window : 0.0, cpu > 0 ? 100 * sys / cpu : 0.0);
     std::printf("  memory          : %.1f MB resident (all processes), %.1f KB per group replica\n",
                 u.rss_kb / 1024, replicas > 0 ? (u.rss_kb - u.base_rss_kb) / replicas : 0.0);
+    std::printf("  quiescence      : %s; %zu of %.0f replicas quiet at the window's start\n",
+                p_.quiesce ? "on" : "off", u.quiet, replicas);
+    if (p_.storage == storage_kind::shared_log) {
+      const storage_counts s = u.storage_close - u.storage_open;
+      std::printf("  shared logs     : %.0f fsyncs/s per node, %.1f entries per fsync (all groups of a node), "
+                  "%.1f entries per write round\n",
+                  window > 0 ? double(s.syncs) / window / p_.nodes : 0.0,
+                  s.syncs ? double(s.entries) / double(s.syncs) : 0.0,
+                  s.rounds ? double(s.entries) / double(s.rounds) : 0.0);
+    }
   }
 
   params p_;
+  std::optional<scratch_dir> scratch_;  // first: removed after everything else is gone
   asio::io_context io_;
   raft::local_network network_;
   follower_group followers_;

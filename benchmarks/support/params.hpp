@@ -19,7 +19,7 @@ inline bench_clock::duration from_seconds(double v) {
 }
 
 enum class transport_kind { local, tcp, tcp_procs };
-enum class storage_kind { memory, file };
+enum class storage_kind { memory, file, shared_log };
 
 /// A value an option can take, and its name on the command line and in the report.
 template <class T>
@@ -29,8 +29,8 @@ struct named {
 };
 inline constexpr named<transport_kind> transport_names[] = {
     {"local", transport_kind::local}, {"tcp", transport_kind::tcp}, {"tcp-procs", transport_kind::tcp_procs}};
-inline constexpr named<storage_kind> storage_names[] = {{"memory", storage_kind::memory},
-                                                        {"file", storage_kind::file}};
+inline constexpr named<storage_kind> storage_names[] = {
+    {"memory", storage_kind::memory}, {"file", storage_kind::file}, {"shared-log", storage_kind::shared_log}};
 inline constexpr named<bool> client_names[] = {{"callback", false}, {"coroutine", true}};  // coroutine_client
 inline constexpr named<bool> on_off_names[] = {{"off", false}, {"on", true}};
 
@@ -48,6 +48,7 @@ struct params {
   std::size_t payload = 64;
   std::size_t proposers = 256;
   std::size_t groups = 0;      // --groups: Raft groups per node (0: the single-group run)
+  bool quiesce = false;        // --quiesce: options::quiesce, with the routers' liveness
   double warmup = 1.0;
   double duration = 5.0;
   int threads = 1;
