@@ -41,6 +41,7 @@
 #include "raft/storage/memory.hpp"
 #include "raft/testing/kv_state_machine.hpp"
 #include "raft/testing/network.hpp"
+#include "raft/testing/stepper.hpp"
 #include "raft/testing/virtual_time.hpp"
 
 namespace raft {
@@ -189,35 +190,14 @@ class cluster {
 
   /// Runs the simulation for `d` of virtual time.
   void run_for(duration d) {
-    const auto end = now() + d;
-    for (;;) {
-      drain();
-      const auto next = next_event();
-      if (!next || *next > end) {
-        timeline::current().advance_to(end);
-        drain();
-        return;
-      }
-      advance(*next);
-    }
+    run_until([] { return false; }, d);
   }
 
   /// Runs until `pred()` holds (checked after every step) or `limit` of virtual time has passed.
   /// Returns whether `pred()` held.
   template <class Predicate>
   bool run_until(Predicate pred, duration limit) {
-    const auto end = now() + limit;
-    for (;;) {
-      drain();
-      if (pred()) return true;
-      const auto next = next_event();
-      if (!next || *next > end) {
-        timeline::current().advance_to(end);
-        drain();
-        return pred();
-      }
-      advance(*next);
-    }
+    return stepper_.run_until(pred, limit, [this] { check_invariants(); });
   }
 
   /// The leader with the highest term among the nodes that are up, if any.
@@ -366,35 +346,8 @@ class cluster {
     m.transport.reset();
   }
 
-  /// Runs every ready handler. A message that falls due meanwhile (sent with no delay) is
-  /// delivered between two handlers, as a real network delivers while a node works through
-  /// its queue; with any delay, nothing falls due before the clock moves.
-  void drain() {
-    for (;;) {
-      context_.restart();
-      std::size_t ran = 0;
-      while (context_.poll_one() != 0) {
-        ++ran;
-        if (network_.due_now()) network_.deliver_due();
-      }
-      if (ran == 0) break;
-      check_invariants();
-    }
-    check_invariants();
-  }
-
-  [[nodiscard]] std::optional<virtual_clock::time_point> next_event() const {
-    auto a = timeline::current().next_deadline();
-    auto b = network_.next_delivery();
-    if (!a) return b;
-    if (!b) return a;
-    return std::min(*a, *b);
-  }
-
-  void advance(virtual_clock::time_point t) {
-    timeline::current().advance_to(t);
-    network_.deliver_due();
-  }
+  [[nodiscard]] std::optional<virtual_clock::time_point> next_event() const { return stepper_.next_event(); }
+  void advance(virtual_clock::time_point t) { stepper_.advance(t); }
 
   void violation(const std::string& what) const { throw invariant_violation(describe(what)); }
 
@@ -483,6 +436,7 @@ class cluster {
   options base_;
   asio::io_context context_{1};
   sim_network network_;
+  stepper stepper_{context_, network_};
   std::map<node_id, std::unique_ptr<member>> members_;
   std::map<term_t, node_id> leaders_;
   std::vector<log_entry> committed_;  ///< every entry known committed, by index - 1

@@ -4,7 +4,8 @@
 // them: a process has one sim_transport (its node id is the process's) and one group_router, and
 // each of its groups is a raft::node over a group_transport on that router, with storage and a
 // state machine of its own. Everything runs on one single-threaded io_context on the virtual
-// clock, stepped as raft::testing::cluster steps (the same seed gives the same run).
+// clock, stepped as raft::testing::cluster steps (raft/testing/stepper.hpp: the same seed gives
+// the same run).
 //
 // Faults act on whole processes, as they do on real machines: crash() stops every group of a
 // process at once (each storage loses what it had not flushed), restart() boots them all again
@@ -43,6 +44,7 @@
 #include "raft/testing/cluster.hpp"
 #include "raft/testing/kv_state_machine.hpp"
 #include "raft/testing/network.hpp"
+#include "raft/testing/stepper.hpp"
 #include "raft/testing/virtual_time.hpp"
 
 namespace raft {
@@ -125,18 +127,7 @@ class multi_cluster {
   /// Runs until `pred()` holds (checked after every step) or `limit` of virtual time has passed.
   template <class Predicate>
   bool run_until(Predicate pred, duration limit) {
-    const auto end = virtual_clock::now() + limit;
-    for (;;) {
-      drain();
-      if (pred()) return true;
-      const auto next = next_event();
-      if (!next || *next > end) {
-        timeline::current().advance_to(end);
-        drain();
-        return pred();
-      }
-      advance(*next);
-    }
+    return stepper_.run_until(pred, limit, [this] { check_invariants(); });
   }
 
   /// Runs until every group has a leader, or `limit` passed. Returns whether they all have one.
@@ -262,32 +253,8 @@ class multi_cluster {
     proc.up = false;
   }
 
-  void drain() {
-    for (;;) {
-      context_.restart();
-      std::size_t ran = 0;
-      while (context_.poll_one() != 0) {
-        ++ran;
-        if (network_.due_now()) network_.deliver_due();
-      }
-      if (ran == 0) break;
-      check_invariants();
-    }
-    check_invariants();
-  }
-
-  [[nodiscard]] std::optional<virtual_clock::time_point> next_event() const {
-    auto a = timeline::current().next_deadline();
-    auto b = network_.next_delivery();
-    if (!a) return b;
-    if (!b) return a;
-    return std::min(*a, *b);
-  }
-
-  void advance(virtual_clock::time_point t) {
-    timeline::current().advance_to(t);
-    network_.deliver_due();
-  }
+  [[nodiscard]] std::optional<virtual_clock::time_point> next_event() const { return stepper_.next_event(); }
+  void advance(virtual_clock::time_point t) { stepper_.advance(t); }
 
   [[nodiscard]] std::string describe(const std::string& what) const {
     return "multi_cluster (seed " + std::to_string(seed_) + "): " + what;
@@ -329,6 +296,7 @@ class multi_cluster {
   std::uint64_t seed_;
   asio::io_context context_;
   sim_network network_;
+  stepper stepper_{context_, network_};
   options base_;
   std::vector<group_id> groups_;
   std::vector<node_id> ids_;  ///< every process
