@@ -45,6 +45,15 @@
 // a failed proposal, or nothing committed). --heartbeat-ms (default 100) and --election-ms
 // (default 1000) set the node's timers.
 //
+// --groups N: many groups per node instead (Multi-Raft; support/groups_run.hpp has the method):
+// every node is a host of N groups over one transport and one raft::group_router, leaders spread
+// evenly (group g prefers node ((g - 1) mod nodes) + 1), proposer i proposes to group
+// (i mod N) + 1 on its leader, and the report adds the time until every group had a leader, the
+// leaders per node, the quiet replicas and the memory per replica. --proposers 0 leaves the
+// groups idle; --quiesce on turns on options::quiesce with the routers' liveness; --storage
+// shared-log gives each host one raft::shared_log (fsyncs and entries per fsync reported).
+// With tcp-procs the other hosts run the hidden `--role group-host` mode.
+//
 // The state machine does nothing but count: the figures are the library's own cost, not a
 // key-value store's.
 //
