@@ -124,3 +124,34 @@ TEST_CASE("multi_cluster: a paused process's groups are replaced as leaders, and
     check_every_replica_holds(c, 3);
   }
 }
+
+TEST_CASE("multi_cluster: groups are created and destroyed at run time on running processes") {
+  for (const std::uint64_t seed : multi_seeds()) {
+    MESSAGE("seed " << seed << " (RAFT_MULTI_SEED=" << seed << " replays it)");
+    multi_cluster<> c(3, 4, seed);
+    REQUIRE(c.wait_for_leaders(10s));
+    REQUIRE(put_everywhere(c, 1));
+
+    // A new group on the running processes: it elects and commits; the others are untouched.
+    c.add_group(group_id{9});
+    CHECK(c.groups().size() == 5);
+    for (node_id p : c.processes()) CHECK(c.router(p).is_open(group_id{9}));
+    REQUIRE(c.wait_for_leaders(10s));
+    auto put = c.propose(*c.leader(group_id{9}), group_id{9}, kv_state_machine::put("k", "new"));
+    REQUIRE(c.run_until([&] { return put->done(); }, 5s));
+    CHECK(put->succeeded());
+
+    // One goes away: its replicas close on every process, and the rest keep working.
+    c.remove_group(group_id{2});
+    for (node_id p : c.processes()) CHECK_FALSE(c.router(p).is_open(group_id{2}));
+    REQUIRE(put_everywhere(c, 2));
+    c.run_for(1s);
+    check_every_replica_holds(c, 2);
+    CHECK(c.state_machine(node_id{1}, group_id{9}).find("k") == value_of(group_id{9}, 2));
+
+    // The removed id can be created again, empty.
+    c.add_group(group_id{2});
+    REQUIRE(c.wait_for_leaders(10s));
+    for (node_id p : c.processes()) CHECK_FALSE(c.state_machine(p, group_id{2}).find("k").has_value());
+  }
+}

@@ -68,19 +68,10 @@ class multi_cluster {
     for (std::size_t p = 1; p <= processes; ++p) ids.push_back(node_id{p});
     ids_ = ids;
     for (std::size_t g = 1; g <= groups; ++g) groups_.push_back(group_id{g});
-    configuration conf;
-    conf.voters = ids;
     for (node_id id : ids) {
       auto proc = std::make_unique<process>();
       proc->id = id;
-      for (group_id g : groups_) {
-        auto& r = proc->replicas[g];
-        r.storage = std::make_unique<Storage>();
-        r.opts = base_;
-        r.opts.id = id;
-        r.opts.bootstrap = conf;
-        r.opts.seed = seed_ * 1000003 + id.value * 7919 + g.value;
-      }
+      for (group_id g : groups_) init_replica(*proc, g);
       boot(*proc);
       processes_.emplace(id, std::move(proc));
     }
@@ -143,6 +134,34 @@ class multi_cluster {
     return out;
   }
 
+  /// Creates group `g` at run time, every process a voter of it: each process that is up starts
+  /// its replica now (one that is down, when it restarts).
+  void add_group(group_id g) {
+    if (std::find(groups_.begin(), groups_.end(), g) != groups_.end())
+      throw std::logic_error(describe("group " + std::to_string(g.value) + " exists"));
+    groups_.push_back(g);
+    for (auto& [id, proc] : processes_) {
+      group_replica& r = init_replica(*proc, g);
+      if (proc->up) start_replica(*proc, g, r);
+    }
+  }
+
+  /// Destroys group `g` at run time: every replica stops, and its state and storage are dropped.
+  /// Messages still on their way to it find no group (the router counts them).
+  void remove_group(group_id g) {
+    const auto at = std::find(groups_.begin(), groups_.end(), g);
+    if (at == groups_.end()) throw std::logic_error(describe("no group " + std::to_string(g.value)));
+    groups_.erase(at);
+    for (auto& [id, proc] : processes_) {
+      auto it = proc->replicas.find(g);
+      if (proc->up) stop_nodes({it->second.node.get()});
+      proc->replicas.erase(it);
+    }
+    committed_.erase(g);
+    std::erase_if(checked_, [g](const auto& kv) { return kv.first.first == g; });
+    std::erase_if(leaders_, [g](const auto& kv) { return kv.first.first == g; });
+  }
+
   /// Crashes process `p`: every group's replica stops at once, and what their storages had not
   /// made durable is lost, as are the messages on their way to the process.
   void crash(node_id p) {
@@ -199,6 +218,43 @@ class multi_cluster {
   }
   group_replica& replica_at(node_id p, group_id g) { return replica_of(get(p), g); }
 
+  /// Group `g`'s replica on `proc`, not started: empty storage, bootstrapped with every process.
+  group_replica& init_replica(process& proc, group_id g) {
+    auto& r = proc.replicas[g];
+    r.storage = std::make_unique<Storage>();
+    r.opts = base_;
+    r.opts.id = proc.id;
+    r.opts.bootstrap = configuration{};
+    r.opts.bootstrap->voters = ids_;
+    r.opts.seed = seed_ * 1000003 + proc.id.value * 7919 + g.value;
+    return r;
+  }
+
+  void start_replica(process& proc, group_id g, group_replica& r) {
+    const timeline::owner_scope timers_of(proc.id.value);  // the process's timers pause together
+    if constexpr (requires { r.storage->power_on(); }) r.storage->power_on();
+    r.sm = std::make_unique<StateMachine>();
+    r.transport = std::make_unique<group_transport<sim_transport, virtual_timer>>(*proc.router, g);
+    r.node = std::make_unique<node_type>(context_.get_executor(), r.opts, *r.sm, *r.storage, *r.transport);
+    r.node->start();
+    r.opts.bootstrap.reset();  // a restart starts from storage
+  }
+
+  /// Stops `nodes` (letting virtual time pass if stopping waits for a flush), then destroys them
+  /// with their transports.
+  void stop_nodes(std::vector<node_type*> nodes) {
+    std::size_t stopping = nodes.size();
+    for (node_type* n : nodes)
+      asio::co_spawn(context_, n->async_stop(), [&stopping](std::exception_ptr) { --stopping; });
+    while (stopping > 0) {
+      context_.restart();
+      if (context_.poll() != 0) continue;
+      const auto next = next_event();
+      if (!next) throw std::logic_error(describe("a node does not stop"));
+      advance(*next);
+    }
+  }
+
   void boot(process& proc) {
     const timeline::owner_scope timers_of(proc.id.value);  // the process's timers pause together
     proc.shared = std::make_unique<sim_transport>(network_, proc.id, context_.get_executor());
@@ -216,31 +272,15 @@ class multi_cluster {
         if (r.node) r.node->peer_down(down);
     });
     asio::co_spawn(context_, proc.router->run(), asio::detached);
-    for (auto& [g, r] : proc.replicas) {
-      if constexpr (requires { r.storage->power_on(); }) r.storage->power_on();
-      r.sm = std::make_unique<StateMachine>();
-      r.transport = std::make_unique<group_transport<sim_transport, virtual_timer>>(*proc.router, g);
-      r.node = std::make_unique<node_type>(context_.get_executor(), r.opts, *r.sm, *r.storage, *r.transport);
-      r.node->start();
-      r.opts.bootstrap.reset();  // a restart starts from storage
-    }
+    for (auto& [g, r] : proc.replicas) start_replica(proc, g, r);
     proc.up = true;
   }
 
   void shut_down(process& proc) {
     if (!proc.up) return;
-    std::size_t stopping = 0;
-    for (auto& [g, r] : proc.replicas) {
-      ++stopping;
-      asio::co_spawn(context_, r.node->async_stop(), [&stopping](std::exception_ptr) { --stopping; });
-    }
-    while (stopping > 0) {
-      context_.restart();
-      if (context_.poll() != 0) continue;
-      const auto next = next_event();
-      if (!next) throw std::logic_error(describe("process " + std::to_string(proc.id.value) + " does not stop"));
-      advance(*next);
-    }
+    std::vector<node_type*> nodes;
+    for (auto& [g, r] : proc.replicas) nodes.push_back(r.node.get());
+    stop_nodes(nodes);
     for (auto& [g, r] : proc.replicas) {
       r.node.reset();
       r.transport.reset();
