@@ -67,6 +67,7 @@
 #endif
 
 #include "address_list.hpp"
+#include "command_line.hpp"
 
 namespace {
 
@@ -74,7 +75,13 @@ using namespace std::chrono_literals;
 using asio::ip::tcp;
 using clock_type = std::chrono::steady_clock;
 
-enum exit_status { ok = 0, failed = 1, bad_usage = 2, unknown_outcome = 3, not_found = 4 };
+enum exit_status { ok = 0, failed = 1, bad_usage = ::kv::usage_exit_status, unknown_outcome = 3, not_found = 4 };
+
+#if RAFT_KV_TLS
+constexpr bool built_with_tls = true;
+#else
+constexpr bool built_with_tls = false;
+#endif
 
 using server_address = ::kv::listed_address;
 
@@ -86,71 +93,44 @@ struct request {
   std::string line;                   // what is sent, without the newline
   bool idempotent = false;            // may be re-sent after an unknown outcome
   bool redirect = true;               // follows not_leader
-  std::string tls_cert, tls_key, tls_ca;  // all three, or none (no TLS)
+  ::kv::tls_files tls;                // all three, or none (no TLS)
 };
 
-[[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "kv_client: %s\n"
-               "usage: kv_client --servers 1=HOST:PORT,2=HOST:PORT,... [--timeout SECONDS]\n"
-               "                 put KEY VALUE | get KEY | del KEY | append KEY VALUE\n"
-               "                 add ID HOST:PORT | promote ID | remove ID | transfer ID\n"
-               "       kv_client --servers ... [--node N] status | localget KEY\n"
-               "       [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n",
-               why.c_str());
-  std::exit(bad_usage);
-}
-
-std::uint64_t parse_number(std::string_view text, const char* what) {
-  const std::string s(text);
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long v = std::strtoull(s.c_str(), &end, 10);
-  if (s.empty() || s[0] == '-' || *end != '\0' || errno != 0) usage(std::string("bad ") + what + ": '" + s + "'");
-  return v;
-}
+const char* const usage_text =
+    "usage: kv_client --servers 1=HOST:PORT,2=HOST:PORT,... [--timeout SECONDS]\n"
+    "                 put KEY VALUE | get KEY | del KEY | append KEY VALUE\n"
+    "                 add ID HOST:PORT | promote ID | remove ID | transfer ID\n"
+    "       kv_client --servers ... [--node N] status | localget KEY\n"
+    "       [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n";
 
 request parse_args(int argc, char** argv) {
   request r;
+  ::kv::command_line args(argc, argv, "kv_client", usage_text);
   std::vector<std::string_view> words;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    auto value = [&]() -> std::string_view {
-      if (i + 1 >= argc) usage(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
+  while (args.next()) {
+    const std::string_view arg = args.current();
     if (arg == "--servers") {
       try {
-        r.servers = ::kv::parse_address_list(value());
+        r.servers = ::kv::parse_address_list(args.value());
       } catch (const std::invalid_argument& e) {
-        usage(std::string("--servers: ") + e.what());
+        args.fail(std::string("--servers: ") + e.what());
       }
     } else if (arg == "--node") {
-      r.only = parse_number(value(), "--node");
+      r.only = args.number_value(UINT64_MAX, 10);
     } else if (arg == "--timeout") {
-      r.timeout = std::chrono::milliseconds(parse_number(value(), "--timeout") * 1000);
-    } else if (arg == "--tls-cert") {
-      r.tls_cert = std::string(value());
-    } else if (arg == "--tls-key") {
-      r.tls_key = std::string(value());
-    } else if (arg == "--tls-ca") {
-      r.tls_ca = std::string(value());
-    } else if (arg == "-h" || arg == "--help") {
-      usage("help");
+      r.timeout = std::chrono::milliseconds(args.number_value(UINT64_MAX, 10) * 1000);
+    } else if (r.tls.read_option(args)) {
+      continue;
     } else if (arg.starts_with("--")) {
-      usage("unknown option '" + std::string(arg) + "'");
+      args.fail("unknown option '" + std::string(arg) + "'");
     } else {
       words.push_back(arg);
     }
   }
-  if (r.servers.empty()) usage("--servers is required");
-  const int tls_given = int(!r.tls_cert.empty()) + int(!r.tls_key.empty()) + int(!r.tls_ca.empty());
-  if (tls_given != 0 && tls_given != 3) usage("--tls-cert, --tls-key and --tls-ca go together");
-#if !RAFT_KV_TLS
-  if (tls_given != 0) usage("built without TLS support (OpenSSL was not found when it was configured)");
-#endif
-  if (r.only && !r.servers.contains(*r.only)) usage("--node must be one of --servers");
-  if (words.empty()) usage("no command");
+  if (r.servers.empty()) args.fail("--servers is required");
+  r.tls.check(args, built_with_tls);
+  if (r.only && !r.servers.contains(*r.only)) args.fail("--node must be one of --servers");
+  if (words.empty()) args.fail("no command");
   for (char c : words[0]) r.verb += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
   const std::size_t want = r.verb == "put" || r.verb == "append" || r.verb == "add" ? 3
                            : r.verb == "status"                                     ? 1
@@ -158,14 +138,14 @@ request parse_args(int argc, char** argv) {
   if (r.verb != "put" && r.verb != "append" && r.verb != "get" && r.verb != "del" &&
       r.verb != "status" && r.verb != "localget" && r.verb != "add" && r.verb != "promote" &&
       r.verb != "remove" && r.verb != "transfer")
-    usage("unknown command '" + std::string(words[0]) + "'");
-  if (words.size() != want) usage("wrong number of arguments for " + r.verb);
+    args.fail("unknown command '" + std::string(words[0]) + "'");
+  if (words.size() != want) args.fail("wrong number of arguments for " + r.verb);
   for (std::size_t i = 1; i < words.size(); ++i)
     if (words[i].find('\n') != std::string_view::npos || words[i].find('\r') != std::string_view::npos ||
         (i == 1 && (words[i].empty() || words[i].find(' ') != std::string_view::npos)))
-      usage("keys must be non-empty without spaces; keys and values must not contain newlines");
+      args.fail("keys must be non-empty without spaces; keys and values must not contain newlines");
   if ((r.verb == "put" || r.verb == "append") && words[2].empty())
-    usage("values must not be empty (del removes a key)");
+    args.fail("values must not be empty (del removes a key)");
   for (char c : r.verb) r.line += static_cast<char>(c - 'a' + 'A');
   for (std::size_t i = 1; i < words.size(); ++i) (r.line += ' ') += words[i];
   r.idempotent = r.verb == "get" || r.verb == "status" || r.verb == "localget";
@@ -293,11 +273,11 @@ std::string name(std::uint64_t id, const server_address& a) {
 asio::awaitable<int> run(const request& r) {
   tls_context tls;
 #if RAFT_KV_TLS
-  if (!r.tls_cert.empty()) {
+  if (r.tls.given()) {
     raft::tls_options o;
-    o.cert_file = r.tls_cert;
-    o.key_file = r.tls_key;
-    o.ca_file = r.tls_ca;
+    o.cert_file = r.tls.cert;
+    o.key_file = r.tls.key;
+    o.ca_file = r.tls.ca;
     tls = raft::make_tls_context(o);  // throws, naming the file it cannot use
   }
 #endif

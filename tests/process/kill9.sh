@@ -21,62 +21,22 @@ set -u
 
 # shellcheck source=tests/process/lib.sh
 source "$(dirname "$0")/lib.sh"
-require_kv_programs kill9 "$@"
-# The whole test is bounded: re-run under timeout(1) once.
-if [ -z "${KILL9_UNDER_TIMEOUT:-}" ]; then
-  KILL9_UNDER_TIMEOUT=1 exec timeout -k 30 150 bash "$0" "$@"
-fi
-
-SERVER=$1
-CLIENT=$2
+begin_process_test kill9 150 30 "$@"
 
 WRITE_BEFORE_KILL=2     # seconds of writes before the kill
 WRITE_AFTER_KILL=3      # seconds of writes while the killed node is down
 WRITE_AFTER_RESTART=2   # seconds of writes after it restarted
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/kill9.XXXXXX")
-declare -A pid=()
 writer_pids=()
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
+# Called by end_process_test: the writers stop before the servers are killed.
+# shellcheck disable=SC2317  # (called indirectly)
+stop_helpers() {
   touch "$tmp/stop" 2>/dev/null
   for p in "${writer_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  for i in "${!pid[@]}"; do kill -9 "${pid[$i]}" 2>/dev/null; done
-  wait 2>/dev/null
-  if [ "$rc" -ne 0 ]; then
-    echo "kill9: FAILED (status $rc); server logs follow" >&2
-    for i in 1 2 3; do
-      [ -f "$tmp/server$i.log" ] && { echo "---- server $i (last 40 lines)" >&2; tail -n 40 "$tmp/server$i.log" >&2; }
-    done
-    [ -s "$tmp/client.err" ] && { echo "---- kv_client stderr (last 20 lines)" >&2; tail -n 20 "$tmp/client.err" >&2; }
-  fi
-  rm -rf "$tmp"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 124' INT TERM
-
-fail() {
-  echo "kill9: FAIL: $*" >&2
-  exit 1
 }
 
-# ---- ports: 6 consecutive free ports (three Raft ports, then three client ports) -------------------
-base=$(free_ports 6) || fail "no free ports found"
-
-PEERS="1=127.0.0.1:$base,2=127.0.0.1:$((base + 1)),3=127.0.0.1:$((base + 2))"
-declare -A client_port=([1]=$((base + 3)) [2]=$((base + 4)) [3]=$((base + 5)))
-SERVERS="1=127.0.0.1:${client_port[1]},2=127.0.0.1:${client_port[2]},3=127.0.0.1:${client_port[3]}"
-CLUSTER_ID=$(( ($$ << 8) + 0x4B ))
-
-start_server() {
-  local i=$1
-  "$SERVER" --id "$i" --data "$tmp/data$i" --peers "$PEERS" --client-port "${client_port[$i]}" \
-    --cluster-id "$CLUSTER_ID" >>"$tmp/server$i.log" 2>&1 &
-  pid[$i]=$!
-}
+# Ports: three Raft ports, then three client ports. The servers sync (fsync on, the default).
+three_servers 0x4B
 
 client() { timeout -k 2 15 "$CLIENT" --servers "$SERVERS" "$@" 2>>"$tmp/client.err"; }
 
@@ -99,13 +59,6 @@ wait_for_leader() {
     l=$(find_leader)
     [ -n "$l" ] && { echo "$l"; return; }
     sleep 0.1
-  done
-}
-
-check_alive() {
-  local i
-  for i in "${!pid[@]}"; do
-    kill -0 "${pid[$i]}" 2>/dev/null || fail "kv_server $i exited unexpectedly"
   done
 }
 
@@ -248,18 +201,7 @@ for node in 1 2 3; do
 done
 
 # ---- 6. clean shutdown: SIGTERM makes every server stop its node and exit 0 ---------------------
-for i in 1 2 3; do kill -TERM "${pid[$i]}"; done
-for _ in $(seq 1 100); do
-  kill -0 "${pid[1]}" 2>/dev/null || kill -0 "${pid[2]}" 2>/dev/null || kill -0 "${pid[3]}" 2>/dev/null || break
-  sleep 0.1
-done
-for i in 1 2 3; do
-  kill -0 "${pid[$i]}" 2>/dev/null && fail "kv_server $i still running 10 s after SIGTERM"
-  rc=0
-  wait "${pid[$i]}" || rc=$?
-  unset "pid[$i]"
-  [ "$rc" -eq 0 ] || fail "kv_server $i exited with status $rc after SIGTERM"
-done
+stop_servers
 
 unknown=$(( $(count "$tmp/unknown1") + $(count "$tmp/unknown2") + $(count "$tmp/unknown3") ))
 failed=$(( $(count "$tmp/failed1") + $(count "$tmp/failed2") + $(count "$tmp/failed3") ))

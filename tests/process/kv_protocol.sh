@@ -16,57 +16,27 @@ set -u
 
 # shellcheck source=tests/process/lib.sh
 source "$(dirname "$0")/lib.sh"
-require_kv_programs kv_protocol "$@"
-# The whole test is bounded: re-run under timeout(1) once.
-if [ -z "${KV_PROTOCOL_UNDER_TIMEOUT:-}" ]; then
-  KV_PROTOCOL_UNDER_TIMEOUT=1 exec timeout -k 10 60 bash "$0" "$@"
-fi
-
-SERVER=$1
-CLIENT=$2
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/kv_protocol.XXXXXX")
-server_pid=""
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null
-  wait 2>/dev/null
-  if [ "$rc" -ne 0 ]; then
-    echo "kv_protocol: FAILED (status $rc); server log follows" >&2
-    [ -f "$tmp/server.log" ] && tail -n 40 "$tmp/server.log" >&2
-  fi
-  rm -rf "$tmp"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 124' INT TERM
-
-fail() {
-  echo "kv_protocol: FAIL: $*" >&2
-  exit 1
-}
+begin_process_test kv_protocol 60 10 "$@"
 
 base=$(free_ports 3) || fail "no free ports found"
 raft_port=$base
-client_port=$((base + 1))
+serving_port=$((base + 1))
 spare_port=$((base + 2))
 
 # ---- 1. the protocol, over raw TCP ------------------------------------------------------------
-"$SERVER" --id 1 --data "$tmp/data" --peers "1=127.0.0.1:$raft_port" --client-port "$client_port" \
+"$SERVER" --id 1 --data "$tmp/data" --peers "1=127.0.0.1:$raft_port" --client-port "$serving_port" \
   --no-fsync >>"$tmp/server.log" 2>&1 &
-server_pid=$!
+pid[1]=$!
 
 # Waits until the server leads (STATUS says role=leader), up to 15 s.
 deadline=$((SECONDS + 15))
-until "$CLIENT" --servers "1=127.0.0.1:$client_port" --timeout 2 status 2>/dev/null | grep -q ' role=leader '; do
-  kill -0 "$server_pid" 2>/dev/null || fail "kv_server exited at start"
+until "$CLIENT" --servers "1=127.0.0.1:$serving_port" --timeout 2 status 2>/dev/null | grep -q ' role=leader '; do
+  kill -0 "${pid[1]}" 2>/dev/null || fail "kv_server exited at start"
   [ $SECONDS -lt $deadline ] || fail "the one-node cluster elected no leader within 15 s"
   sleep 0.1
 done
 
-exec 3<>"/dev/tcp/127.0.0.1/$client_port" || fail "cannot connect to the client port"
+exec 3<>"/dev/tcp/127.0.0.1/$serving_port" || fail "cannot connect to the client port"
 # expect COMMAND REPLY: sends COMMAND (verbatim, trailing spaces included) and checks the reply line.
 expect() {
   local reply
@@ -102,7 +72,7 @@ exec 3>&-
 echo "kv_protocol: replies ok (NOTFOUND for a missing key, ERR empty_value for an empty value)"
 
 # ---- 2. kv_client ---------------------------------------------------------------------------------
-kv() { "$CLIENT" --servers "1=127.0.0.1:$client_port" --timeout 5 "$@" 2>>"$tmp/client.err"; }
+kv() { "$CLIENT" --servers "1=127.0.0.1:$serving_port" --timeout 5 "$@" 2>>"$tmp/client.err"; }
 rc=0
 out=$(kv get missing) || rc=$?
 [ "$rc" -eq 4 ] && [ -z "$out" ] || fail "kv_client get of a missing key: exit $rc, output '$out' (expected 4, nothing)"
@@ -136,8 +106,8 @@ taken_port_exits "Raft port" second --peers "1=127.0.0.1:$raft_port" --client-po
 grep -qF "Raft port 127.0.0.1:$raft_port" "$tmp/Raft port.err" && grep -q 'already in use' "$tmp/Raft port.err" ||
   fail "a taken Raft port is not named: $(cat "$tmp/Raft port.err")"
 grep -q 'client port' "$tmp/Raft port.err" && fail "a taken Raft port is blamed on the client port: $(cat "$tmp/Raft port.err")"
-taken_port_exits "client port" third --peers "1=127.0.0.1:$spare_port" --client-port "$client_port"
-grep -qF "client port 127.0.0.1:$client_port" "$tmp/client port.err" && grep -q 'already in use' "$tmp/client port.err" ||
+taken_port_exits "client port" third --peers "1=127.0.0.1:$spare_port" --client-port "$serving_port"
+grep -qF "client port 127.0.0.1:$serving_port" "$tmp/client port.err" && grep -q 'already in use' "$tmp/client port.err" ||
   fail "a taken client port is not named: $(cat "$tmp/client port.err")"
 grep -q 'Raft port' "$tmp/client port.err" && fail "a taken client port is blamed on the Raft port: $(cat "$tmp/client port.err")"
 echo "kv_protocol: a taken port is named: $(cat "$tmp/Raft port.err") / $(cat "$tmp/client port.err")"
@@ -146,10 +116,6 @@ echo "kv_protocol: a taken port is named: $(cat "$tmp/Raft port.err") / $(cat "$
 out=$(kv get k) || fail "the first server stopped answering after the refused starts"
 [ "$out" = v ] || fail "the first server's k reads '$out' after the refused starts"
 
-kill -TERM "$server_pid"
-rc=0
-wait "$server_pid" || rc=$?
-server_pid=""
-[ "$rc" -eq 0 ] || fail "kv_server exited with status $rc after SIGTERM"
+stop_servers
 echo "kv_protocol: all checks passed"
 exit 0

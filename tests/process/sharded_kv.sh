@@ -18,14 +18,7 @@ set -u
 
 # shellcheck source=tests/process/lib.sh
 source "$(dirname "$0")/lib.sh"
-require_kv_programs sharded_kv "$@"
-# The whole test is bounded: re-run under timeout(1) once.
-if [ -z "${SHARDED_KV_UNDER_TIMEOUT:-}" ]; then
-  SHARDED_KV_UNDER_TIMEOUT=1 exec timeout -k 30 270 bash "$0" "$@"
-fi
-
-SERVER=$1
-CLIENT=$2
+begin_process_test sharded_kv 270 30 "$@"
 
 GROUP_COUNT=8
 KEYS=50
@@ -33,54 +26,11 @@ WAIT=60          # seconds: the bound of every wait for a reply
 VICTIM=2         # the process killed in step 3
 PREFERRED="1,2,3,1,2,3,1,2"   # the preferred leader of groups 1..8 on processes 1..3
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/sharded_kv.XXXXXX")
-declare -A pid=()
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  for i in "${!pid[@]}"; do kill -9 "${pid[$i]}" 2>/dev/null; done
-  wait 2>/dev/null
-  if [ "$rc" -ne 0 ]; then
-    echo "sharded_kv: FAILED (status $rc); server logs follow" >&2
-    for i in 1 2 3; do
-      [ -f "$tmp/server$i.log" ] && { echo "---- server $i (last 30 lines)" >&2; tail -n 30 "$tmp/server$i.log" >&2; }
-    done
-    [ -s "$tmp/client.err" ] && { echo "---- kv_client stderr (last 20 lines)" >&2; tail -n 20 "$tmp/client.err" >&2; }
-  fi
-  rm -rf "$tmp"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 124' INT TERM
-
-fail() {
-  echo "sharded_kv: FAIL: $*" >&2
-  exit 1
-}
-
-# ---- ports: 6 consecutive free ports (three Raft ports, then three client ports) -------------------
-base=$(free_ports 6) || fail "no free ports found"
-PEERS="1=127.0.0.1:$base,2=127.0.0.1:$((base + 1)),3=127.0.0.1:$((base + 2))"
-declare -A client_port=([1]=$((base + 3)) [2]=$((base + 4)) [3]=$((base + 5)))
-SERVERS="1=127.0.0.1:${client_port[1]},2=127.0.0.1:${client_port[2]},3=127.0.0.1:${client_port[3]}"
-CLUSTER_ID=$(( ($$ << 8) + 0x53 ))
-
+# Ports: three Raft ports, then three client ports.
+three_servers 0x53
 # --no-fsync: kill -9 loses nothing the kernel has (the data is in the page cache), and three
-# processes with eight groups each would otherwise fsync on every write of a shared machine.
-start_server() {
-  local i=$1
-  "$SERVER" --id "$i" --data "$tmp/data$i" --peers "$PEERS" --client-port "${client_port[$i]}" \
-    --groups "$GROUP_COUNT" --cluster-id "$CLUSTER_ID" --no-fsync >>"$tmp/server$i.log" 2>&1 &
-  pid[$i]=$!
-}
-
-check_alive() {
-  local i
-  for i in "${!pid[@]}"; do
-    kill -0 "${pid[$i]}" 2>/dev/null || fail "sharded_kv_server $i exited unexpectedly"
-  done
-}
+# processes with eight groups each would otherwise sync on every round of a shared machine.
+SERVER_ARGS=(--groups "$GROUP_COUNT" --no-fsync)
 
 # ask PROCESS LINE: sends LINE to the process's client port over a new connection and prints the
 # reply line (nothing if it cannot connect or no reply comes within 5 s).
@@ -193,17 +143,6 @@ for i in 1 2 3; do await_leaders "$i" "$PREFERRED"; done
 echo "sharded_kv: process $VICTIM restarted on its data: serves every key, takes writes, leads its groups again"
 
 # ---- 5. clean shutdown: SIGTERM makes every server stop its groups and exit 0 -----------------------
-for i in 1 2 3; do kill -TERM "${pid[$i]}"; done
-for _ in $(seq 1 100); do
-  kill -0 "${pid[1]}" 2>/dev/null || kill -0 "${pid[2]}" 2>/dev/null || kill -0 "${pid[3]}" 2>/dev/null || break
-  sleep 0.1
-done
-for i in 1 2 3; do
-  kill -0 "${pid[$i]}" 2>/dev/null && fail "sharded_kv_server $i still running 10 s after SIGTERM"
-  rc=0
-  wait "${pid[$i]}" || rc=$?
-  unset "pid[$i]"
-  [ "$rc" -eq 0 ] || fail "sharded_kv_server $i exited with status $rc after SIGTERM"
-done
+stop_servers
 echo "sharded_kv: all checks passed"
 exit 0
