@@ -86,7 +86,8 @@ TEST_CASE("tcp groups: 40 groups on 3 processes share one connection per pair an
   }));
 
   for (auto& [id, proc] : procs) {
-    INFO("process " << id.value);
+    const std::uint64_t process_id = id.value;  // (clang 14: no structured binding in INFO's lambda)
+    INFO("process " << process_id);
     // One connection per pair of processes (each counts its two), whatever the number of groups.
     CHECK(proc.net->stats().connections_established == 2);
     CHECK(proc.router->stats().unknown_group == 0);
