@@ -73,6 +73,9 @@ using apply_result_t =
 /// to make data durable is reported by throwing from `flush` or `save_hard_state`, never by
 /// silently dropping data. The node treats such a throw as fatal and stops (fail-stop).
 /// Group commit is the storage's business: many appends may share one flush.
+/// Optionally `s.stage_hard_state(hs)`: term and vote queued in order with the log changes and
+/// durable with the next flush (raft::shared_log_group has it). The node then does not wait for
+/// them: every message it sends after the change is held until that flush completes.
 template <class S>
 concept storage = requires(S& s, const hard_state& hs, std::span<const log_entry> entries,
                            index_t index) {

@@ -407,6 +407,10 @@ class node {
   /// A storage whose flush completes at once (memory_storage: `flush_now()`) is flushed inline,
   /// at the end of the event that appended, instead of on a trip through persist_loop.
   static constexpr bool inline_flush = requires(Storage& s) { s.flush_now(); };
+  /// A storage that makes term and vote durable with the next flush instead of at once
+  /// (shared_log_group: `stage_hard_state()`); see persist_hard_state().
+  static constexpr bool staged_hard_state =
+      !inline_flush && requires(Storage& s, const hard_state& hs) { s.stage_hard_state(hs); };
   /// A transport that can hold an event's messages until its end (tcp_transport:
   /// `send_batched()` then `flush()`) gets them so from inside an event, and a flush from
   /// settle(): one write per peer per event.
@@ -509,6 +513,9 @@ class node {
   index_t config_index_{0};
 
   detail::persistence_pipeline persist_;  ///< what storage holds, what the next flush round hands it
+  bool hard_state_staged_ = false;  ///< term or vote staged since the last flush round began
+  bool holding_ = false;            ///< messages wait in held_ until staged term and vote are durable
+  std::vector<message> held_;
 
   // Follower side.
   index_t verified_{0};     ///< highest index known to match the current leader's log (this term)
@@ -745,14 +752,34 @@ class node {
   asio::awaitable<void> persist_loop();
 
   [[nodiscard]] bool persist_pending() const noexcept {
-    return persist_.pending(log_.last_index(), log_.base_index(), snapshot_index_);
+    return hard_state_staged_ || persist_.pending(log_.last_index(), log_.base_index(), snapshot_index_);
   }
 
   void persist_later();
   void persist_now();
   index_t submit_to_storage();
   void flushed(index_t target);
-  void persist_hard_state() { storage_.save_hard_state(hard_state{term_, voted_for_}); }
+  /// Term and vote are durable before any message that depends on them leaves (Figure 3.1).
+  /// A storage that stages them (`stage_hard_state`: durable with the next flush) does not block
+  /// the executor: the node goes on, and what it sends meanwhile is held until that flush
+  /// completes (persist_loop, release_held()).
+  void persist_hard_state() {
+    if constexpr (staged_hard_state) {
+      storage_.stage_hard_state(hard_state{term_, voted_for_});
+      hard_state_staged_ = true;
+      holding_ = true;
+      persist_signal_.notify();
+    } else {
+      storage_.save_hard_state(hard_state{term_, voted_for_});
+    }
+  }
+  /// Sends what was held while term or vote was not yet durable, in order.
+  void release_held() {
+    holding_ = false;
+    std::vector<message> held;
+    held.swap(held_);
+    for (message& m : held) hand_to_transport(std::move(m));
+  }
   void apply_committed(index_t limit);
   void apply(index_t i);
 
@@ -769,13 +796,23 @@ class node {
   void send(node_id to, message_body&& body) {
     ++metrics_.messages_sent;
     metrics_.bytes_sent += message_bytes(body);
-    if constexpr (batching_transport) {
-      if (handling_) {  // settle() flushes at the end of the event
-        transport_.send_batched(message{opts_.id, to, std::move(body)});
+    if constexpr (staged_hard_state) {
+      if (holding_) {  // term or vote is not durable yet: after the flush (release_held())
+        held_.push_back(message{opts_.id, to, std::move(body)});
         return;
       }
     }
-    transport_.send(message{opts_.id, to, std::move(body)});
+    hand_to_transport(message{opts_.id, to, std::move(body)});
+  }
+
+  void hand_to_transport(message&& m) {
+    if constexpr (batching_transport) {
+      if (handling_) {  // settle() flushes at the end of the event
+        transport_.send_batched(std::move(m));
+        return;
+      }
+    }
+    transport_.send(std::move(m));
   }
 
   /// An estimate of a message's size for the metrics: payloads plus a fixed header.

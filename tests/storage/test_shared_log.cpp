@@ -564,6 +564,39 @@ TEST_CASE("shared_log: remove_group deletes a group's data and snapshots; others
   cd::check_same(a2.load().entries, fresh);
 }
 
+TEST_CASE("shared_log: a staged term and vote are durable with the next flush, in order, and not before") {
+  storage_test::temp_dir dir;
+  const shared_log_options o = small_segments(true, 4096);
+  {
+    shared_log log(dir.path(), o);
+    auto a = log.open_group(raft::group_id{1});
+    (void)a.load();
+    a.save_hard_state(hard_state{term_t{2}, node_id{1}});
+    a.append(cd::entries(index_t{1}, 3, term_t{2}));
+    a.stage_hard_state(hard_state{term_t{3}, node_id{2}});
+    a.append(cd::entries(index_t{4}, 2, term_t{3}));
+    cd::flush(a);
+    a.stage_hard_state(hard_state{term_t{4}, node_id{3}});  // never flushed: lost with the process
+  }
+  shared_log log(dir.path(), o);
+  auto a = log.open_group(raft::group_id{1});
+  const auto ps = a.load();
+  CHECK(ps.state.term == term_t{3});
+  CHECK(ps.state.voted_for == node_id{2});
+  CHECK(ps.entries.size() == 5);
+  // The staged record ends a run of entries: a truncation after it is a record of its own.
+  a.stage_hard_state(hard_state{term_t{5}, node_id{1}});
+  a.truncate_after(index_t{3});
+  a.append(cd::entries(index_t{4}, 1, term_t{5}));
+  cd::flush(a);
+  a = log.open_group(raft::group_id{2});  // closes group 1's handle
+  auto again = log.open_group(raft::group_id{1});
+  const auto back = again.load();
+  CHECK(back.state.term == term_t{5});
+  REQUIRE(back.entries.size() == 4);
+  CHECK(back.entries.back().term == term_t{5});
+}
+
 TEST_CASE("shared_log: a torn tail is cut off; the flushed records before it stay") {
   storage_test::temp_dir dir;
   const auto e1 = cd::entries(index_t{1}, 10, term_t{1});

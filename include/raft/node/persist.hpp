@@ -22,6 +22,7 @@ inline asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::pers
       continue;
     }
     const index_t target = submit_to_storage();
+    hard_state_staged_ = false;  // what was staged goes with this flush
     const auto started = std::chrono::steady_clock::now();
     co_await storage_.flush();
     const auto took = static_cast<std::uint64_t>(
@@ -30,6 +31,7 @@ inline asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::pers
     metrics_.storage_flush_ns_max = std::max(metrics_.storage_flush_ns_max, took);
     if (stopping_) break;
     handling_ = true;
+    if (holding_ && !hard_state_staged_) release_held();  // nothing staged since: all durable
     flushed(target);
     settle();
   }

@@ -1328,6 +1328,19 @@ class shared_log_group {
     log_->submit_and_wait(&g, std::move(rec));
   }
 
+  /// Queues term and vote, in order with the other changes: durable after the next flush(), with
+  /// them. raft::node uses this instead of save_hard_state() (which waits for a round of the
+  /// writer, blocking every group on the caller's thread) and holds every message it sends
+  /// after the change until that flush completes.
+  void stage_hard_state(const hard_state& hs) {
+    auto& g = state();
+    log_->throw_if_failed();
+    if (pending_.capacity() == 0) pending_ = log_->spare_buffer();
+    run_first_ = index_t{0};  // entries after it start a new run
+    detail::shared_format::put_record(pending_, g.id, detail::shared_format::record_type::hard_state,
+                                      {hs.term.value, hs.voted_for.value});
+  }
+
   /// Queues entries (encoded now into the pending buffer); durable after the next flush().
   /// `entries` must continue the log (std::invalid_argument otherwise).
   void append(std::span<const log_entry> entries) {
