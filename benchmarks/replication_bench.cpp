@@ -629,15 +629,9 @@ class bench {
       if (procs && id.value != 1) continue;
       const auto ex = p_.threads > 1 ? asio::any_io_executor(asio::make_strand(io_)) : io_.get_executor();
       members_.push_back(
-          make_member<Storage>(p_, id, ex, directory_of(id), make_transport(id, ex), &leaders_elected_));
+          make_member<Storage>(p_, id, ex, directory_of(id), make_transport<Transport>(p_, id, ex, network_),
+                               &leaders_elected_));
     }
-  }
-
-  std::unique_ptr<Transport> make_transport(raft::node_id id, asio::any_io_executor ex) {
-    if constexpr (is_tcp)
-      return make_tcp_transport(p_, id, ex);
-    else
-      return std::make_unique<raft::local_transport>(network_, id, ex);
   }
 
   /// Every process bound port 0; tells everyone what everyone got. False (after saying why) if a
@@ -645,25 +639,7 @@ class bench {
   bool exchange_ports() {
     port_map ports;
     for (auto& m : members_) ports[m->node->id()] = m->transport->local_endpoint().port();
-    for (auto& f : followers_.followers()) {
-      const auto line = read_line_blocking(f->from, 30s);
-      const auto port = line ? port_of(*line) : std::optional<std::uint16_t>();
-      if (!port) {
-        std::fprintf(stderr, "replication_bench: follower process %llu did not start\n",
-                     static_cast<unsigned long long>(f->id.value));
-        return false;
-      }
-      f->port = *port;
-      ports[f->id] = f->port;
-      f->reader = std::make_unique<asio::posix::stream_descriptor>(io_, f->from);
-    }
-    const std::string peers = peers_line(ports);
-    for (auto& f : followers_.followers())
-      if (!write_all(f->to, peers)) {
-        std::fprintf(stderr, "replication_bench: follower process %llu is gone\n",
-                     static_cast<unsigned long long>(f->id.value));
-        return false;
-      }
+    if (!raft_bench::exchange_ports(followers_, io_, ports, 30s)) return false;
     for (auto& m : members_) set_peer_ports(*m->transport, ports);
     return true;
   }

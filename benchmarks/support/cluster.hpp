@@ -140,6 +140,19 @@ inline std::unique_ptr<raft::tcp_transport> make_tcp_transport(const params& p, 
                                                transport_options(p));
 }
 
+/// Node `id`'s transport on `ex`: a tcp_transport on a port the kernel picks, or a mailbox on
+/// `network`.
+template <class Transport>
+std::unique_ptr<Transport> make_transport(const params& p, raft::node_id id, asio::any_io_executor ex,
+                                          raft::local_network& network) {
+  if constexpr (std::is_same_v<Transport, raft::tcp_transport>) {
+    (void)network;
+    return make_tcp_transport(p, id, ex);
+  } else {
+    return std::make_unique<raft::local_transport>(network, id, ex);
+  }
+}
+
 /// Every node's TCP port on 127.0.0.1.
 using port_map = std::map<raft::node_id, std::uint16_t>;
 

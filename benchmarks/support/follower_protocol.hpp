@@ -23,6 +23,7 @@
 
 #include "cluster.hpp"
 #include "diagnostics.hpp"
+#include "follower_processes.hpp"
 #include "process_usage.hpp"
 
 namespace raft_bench {
@@ -112,5 +113,34 @@ inline std::string status_line(const raft::node_status& s) {
 
 /// The text of a "status" answer, without the leading word.
 inline std::string status_text(const std::string& line) { return line.substr(status_prefix.size()); }
+
+// --- the port exchange ----------------------------------------------------------------------------
+
+/// Every process bound port 0. Reads each child's "port P" line (waiting up to `timeout`), adds
+/// the children's ports to `ports` (which holds this process's own), tells every child the whole
+/// map, and starts reading each child's answers on `io`. False, after saying why, if a child did
+/// not start or is gone.
+inline bool exchange_ports(follower_group& children, asio::io_context& io, port_map& ports,
+                           std::chrono::milliseconds timeout) {
+  for (auto& f : children.followers()) {
+    const auto line = read_line_blocking(f->from, timeout);
+    const auto port = line ? port_of(*line) : std::optional<std::uint16_t>();
+    if (!port) {
+      std::fprintf(stderr, "replication_bench: process %llu did not start\n",
+                   static_cast<unsigned long long>(f->id.value));
+      return false;
+    }
+    f->port = *port;
+    ports[f->id] = f->port;
+    f->reader = std::make_unique<asio::posix::stream_descriptor>(io, f->from);
+  }
+  const std::string peers = peers_line(ports);
+  for (auto& f : children.followers())
+    if (!write_all(f->to, peers)) {
+      std::fprintf(stderr, "replication_bench: process %llu is gone\n", static_cast<unsigned long long>(f->id.value));
+      return false;
+    }
+  return true;
+}
 
 }  // namespace raft_bench

@@ -371,7 +371,8 @@ class groups_bench {
       if (p_.transport == transport_kind::tcp_procs && i != 1) continue;
       const raft::node_id id{std::uint64_t(i)};
       const auto ex = p_.threads > 1 ? asio::any_io_executor(asio::make_strand(io_)) : io_.get_executor();
-      hosts_.push_back(std::make_unique<host>(p_, id, ex, make_transport(id, ex), host_directory(p_, id)));
+      hosts_.push_back(
+          std::make_unique<host>(p_, id, ex, make_transport<Transport>(p_, id, ex, network_), host_directory(p_, id)));
     }
     build_seconds_ = std::chrono::duration<double>(bench_clock::now() - built).count();
     if constexpr (is_tcp) {
@@ -409,30 +410,10 @@ class groups_bench {
   }
 
  private:
-  std::unique_ptr<Transport> make_transport(raft::node_id id, asio::any_io_executor ex) {
-    if constexpr (is_tcp)
-      return make_tcp_transport(p_, id, ex);
-    else
-      return std::make_unique<raft::local_transport>(network_, id, ex);
-  }
-
   bool exchange_ports() {
     port_map ports;
     for (auto& h : hosts_) ports[h->id()] = h->shared().local_endpoint().port();
-    for (auto& f : followers_.followers()) {
-      const auto line = read_line_blocking(f->from, std::chrono::seconds(120));
-      const auto port = line ? port_of(*line) : std::optional<std::uint16_t>();
-      if (!port) {
-        std::fprintf(stderr, "replication_bench --groups: host process %llu did not start\n",
-                     static_cast<unsigned long long>(f->id.value));
-        return false;
-      }
-      ports[f->id] = *port;
-      f->reader = std::make_unique<asio::posix::stream_descriptor>(io_, f->from);
-    }
-    const std::string peers = peers_line(ports);
-    for (auto& f : followers_.followers())
-      if (!write_all(f->to, peers)) return false;
+    if (!raft_bench::exchange_ports(followers_, io_, ports, std::chrono::seconds(120))) return false;
     for (auto& h : hosts_) set_peer_ports(h->shared(), ports);
     return true;
   }

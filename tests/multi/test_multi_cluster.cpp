@@ -14,6 +14,8 @@
 
 #include "raft/testing/multi_cluster.hpp"
 
+#include "multi_support.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -22,10 +24,6 @@ using raft::node_id;
 using raft::testing::kv_state_machine;
 using raft::testing::multi_cluster;
 
-std::vector<std::uint64_t> multi_seeds() {
-  if (const char* s = std::getenv("RAFT_MULTI_SEED")) return {std::strtoull(s, nullptr, 10)};
-  return {1, 2, 3};
-}
 
 std::string value_of(group_id g, int round) { return "g" + std::to_string(g.value) + "r" + std::to_string(round); }
 
@@ -56,7 +54,7 @@ void check_every_replica_holds(multi_cluster<>& c, int round) {
 }  // namespace
 
 TEST_CASE("multi_cluster: 24 groups on 3 processes elect, commit and keep their states apart") {
-  for (const std::uint64_t seed : multi_seeds()) {
+  for (const std::uint64_t seed : multi_test::seeds({1, 2, 3})) {
     MESSAGE("seed " << seed << " (RAFT_MULTI_SEED=" << seed << " replays it)");
     multi_cluster<> c(3, 24, seed);
     REQUIRE(c.wait_for_leaders(10s));
@@ -72,7 +70,7 @@ TEST_CASE("multi_cluster: 24 groups on 3 processes elect, commit and keep their 
 }
 
 TEST_CASE("multi_cluster: a process that crashes takes all its groups down; they elect elsewhere and recover") {
-  for (const std::uint64_t seed : multi_seeds()) {
+  for (const std::uint64_t seed : multi_test::seeds({1, 2, 3})) {
     MESSAGE("seed " << seed << " (RAFT_MULTI_SEED=" << seed << " replays it)");
     multi_cluster<> c(3, 12, seed);
     REQUIRE(c.wait_for_leaders(10s));
@@ -99,7 +97,7 @@ TEST_CASE("multi_cluster: a process that crashes takes all its groups down; they
 }
 
 TEST_CASE("multi_cluster: a paused process's groups are replaced as leaders, and rejoin on resume") {
-  for (const std::uint64_t seed : multi_seeds()) {
+  for (const std::uint64_t seed : multi_test::seeds({1, 2, 3})) {
     MESSAGE("seed " << seed << " (RAFT_MULTI_SEED=" << seed << " replays it)");
     multi_cluster<> c(3, 8, seed);
     REQUIRE(c.wait_for_leaders(10s));
@@ -126,7 +124,7 @@ TEST_CASE("multi_cluster: a paused process's groups are replaced as leaders, and
 }
 
 TEST_CASE("multi_cluster: groups are created and destroyed at run time on running processes") {
-  for (const std::uint64_t seed : multi_seeds()) {
+  for (const std::uint64_t seed : multi_test::seeds({1, 2, 3})) {
     MESSAGE("seed " << seed << " (RAFT_MULTI_SEED=" << seed << " replays it)");
     multi_cluster<> c(3, 4, seed);
     REQUIRE(c.wait_for_leaders(10s));

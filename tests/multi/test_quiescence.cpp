@@ -16,6 +16,8 @@
 
 #include "raft/testing/multi_cluster.hpp"
 
+#include "multi_support.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -24,10 +26,6 @@ using raft::node_id;
 using raft::testing::kv_state_machine;
 using raft::testing::multi_cluster;
 
-std::vector<std::uint64_t> quiet_seeds() {
-  if (const char* s = std::getenv("RAFT_MULTI_SEED")) return {std::strtoull(s, nullptr, 10)};
-  return {1, 2, 3, 4};
-}
 
 raft::options quiet_options() {
   raft::options o;
@@ -66,7 +64,7 @@ bool leaders_elsewhere(multi_cluster<>& c, node_id except) {
 }  // namespace
 
 TEST_CASE("quiescence: idle groups go quiet; then the processes exchange only pings; a proposal wakes one group") {
-  for (const std::uint64_t seed : quiet_seeds()) {
+  for (const std::uint64_t seed : multi_test::seeds({1, 2, 3, 4})) {
     MESSAGE("seed " << seed << " (RAFT_MULTI_SEED=" << seed << " replays it)");
     multi_cluster<> c(3, 10, seed, quiet_options());
     REQUIRE(c.wait_for_leaders(10s));
@@ -96,7 +94,7 @@ TEST_CASE("quiescence: idle groups go quiet; then the processes exchange only pi
 }
 
 TEST_CASE("quiescence: when the process leading quiet groups crashes, its groups elect elsewhere") {
-  for (const std::uint64_t seed : quiet_seeds()) {
+  for (const std::uint64_t seed : multi_test::seeds({1, 2, 3, 4})) {
     MESSAGE("seed " << seed << " (RAFT_MULTI_SEED=" << seed << " replays it)");
     multi_cluster<> c(3, 9, seed, quiet_options());
     REQUIRE(c.wait_for_leaders(10s));
@@ -119,7 +117,7 @@ TEST_CASE("quiescence: when the process leading quiet groups crashes, its groups
 }
 
 TEST_CASE("quiescence: a paused leader process is replaced, and steps down when it resumes") {
-  for (const std::uint64_t seed : quiet_seeds()) {
+  for (const std::uint64_t seed : multi_test::seeds({1, 2, 3, 4})) {
     MESSAGE("seed " << seed << " (RAFT_MULTI_SEED=" << seed << " replays it)");
     multi_cluster<> c(3, 6, seed, quiet_options());
     REQUIRE(c.wait_for_leaders(10s));
@@ -140,7 +138,7 @@ TEST_CASE("quiescence: a paused leader process is replaced, and steps down when 
 }
 
 TEST_CASE("quiescence: a follower that missed the last heartbeat wakes its group, which keeps its leader") {
-  for (const std::uint64_t seed : quiet_seeds()) {
+  for (const std::uint64_t seed : multi_test::seeds({1, 2, 3, 4})) {
     MESSAGE("seed " << seed << " (RAFT_MULTI_SEED=" << seed << " replays it)");
     multi_cluster<> c(3, 1, seed, quiet_options());
     const group_id g{1};

@@ -949,6 +949,24 @@ class shared_log {
 
   // ---- writer thread -----------------------------------------------------------------------------
 
+  /// Runs `work` on a background thread unless the log has failed already (fail-stop); returns
+  /// the failure, the earlier one or the one `work` threw (recorded), or null.
+  template <class Work>
+  std::exception_ptr unless_failed(Work&& work) {
+    if (failed_.load(std::memory_order_acquire)) {
+      std::lock_guard lock(mutex_);
+      return failure_;
+    }
+    try {
+      work();
+      return nullptr;
+    } catch (...) {
+      std::exception_ptr error = std::current_exception();
+      record_failure(error);
+      return error;
+    }
+  }
+
   void writer_loop() {
     std::vector<job> jobs;
     for (;;) {
@@ -958,19 +976,7 @@ class shared_log {
         if (queue_.empty()) return;  // stopping, and every requested round is done
         std::swap(jobs, queue_);
       }
-      std::exception_ptr error;
-      if (failed_.load(std::memory_order_acquire)) {
-        std::lock_guard lock(mutex_);
-        error = failure_;
-      } else {
-        try {
-          write_round(jobs);
-        } catch (...) {
-          error = std::current_exception();
-          record_failure(error);
-        }
-      }
-      finish_round(jobs, error);
+      finish_round(jobs, unless_failed([&] { write_round(jobs); }));
     }
   }
 
@@ -1180,19 +1186,7 @@ class shared_log {
                 asio::post(work, [h = std::move(h), e = std::move(e)]() mutable { h(std::move(e)); });
               };
           snapshot_thread_.post([this, file = std::move(file), tmp = std::move(tmp), done = std::move(done)]() mutable {
-            std::exception_ptr error;
-            if (failed_.load(std::memory_order_acquire)) {
-              std::lock_guard lock(mutex_);
-              error = failure_;
-            } else {
-              try {
-                install_snapshot_file(*file, tmp);
-              } catch (...) {
-                error = std::current_exception();
-                record_failure(error);
-              }
-            }
-            done(std::move(error));
+            done(unless_failed([&] { install_snapshot_file(*file, tmp); }));
           });
         },
         token);
