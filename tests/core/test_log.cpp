@@ -1,6 +1,7 @@
 // Tests for raft/core/log.hpp: the in-memory view of the replicated log.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -278,57 +279,69 @@ struct counted {
   counted& operator=(counted&&) noexcept = default;
   ~counted() { --live; }
 };
-}  // namespace
 
-TEST_CASE("chunked_deque: a deferred front erase destroys the dropped elements by reclaim(), each once") {
-  using deque = raft::detail::chunked_deque<counted>;
-  const std::size_t chunk = deque::chunk_size;
-  std::uint64_t rng = 12345;
+/// A random walk of pushes, pops, truncations and front erases (immediate and deferred) on one
+/// chunked_deque<counted>, checked after every step against the values it must hold; pushes add
+/// up to `push_bound` - 1 elements at a time.
+void random_walk_of_chunked_deque(raft::detail::chunked_deque<counted>& d, std::uint64_t& rng, std::size_t push_bound, int steps) {
   auto next = [&](std::uint64_t bound) {
     rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
     return (rng >> 33) % bound;
   };
+  std::uint64_t first = 0, end = 0;  // d holds first..end-1
+  for (int step = 0; step < steps; ++step) {
+    switch (next(7)) {
+      case 0:
+      case 1:
+        for (std::uint64_t k = next(push_bound); k > 0; --k) d.push_back(counted(end++));
+        break;
+      case 2: {
+        const std::size_t n = next(d.size() + 1);
+        d.erase_front_deferred(n);
+        first += n;
+        break;
+      }
+      case 3:
+        d.reclaim(next(2 * push_bound));
+        break;
+      case 4: {
+        const std::size_t n = next(d.size() + 1);
+        d.erase_front(n);
+        first += n;
+        break;
+      }
+      case 5:
+        if (!d.empty() && next(4) == 0) {
+          const std::size_t keep = next(d.size() + 1);
+          d.truncate(keep);
+          end = first + keep;
+        }
+        break;
+      case 6:
+        for (std::uint64_t k = std::min<std::uint64_t>(next(4), d.size()); k > 0; --k) {
+          d.pop_back();
+          --end;
+        }
+        break;
+    }
+    REQUIRE(d.size() == end - first);
+    REQUIRE(counted::live == static_cast<long>(d.size() + d.waiting()));
+    if (!d.empty()) {
+      REQUIRE(d.front().value == first);
+      REQUIRE(d.back().value == end - 1);
+      const std::size_t i = next(d.size());
+      REQUIRE(d[i].value == first + i);
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("chunked_deque: a deferred front erase destroys the dropped elements by reclaim(), each once") {
+  using deque = raft::detail::chunked_deque<counted>;
+  std::uint64_t rng = 12345;
   {
     deque d;
-    std::uint64_t first = 0, end = 0;  // d holds first..end-1
-    for (int step = 0; step < 3000; ++step) {
-      switch (next(6)) {
-        case 0:
-        case 1:
-          for (std::uint64_t k = next(3 * chunk); k > 0; --k) d.push_back(counted(end++));
-          break;
-        case 2: {
-          const std::size_t n = next(d.size() + 1);
-          d.erase_front_deferred(n);
-          first += n;
-          break;
-        }
-        case 3:
-          d.reclaim(next(2 * chunk));
-          break;
-        case 4: {
-          const std::size_t n = next(d.size() + 1);
-          d.erase_front(n);
-          first += n;
-          break;
-        }
-        case 5:
-          if (!d.empty() && next(4) == 0) {
-            const std::size_t keep = next(d.size() + 1);
-            d.truncate(keep);
-            end = first + keep;
-          }
-          break;
-      }
-      REQUIRE(d.size() == end - first);
-      REQUIRE(counted::live == static_cast<long>(d.size() + d.waiting()));
-      if (!d.empty()) {
-        REQUIRE(d.front().value == first);
-        REQUIRE(d.back().value == end - 1);
-        const std::size_t i = next(d.size());
-        REQUIRE(d[i].value == first + i);
-      }
-    }
+    random_walk_of_chunked_deque(d, rng, 3 * deque::chunk_size, 3000);
     d.reclaim(d.waiting());
     CHECK(d.waiting() == 0);
     CHECK(counted::live == static_cast<long>(d.size()));
@@ -336,6 +349,44 @@ TEST_CASE("chunked_deque: a deferred front erase destroys the dropped elements b
     deque moved(std::move(d));  // what waits moves along, and is destroyed with it
   }
   CHECK(counted::live == 0);
+}
+
+TEST_CASE("chunked_deque: a new deque starts in a small chunk and crosses into full ones, elements in place") {
+  using deque = raft::detail::chunked_deque<counted>;
+  static_assert(deque::first_chunk_size < deque::chunk_size);
+  std::uint64_t rng = 777;
+  for (int round = 0; round < 200; ++round) {
+    CAPTURE(round);
+    deque d;
+    // Around the small chunk's size, so that walks empty it, refill it and cross out of it.
+    random_walk_of_chunked_deque(d, rng, 2 * deque::first_chunk_size + 2, 60);
+    if (round % 4 == 0) {  // and past the first full chunk, which frees the small one
+      for (std::size_t k = 0; k < deque::chunk_size + deque::first_chunk_size; ++k) d.push_back(counted(k));
+      d.erase_front(d.size() - 1);
+      CHECK(d.front().value == deque::chunk_size + deque::first_chunk_size - 1);
+    }
+    deque copy(d);
+    REQUIRE(copy.size() == d.size());
+    for (std::size_t i = 0; i < d.size(); ++i) REQUIRE(copy[i].value == d[i].value);
+    deque moved(std::move(d));
+    d = deque{};  // a moved-from deque can be reused
+    d.push_back(counted(1));
+    CHECK(d.back().value == 1);
+  }
+  CHECK(counted::live == 0);
+}
+
+// Elements keep their address while others are added and removed around them: the log and the
+// node's queues hand out references.
+TEST_CASE("chunked_deque: elements never move, across the small first chunk and the full ones") {
+  raft::detail::chunked_deque<std::uint64_t> d;
+  std::vector<const std::uint64_t*> where;
+  const std::size_t n = 3 * decltype(d)::chunk_size;
+  for (std::uint64_t k = 0; k < n; ++k) where.push_back(&d.emplace_back(k));
+  for (std::size_t i = 0; i < n; ++i) REQUIRE(&d[i] == where[i]);
+  d.erase_front(decltype(d)::first_chunk_size + 1);  // the small chunk is freed
+  d.erase_front_deferred(5);
+  for (std::size_t i = 0; i < d.size(); ++i) REQUIRE(&d[i] == where[i + decltype(d)::first_chunk_size + 6]);
 }
 
 TEST_CASE("compaction frees the dropped entries a slice at a time") {
