@@ -44,6 +44,9 @@ struct node_metrics {
   std::uint64_t membership_changes = 0;    ///< configuration entries appended as leader
   std::uint64_t leadership_transfers = 0;  ///< TimeoutNow sent
   std::uint64_t quiesced = 0;              ///< times this node's group went quiet (options::quiesce)
+  std::uint64_t woken_for_work = 0;        ///< ... and woke for a proposal, read, transfer or change
+  std::uint64_t woken_by_message = 0;      ///< ... for a member's message
+  std::uint64_t woken_leader_down = 0;     ///< ... for peer_down() of its leader
   std::uint64_t read_barriers = 0;         ///< async_read_barrier() calls completed successfully
   std::uint64_t lease_reads = 0;           ///< of which served from the lease
   std::uint64_t storage_flushes = 0;

@@ -623,7 +623,7 @@ class node {
   // (defined in raft/node/quiescence.hpp)
   [[nodiscard]] bool ready_to_quiesce();
   [[gnu::cold, gnu::noinline]] void quiesce();
-  [[gnu::cold, gnu::noinline]] void wake();
+  [[gnu::cold, gnu::noinline]] void wake(std::uint64_t node_metrics::*why);
   [[gnu::cold, gnu::noinline]] void wake_for(const message& m);
   [[gnu::cold, gnu::noinline]] void follow_quiesce(const append_request& r);
 

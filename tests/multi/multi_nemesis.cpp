@@ -14,9 +14,10 @@
 // the faults heal, every group must elect and serve again, its replicas must agree, and the
 // clients' history must be linearizable (keys name their group, and each key is checked alone).
 //
-// Coverage, summed over the seeds: groups that went quiet, processes reported down by the
-// liveness pings, reads served while groups were quiet or waking. --require-coverage fails the
-// run if any of them is zero. Every failure names its seed; `--first S --seeds 1` replays it.
+// Coverage, summed over the seeds: groups that went quiet, and woke again for work (a proposal,
+// read or transfer), for a member's message, or because the liveness pings reported their
+// leader's process down; processes reported down; barrier reads served. --require-coverage
+// fails the run if any of them is zero. Every failure names its seed; `--first S --seeds 1` replays it.
 // --expect-failure inverts the verdict, for a mutant of the library (tests/multi/mutants/): the
 // run passes only if some seed fails.
 #include <algorithm>
@@ -48,11 +49,13 @@ using vduration = raft::testing::virtual_clock::duration;
 
 struct coverage {
   std::uint64_t quiesced = 0;     ///< times a node's group went quiet
+  std::uint64_t woken_for_work = 0, woken_by_message = 0, woken_leader_down = 0;  ///< and woke, why
   std::uint64_t peers_down = 0;   ///< liveness reports
   std::uint64_t barrier_reads = 0;
   std::uint64_t crashes = 0, pauses = 0, isolations = 0, transfers = 0, idle_periods = 0;
   coverage& operator+=(const coverage& o) {
-    quiesced += o.quiesced, peers_down += o.peers_down, barrier_reads += o.barrier_reads;
+    quiesced += o.quiesced, woken_for_work += o.woken_for_work, woken_by_message += o.woken_by_message;
+    woken_leader_down += o.woken_leader_down, peers_down += o.peers_down, barrier_reads += o.barrier_reads;
     crashes += o.crashes, pauses += o.pauses, isolations += o.isolations, transfers += o.transfers;
     idle_periods += o.idle_periods;
     return *this;
@@ -240,7 +243,13 @@ class run {
     for (node_id p : c.processes()) {
       if (!c.is_up(p) || (only && *only != p)) continue;
       cov.peers_down += c.router(p).stats().peers_down;
-      for (group_id g : c.groups()) cov.quiesced += c.node(p, g).metrics().quiesced;
+      for (group_id g : c.groups()) {
+        const raft::node_metrics& m = c.node(p, g).metrics();
+        cov.quiesced += m.quiesced;
+        cov.woken_for_work += m.woken_for_work;
+        cov.woken_by_message += m.woken_by_message;
+        cov.woken_leader_down += m.woken_leader_down;
+      }
     }
   }
 
@@ -336,16 +345,20 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(s), why.c_str(), static_cast<unsigned long long>(s));
     }
   }
-  std::printf("multi_nemesis: seeds %llu..%llu, %llu failed; coverage: %llu quiesced, %llu peers reported down, "
+  std::printf("multi_nemesis: seeds %llu..%llu, %llu failed; coverage: %llu quiesced, woken %llu for work, "
+              "%llu by a message, %llu with the leader down; %llu peers reported down, "
               "%llu barrier reads, %llu crashes, %llu pauses, %llu isolations, %llu transfers, %llu idle periods\n",
               static_cast<unsigned long long>(first), static_cast<unsigned long long>(first + seeds - 1),
               static_cast<unsigned long long>(failed), static_cast<unsigned long long>(total.quiesced),
-              static_cast<unsigned long long>(total.peers_down), static_cast<unsigned long long>(total.barrier_reads),
+              static_cast<unsigned long long>(total.woken_for_work), static_cast<unsigned long long>(total.woken_by_message),
+              static_cast<unsigned long long>(total.woken_leader_down), static_cast<unsigned long long>(total.peers_down), static_cast<unsigned long long>(total.barrier_reads),
               static_cast<unsigned long long>(total.crashes), static_cast<unsigned long long>(total.pauses),
               static_cast<unsigned long long>(total.isolations), static_cast<unsigned long long>(total.transfers),
               static_cast<unsigned long long>(total.idle_periods));
-  if (require_coverage && (total.quiesced == 0 || total.peers_down == 0 || total.barrier_reads == 0)) {
-    std::printf("multi_nemesis: coverage missing (quiesced, peers reported down and barrier reads must all be nonzero)\n");
+  if (require_coverage && (total.quiesced == 0 || total.woken_for_work == 0 || total.woken_by_message == 0 ||
+                           total.woken_leader_down == 0 || total.peers_down == 0 || total.barrier_reads == 0)) {
+    std::printf("multi_nemesis: coverage missing (quiesced, each way of waking, peers reported down and barrier "
+                "reads must all be nonzero)\n");
     return 1;
   }
   if (expect_failure) {

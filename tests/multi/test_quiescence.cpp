@@ -83,9 +83,11 @@ TEST_CASE("quiescence: idle groups go quiet; then the processes exchange only pi
     // A proposal wakes its group (and only it), commits everywhere, and the group goes quiet again.
     const group_id g{4};
     const node_id leader = *c.leader(g);
+    const auto woken_before = c.node(leader, g).metrics().woken_for_work;
     auto put = c.propose(leader, g, kv_state_machine::put("k", "v"));
     REQUIRE(c.run_until([&] { return put->done(); }, 2s));
     CHECK(put->succeeded());
+    CHECK(c.node(leader, g).metrics().woken_for_work == woken_before + 1);
     for (node_id p : c.processes()) CHECK(c.node(p, group_id{5}).quiesced());  // another group slept on
     REQUIRE(c.run_until([&] { return all_quiet(c); }, 5s));
     for (node_id p : c.processes()) CHECK(c.state_machine(p, g).find("k") == "v");
@@ -100,10 +102,22 @@ TEST_CASE("quiescence: when the process leading quiet groups crashes, its groups
     REQUIRE(c.wait_for_leaders(10s));
     REQUIRE(c.run_until([&] { return all_quiet(c); }, 5s));
     const node_id victim = *c.leader(group_id{1});
+    std::vector<group_id> led_by_victim;
+    for (group_id g : c.groups())
+      if (*c.leader(g) == victim) led_by_victim.push_back(g);
     c.crash(victim);
     // Found down after an election timeout of silence (150 ms), then an election (150-300 ms
     // timeout, pre-vote and vote): well within a second of virtual time.
     REQUIRE(c.run_until([&] { return leaders_elsewhere(c, victim); }, 1s));
+    // The liveness report woke the groups the victim led (a follower may instead wake for the
+    // other's campaign), and no other group.
+    for (group_id g : c.groups()) {
+      std::uint64_t woken = 0;
+      for (node_id p : c.processes())
+        if (p != victim) woken += c.node(p, g).metrics().woken_leader_down;
+      const bool led = std::find(led_by_victim.begin(), led_by_victim.end(), g) != led_by_victim.end();
+      CHECK(led == (woken > 0));
+    }
     // They commit.
     for (group_id g : c.groups()) {
       auto put = c.propose(*c.leader(g), g, kv_state_machine::put("after", "crash"));

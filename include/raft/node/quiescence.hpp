@@ -62,10 +62,11 @@ void node<StateMachine, Storage, Transport, Timer>::quiesce() {
 }
 
 /// Ends quiescence: the leader ticks now and gives every follower a whole CheckQuorum round;
-/// a follower's election timer runs again.
+/// a follower's election timer runs again. `why` is the metric that counts the cause.
 template <class StateMachine, class Storage, class Transport, class Timer>
-void node<StateMachine, Storage, Transport, Timer>::wake() {
+void node<StateMachine, Storage, Transport, Timer>::wake(std::uint64_t node_metrics::*why) {
   if (!quiesced_) return;
+  ++(metrics_.*why);
   quiesced_ = false;
   idle_rounds_ = 0;
   if (role_ == role::leader) {
@@ -85,16 +86,16 @@ void node<StateMachine, Storage, Transport, Timer>::wake_for(const message& m) {
     if (const auto* a = m.body.get_if<append_response>();
         a && a->term == term_ && a->success && a->match_index >= log_.last_index())
       return;
-    return wake();
+    return wake(&node_metrics::woken_by_message);
   }
   if (m.from == leader_) {
     if (const auto* a = m.body.get_if<append_request>(); a && a->quiesce) return;  // still quiet
     const bool campaigns = m.body.holds<vote_request>();
-    wake();
+    wake(&node_metrics::woken_by_message);
     if (campaigns) set_leader(no_node);  // it no longer leads: its vote request is judged freely
     return;
   }
-  wake();
+  wake(&node_metrics::woken_by_message);
   last_leader_contact_ = Clock::now();  // a member woke up; as far as we know the leader lives
 }
 
@@ -114,7 +115,7 @@ void node<StateMachine, Storage, Transport, Timer>::peer_down(node_id id) {
   if (!quiesced_ || role_ == role::leader || leader_ != id) return;
   log_line(log_level::info, "node ", opts_.id, " wakes in term ", term_, ": the process of leader ", id,
            " is down");
-  wake();
+  wake(&node_metrics::woken_leader_down);
 }
 
 }  // namespace v1

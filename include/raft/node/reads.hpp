@@ -14,7 +14,7 @@ template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::start_read(op_completion<index_t> done) {
   if (stopping_) return refuse(std::move(done), errc::stopped);
   if (role_ == role::leader) {
-    wake();
+    wake(&node_metrics::woken_for_work);
     leader_read([this, done = std::move(done)](result<index_t> r) mutable {
       if (!r) return complete_later(std::move(done), std::move(r));
       wait_applied(*r, std::move(done));

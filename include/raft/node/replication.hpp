@@ -35,7 +35,7 @@ inline auto node<StateMachine, Storage, Transport, Timer>::proposal_refusal() co
 /// in parallel (§10.2.1); the leader counts itself for it only once it is durable.
 template <class StateMachine, class Storage, class Transport, class Timer>
 inline index_t node<StateMachine, Storage, Transport, Timer>::append_local(entry_kind kind, buffer data) {
-  if (quiesced_) wake();
+  if (quiesced_) wake(&node_metrics::woken_for_work);
   const index_t index = log_.last_index().next();
   log_.append(log_entry{term_, index, kind, std::move(data)});
   if (kind == entry_kind::configuration) {

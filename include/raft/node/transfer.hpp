@@ -17,7 +17,7 @@ void node<StateMachine, Storage, Transport, Timer>::start_transfer(node_id targe
   if (target == opts_.id) return complete_later(std::move(done), result<node_id>(opts_.id));
   peer* const to = find_peer(target);
   if (!config_.is_voter(target) || to == nullptr) return refuse(std::move(done), errc::invalid_argument);
-  wake();
+  wake(&node_metrics::woken_for_work);
   log_line(log_level::info, "node ", opts_.id, " transfers leadership to ", target);
   transfer_ = transfer_state{target, term_, Clock::now() + std::chrono::duration_cast<typename Clock::duration>(
                                                                  opts_.election_timeout_max),
