@@ -9,8 +9,6 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <fstream>
-#include <iterator>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -26,12 +24,15 @@
 #include "storage_support.hpp"
 
 using namespace raft;
+using storage_test::bytes_of;
+using storage_test::no_sync;
+using storage_test::read_file;
+using storage_test::run;
 using storage_test::temp_dir;
+using storage_test::write_file;
 namespace fs = std::filesystem;
 
 namespace {
-
-const file_storage_options no_sync{false, std::size_t{64} << 20, {}};
 
 log_entry entry(std::uint64_t index, std::uint64_t term) {
   return log_entry{term_t{term}, index_t{index}, entry_kind::command,
@@ -43,28 +44,10 @@ std::vector<log_entry> entries(std::uint64_t first, std::uint64_t count, std::ui
   return out;
 }
 
-void run(asio::awaitable<void> task) {
-  asio::io_context io;
-  std::exception_ptr error;
-  bool done = false;
-  asio::co_spawn(io, std::move(task), [&](std::exception_ptr e) {
-    error = e;
-    done = true;
-  });
-  io.run_for(std::chrono::seconds(60));
-  REQUIRE(done);
-  if (error) std::rethrow_exception(error);
-}
-
 snapshot_meta meta(std::uint64_t index, std::uint64_t term) {
   configuration c;
   c.voters = {node_id{1}, node_id{2}, node_id{3}};
   return snapshot_meta{index_t{index}, term_t{term}, c};
-}
-
-std::vector<std::byte> bytes_of(const std::string& s) {
-  const auto b = std::as_bytes(std::span(s.data(), s.size()));
-  return {b.begin(), b.end()};
 }
 
 void commit(file_storage& s, const snapshot_meta& m, std::span<const std::byte> data) {
@@ -77,16 +60,6 @@ std::vector<std::byte> read_all(const file_snapshot_reader& r) {
   std::vector<std::byte> out(std::size_t(r.size()));
   REQUIRE(r.read_at(0, out) == out.size());
   return out;
-}
-
-std::vector<char> read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_file(const fs::path& p, const std::vector<char>& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), std::streamsize(bytes.size()));
 }
 
 /// Names of the files in `dir` that contain `part`, sorted.

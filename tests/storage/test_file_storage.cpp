@@ -6,58 +6,35 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
-
-#include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
 
 #include "raft/storage/detail/crc32c.hpp"
 #include "raft/storage/file.hpp"
 #include "storage_support.hpp"
 
 using namespace raft;
+using storage_test::no_sync;
+using storage_test::read_file;
 using storage_test::temp_dir;
+using storage_test::write_file;
 namespace fs = std::filesystem;
 
 namespace {
 
-log_entry entry(std::uint64_t index, std::uint64_t term, std::size_t size) {
+log_entry sized_entry(std::uint64_t index, std::uint64_t term, std::size_t size) {
   std::string s(size, '\0');
   for (std::size_t k = 0; k < size; ++k) s[k] = char('a' + (index * 7 + k) % 26);
   return log_entry{term_t{term}, index_t{index}, entry_kind::command, buffer::from_string(s)};
 }
 
-std::vector<log_entry> entries(std::uint64_t first, std::uint64_t count, std::uint64_t term, std::size_t size) {
+std::vector<log_entry> sized_entries(std::uint64_t first, std::uint64_t count, std::uint64_t term, std::size_t size) {
   std::vector<log_entry> out;
-  for (std::uint64_t i = first; i < first + count; ++i) out.push_back(entry(i, term, size));
+  for (std::uint64_t i = first; i < first + count; ++i) out.push_back(sized_entry(i, term, size));
   return out;
 }
 
-void flush(file_storage& s) {
-  asio::io_context io;
-  std::exception_ptr error;
-  bool done = false;
-  asio::co_spawn(io, s.flush(), [&](std::exception_ptr e) {
-    error = e;
-    done = true;
-  });
-  io.run_for(std::chrono::seconds(60));
-  REQUIRE(done);
-  if (error) std::rethrow_exception(error);
-}
-
-std::vector<char> read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_file(const fs::path& p, const std::vector<char>& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), std::streamsize(bytes.size()));
-}
+void flush(file_storage& s) { storage_test::run(s.flush()); }
 
 std::vector<fs::path> segments(const fs::path& dir) {
   std::vector<fs::path> out;
@@ -66,8 +43,6 @@ std::vector<fs::path> segments(const fs::path& dir) {
   std::sort(out.begin(), out.end());
   return out;
 }
-
-const file_storage_options no_sync{false, std::size_t{64} << 20, {}};
 
 }  // namespace
 
@@ -131,7 +106,7 @@ TEST_CASE("file_storage: files on disk have the documented headers") {
     file_storage s(dir.path(), no_sync);
     (void)s.load();
     s.save_hard_state(hard_state{term_t{4}, node_id{2}});
-    s.append(entries(1, 3, 1, 10));
+    s.append(sized_entries(1, 3, 1, 10));
     flush(s);
   }
   const auto hs = read_file(dir.path() / "hard_state");
@@ -165,10 +140,10 @@ TEST_CASE("file_storage: a torn last record, cut at every byte, is dropped; the 
   {
     file_storage s(dir.path(), no_sync);
     (void)s.load();
-    s.append(entries(1, n - 1, 1, 50));
+    s.append(sized_entries(1, n - 1, 1, 50));
     flush(s);
     before_last = fs::file_size(segments(dir.path()).at(0));
-    s.append(entries(n, 1, 1, 70));
+    s.append(sized_entries(n, 1, 1, 70));
     flush(s);
   }
   const fs::path seg = segments(dir.path()).at(0);
@@ -181,15 +156,15 @@ TEST_CASE("file_storage: a torn last record, cut at every byte, is dropped; the 
       file_storage s(dir.path(), no_sync);
       const auto ps = s.load();
       REQUIRE(ps.entries.size() == n - 1);
-      CHECK(ps.entries == entries(1, n - 1, 1, 50));
+      CHECK(ps.entries == sized_entries(1, n - 1, 1, 50));
       CHECK(fs::file_size(seg) == before_last);  // the torn tail was cut off the file
-      s.append(entries(n, 2, 2, 30));
+      s.append(sized_entries(n, 2, 2, 30));
       flush(s);
     }
     file_storage s(dir.path(), no_sync);
     const auto ps = s.load();
     REQUIRE(ps.entries.size() == n + 1);
-    CHECK(ps.entries.back() == entry(n + 1, 2, 30));
+    CHECK(ps.entries.back() == sized_entry(n + 1, 2, 30));
   };
 
   for (std::size_t len = before_last; len < full.size(); ++len) {
@@ -215,10 +190,10 @@ TEST_CASE("file_storage: a corrupt record in the middle is refused, naming file 
   {
     file_storage s(dir.path(), no_sync);
     (void)s.load();
-    s.append(entries(1, 2, 1, 40));
+    s.append(sized_entries(1, 2, 1, 40));
     flush(s);
     third = fs::file_size(segments(dir.path()).at(0));
-    s.append(entries(3, 8, 1, 40));
+    s.append(sized_entries(3, 8, 1, 40));
     flush(s);
   }
   const fs::path seg = segments(dir.path()).at(0);
@@ -248,7 +223,7 @@ TEST_CASE("file_storage: a damaged segment before the last one is refused") {
   {
     file_storage s(dir.path(), file_storage_options{false, 1024, {}});
     (void)s.load();
-    s.append(entries(1, 100, 1, 50));
+    s.append(sized_entries(1, 100, 1, 50));
     flush(s);
   }
   auto segs = segments(dir.path());
@@ -268,13 +243,13 @@ TEST_CASE("file_storage: unflushed changes are lost at destruction, like a crash
   {
     file_storage s(dir.path());
     (void)s.load();
-    s.append(entries(1, 10, 1, 20));
+    s.append(sized_entries(1, 10, 1, 20));
     flush(s);
     s.truncate_after(index_t{4});
-    s.append(entries(5, 3, 2, 20));
+    s.append(sized_entries(5, 3, 2, 20));
   }
   file_storage s(dir.path());
-  CHECK(s.load().entries == entries(1, 10, 1, 20));
+  CHECK(s.load().entries == sized_entries(1, 10, 1, 20));
 }
 
 TEST_CASE("file_storage: one directory, one storage (flock)") {
@@ -300,10 +275,10 @@ TEST_CASE("file_storage: a failed sync is fatal: flush throws, and so does every
   {
     file_storage s(dir.path(), o);
     (void)s.load();
-    s.append(entries(1, 5, 1, 20));
+    s.append(sized_entries(1, 5, 1, 20));
     flush(s);
     fail = true;
-    s.append(entries(6, 5, 1, 20));
+    s.append(sized_entries(6, 5, 1, 20));
     try {
       flush(s);
       FAIL("flush succeeded although fdatasync failed");
@@ -312,7 +287,7 @@ TEST_CASE("file_storage: a failed sync is fatal: flush throws, and so does every
       CHECK(std::string(e.what()).find("fdatasync") != std::string::npos);
     }
     fail = false;  // never retried: the storage stays failed
-    CHECK_THROWS_AS(s.append(entries(11, 1, 1, 20)), std::system_error);
+    CHECK_THROWS_AS(s.append(sized_entries(11, 1, 1, 20)), std::system_error);
     CHECK_THROWS_AS(s.truncate_after(index_t{3}), std::system_error);
     CHECK_THROWS_AS(s.save_hard_state(hard_state{term_t{2}, no_node}), std::system_error);
     CHECK_THROWS_AS(flush(s), std::system_error);
@@ -325,7 +300,7 @@ TEST_CASE("file_storage: a failed sync is fatal: flush throws, and so does every
     fail = true;
     CHECK_THROWS_AS(s.save_hard_state(hard_state{term_t{3}, node_id{1}}), std::system_error);
     fail = false;
-    CHECK_THROWS_AS(s.append(entries(11, 1, 1, 20)), std::system_error);
+    CHECK_THROWS_AS(s.append(sized_entries(11, 1, 1, 20)), std::system_error);
   }
 }
 
@@ -336,18 +311,18 @@ TEST_CASE("file_storage: compact_through drops whole segments and keeps the base
   {
     file_storage s(dir.path(), small);
     (void)s.load();
-    s.append(entries(1, 1000, 1, 40));
+    s.append(sized_entries(1, 1000, 1, 40));
     flush(s);
     segs_before = segments(dir.path()).size();
     REQUIRE(segs_before > 10);
     s.compact_through(index_t{500}, term_t{1});
     s.compact_through(index_t{400}, term_t{1});  // below the base: nothing
     flush(s);
-    s.append(entries(1001, 10, 2, 40));
+    s.append(sized_entries(1001, 10, 2, 40));
     flush(s);
   }
-  std::vector<log_entry> want = entries(501, 500, 1, 40);
-  for (auto& e : entries(1001, 10, 2, 40)) want.push_back(e);
+  std::vector<log_entry> want = sized_entries(501, 500, 1, 40);
+  for (auto& e : sized_entries(1001, 10, 2, 40)) want.push_back(e);
   {
     file_storage s(dir.path(), small);
     const auto ps = s.load();
@@ -362,14 +337,14 @@ TEST_CASE("file_storage: compact_through drops whole segments and keeps the base
     s.compact_through(index_t{2000}, term_t{7});
     flush(s);
     CHECK(segments(dir.path()).empty());
-    s.append(entries(2001, 5, 7, 40));
+    s.append(sized_entries(2001, 5, 7, 40));
     flush(s);
   }
   file_storage s(dir.path(), small);
   const auto ps = s.load();
   CHECK(ps.base_index == index_t{2000});
   CHECK(ps.base_term == term_t{7});
-  CHECK(ps.entries == entries(2001, 5, 7, 40));
+  CHECK(ps.entries == sized_entries(2001, 5, 7, 40));
 }
 
 TEST_CASE("file_storage: group commit: one write and one sync per flush") {
@@ -378,13 +353,13 @@ TEST_CASE("file_storage: group commit: one write and one sync per flush") {
   (void)s.load();
   for (int round = 0; round < 5; ++round) {
     const auto before = s.stats();
-    s.append(entries(1 + std::uint64_t(round) * 100, 60, 1, 64));
-    s.append(entries(61 + std::uint64_t(round) * 100, 40, 1, 64));
+    s.append(sized_entries(1 + std::uint64_t(round) * 100, 60, 1, 64));
+    s.append(sized_entries(61 + std::uint64_t(round) * 100, 40, 1, 64));
     flush(s);
     const auto after = s.stats();
     CHECK(after.write_calls - before.write_calls == 1);
     CHECK(after.syncs - before.syncs == 1);
     CHECK(after.entries_written - before.entries_written == 100);
   }
-  CHECK_THROWS_AS(s.append(entries(1000, 1, 1, 1)), std::invalid_argument);  // not contiguous
+  CHECK_THROWS_AS(s.append(sized_entries(1000, 1, 1, 1)), std::invalid_argument);  // not contiguous
 }

@@ -214,9 +214,19 @@ class noisy_group {
   neighbours& n_;
 };
 
+/// The seed of a randomized test here: RAFT_SHARED_LOG_SEED if set, else a fresh one; printed.
+std::uint64_t shared_log_seed(const char* what) {
+  std::uint64_t seed = std::random_device{}();
+  if (const char* env = std::getenv("RAFT_SHARED_LOG_SEED")) seed = std::strtoull(env, nullptr, 10);
+  std::printf("shared_log: %s: random seed %llu (RAFT_SHARED_LOG_SEED=%llu replays it)\n", what,
+              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
+  return seed;
+}
+
 class noisy_place {
  public:
-  explicit noisy_place(shared_log_options o) : options_(std::move(o)), neighbours_(std::random_device{}()) {}
+  explicit noisy_place(shared_log_options o)
+      : options_(std::move(o)), neighbours_(shared_log_seed("the neighbour groups' writes")) {}
   noisy_group& open() {
     wrapper_.reset();
     group_.reset();
@@ -732,10 +742,7 @@ TEST_CASE("shared_log: a second shared_log on the same directory is refused") {
 }
 
 TEST_CASE("shared_log: randomized groups against a model, with reopens, compactions and removals") {
-  std::uint64_t seed = std::random_device{}();
-  if (const char* env = std::getenv("RAFT_SHARED_LOG_SEED")) seed = std::strtoull(env, nullptr, 10);
-  std::printf("shared_log: random seed %llu (RAFT_SHARED_LOG_SEED=%llu replays it)\n",
-              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
+  const std::uint64_t seed = shared_log_seed("groups against a model");
   INFO("seed " << seed);
   std::mt19937_64 rng(seed);
   storage_test::temp_dir dir;
