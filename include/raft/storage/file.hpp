@@ -119,12 +119,7 @@ class file_snapshot_reader {
   /// at the end, 0 at or past it). Throws std::system_error on a read error, and
   /// file_storage_corruption if the file has become shorter than its snapshot.
   std::size_t read_at(std::uint64_t offset, std::span<std::byte> buf) const {
-    if (offset >= f_->data_size) return 0;
-    const std::size_t want = std::min<std::uint64_t>(buf.size(), f_->data_size - offset);
-    const std::size_t got = detail::read_at(f_->fd.get(), buf.data(), want, f_->data_offset + offset, f_->path);
-    if (got != want)
-      throw file_storage_corruption(f_->path, f_->data_offset + offset + got, "snapshot file ends early");
-    return got;
+    return detail::read_snapshot_data(*f_, offset, buf);
   }
   /// The file it reads (it may have been deleted since).
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return f_->path; }
@@ -143,40 +138,18 @@ class file_snapshot_reader {
 class file_snapshot_writer {
  public:
   file_snapshot_writer(file_snapshot_writer&& o) noexcept
-      : storage_(std::exchange(o.storage_, nullptr)),
-        token_(std::move(o.token_)),
-        tmp_(std::move(o.tmp_)),
-        final_(std::move(o.final_)),
-        fd_(std::move(o.fd_)),
-        meta_(std::move(o.meta_)),
-        data_offset_(o.data_offset_),
-        data_size_(o.data_size_),
-        file_size_(o.file_size_),
-        crc_(o.crc_),
-        buf_(std::move(o.buf_)) {
-    o.tmp_.clear();
-  }
+      : storage_(std::exchange(o.storage_, nullptr)), token_(std::move(o.token_)), file_(std::move(o.file_)) {}
   file_snapshot_writer& operator=(file_snapshot_writer&& o) noexcept {
     if (this != &o) {
-      abandon();
+      file_ = std::move(o.file_);  // removes this writer's temporary file first
       storage_ = std::exchange(o.storage_, nullptr);
       token_ = std::move(o.token_);
-      tmp_ = std::move(o.tmp_);
-      o.tmp_.clear();
-      final_ = std::move(o.final_);
-      fd_ = std::move(o.fd_);
-      meta_ = std::move(o.meta_);
-      data_offset_ = o.data_offset_;
-      data_size_ = o.data_size_;
-      file_size_ = o.file_size_;
-      crc_ = o.crc_;
-      buf_ = std::move(o.buf_);
     }
     return *this;
   }
   file_snapshot_writer(const file_snapshot_writer&) = delete;
   file_snapshot_writer& operator=(const file_snapshot_writer&) = delete;
-  ~file_snapshot_writer() { abandon(); }
+  ~file_snapshot_writer() { file_.abandon(); }
 
   /// Appends `bytes` to the snapshot. I/O errors are fatal for the storage (as in flush()).
   void write(std::span<const std::byte> bytes);
@@ -187,7 +160,7 @@ class file_snapshot_writer {
   asio::awaitable<void> commit();
 
   /// Snapshot bytes written so far.
-  [[nodiscard]] std::uint64_t size() const noexcept { return data_size_; }
+  [[nodiscard]] std::uint64_t size() const noexcept { return file_.size(); }
 
  private:
   friend class file_storage;
@@ -196,47 +169,19 @@ class file_snapshot_writer {
                        std::span<const std::byte> encoded_meta)
       : storage_(s),
         token_(std::move(token)),
-        tmp_(std::move(tmp)),
-        final_(std::move(final_path)),
-        fd_(std::move(fd)),
-        meta_(std::move(meta)) {
-    const auto header = detail::file_format::encode_snapshot_header(std::uint32_t(encoded_meta.size()));
-    buf_.reserve(detail::file_format::snapshot_write_chunk);
-    buf_.insert(buf_.end(), header.begin(), header.end());
-    buf_.insert(buf_.end(), encoded_meta.begin(), encoded_meta.end());
-    crc_ = detail::crc32c(buf_.data(), buf_.size());
-    data_offset_ = buf_.size();
-  }
+        file_(std::move(tmp), std::move(final_path), std::move(fd), std::move(meta), encoded_meta) {}
 
   void require_open(const char* what) const {
-    if (!fd_ || storage_ == nullptr)
+    if (!file_.is_open() || storage_ == nullptr)
       throw std::logic_error(std::string("raft::file_snapshot_writer::") + what +
                              " after commit (or on a moved-from writer)");
   }
-  void write_out(const std::byte* data, std::size_t size);
-  void flush_buffer() {
-    if (buf_.empty()) return;
-    write_out(buf_.data(), buf_.size());
-    buf_.clear();
-  }
-  /// Not committed: close and remove the temporary file (best effort).
-  void abandon() noexcept {
-    fd_.reset();
-    if (!tmp_.empty()) ::unlink(tmp_.c_str());
-    tmp_.clear();
-  }
+  /// What the snapshot file does with a write error: it is fatal for the storage.
+  [[nodiscard]] auto fail_storage() const;
 
   file_storage* storage_ = nullptr;
   std::shared_ptr<int> token_;  ///< tells the storage a writer is open
-  std::filesystem::path tmp_;   ///< empty once committed (or moved from)
-  std::filesystem::path final_;
-  detail::unique_fd fd_;
-  snapshot_meta meta_;
-  std::uint64_t data_offset_ = 0;  ///< header + metadata bytes
-  std::uint64_t data_size_ = 0;    ///< snapshot bytes so far
-  std::uint64_t file_size_ = 0;    ///< bytes written to the file so far
-  std::uint32_t crc_ = 0;          ///< CRC-32C of every byte of the file so far (buffered too)
-  std::vector<std::byte> buf_;     ///< bytes not yet written
+  detail::snapshot_file_writer file_;
 };
 
 /// A durable raft::storage in a directory. See the top of this file and docs/storage.md.
@@ -666,26 +611,15 @@ class file_storage {
           }
           // The task owns the file (and its descriptor) for as long as it runs.
           snapshot_thread_.post([this, file = std::move(file), tmp, done = std::move(done)]() mutable {
-            const std::filesystem::path& final_path = file->path;
             std::exception_ptr error;
             if (failed_.load(std::memory_order_acquire)) {
               std::lock_guard lock(mutex_);
               error = failure_;
             } else {
               try {
-                sync_fd(file->fd.get(), false, tmp);
-                if (::rename(tmp.c_str(), final_path.c_str()) != 0) throw detail::posix_error(errno, "rename", tmp);
-                sync_dir();
-                bool removed = false;
-                for (const auto& de : std::filesystem::directory_iterator(dir_)) {
-                  namespace ff = detail::file_format;
-                  if (de.path() == final_path ||
-                      !ff::parse_file_name(ff::indexed_file::snapshot, de.path().filename().string()))
-                    continue;
-                  remove_file(de.path());
-                  removed = true;
-                }
-                if (removed) sync_dir();
+                detail::install_snapshot_file(
+                    *file, tmp, dir_, [this](int fd, const std::filesystem::path& what) { sync_fd(fd, false, what); },
+                    [this] { sync_dir(); });
               } catch (...) {
                 error = std::current_exception();
                 record_failure(error);
@@ -1047,53 +981,24 @@ class file_storage {
   std::thread writer_;  // last: starts after everything above is constructed
 };
 
-inline void file_snapshot_writer::write_out(const std::byte* data, std::size_t size) {
-  try {
-    detail::write_all(fd_.get(), data, size, file_size_, tmp_);
-  } catch (...) {
-    storage_->record_failure(std::current_exception());
-    throw;
-  }
-  file_size_ += size;
+inline auto file_snapshot_writer::fail_storage() const {
+  return [storage = storage_](std::exception_ptr e) { storage->record_failure(std::move(e)); };
 }
 
 inline void file_snapshot_writer::write(std::span<const std::byte> bytes) {
   require_open("write");
   storage_->throw_if_failed();
-  crc_ = detail::crc32c_update(crc_, bytes.data(), bytes.size());
-  data_size_ += bytes.size();
-  constexpr std::size_t chunk = detail::file_format::snapshot_write_chunk;
-  if (buf_.size() + bytes.size() <= chunk) {
-    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
-    return;
-  }
-  flush_buffer();
-  if (bytes.size() >= chunk)
-    write_out(bytes.data(), bytes.size());
-  else
-    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+  file_.write(bytes, fail_storage());
 }
 
 inline asio::awaitable<void> file_snapshot_writer::commit() {
   require_open("commit");
   storage_->throw_if_failed();
-  std::array<std::byte, detail::file_format::snapshot_trailer_bytes> trailer{};
-  detail::store_u64(trailer.data(), data_size_);
-  crc_ = detail::crc32c_update(crc_, trailer.data(), 8);
-  detail::store_u32(trailer.data() + 8, crc_);
-  buf_.insert(buf_.end(), trailer.begin(), trailer.end());
-  flush_buffer();
-  auto f = std::make_shared<detail::snapshot_file>();
-  f->path = final_;
-  f->fd = std::move(fd_);
-  f->meta = meta_;
-  f->data_offset = data_offset_;
-  f->data_size = data_size_;
-  std::shared_ptr<const detail::snapshot_file> file = std::move(f);
-  co_await storage_->async_commit_snapshot(file, tmp_, asio::use_awaitable);
+  std::shared_ptr<const detail::snapshot_file> file = file_.finish(fail_storage());
+  co_await storage_->async_commit_snapshot(file, file_.temporary_path(), asio::use_awaitable);
   // Durable and in place: it is the current snapshot now.
   storage_->snapshot_ = std::move(file);
-  tmp_.clear();
+  file_.committed();
   token_.reset();
   storage_ = nullptr;
 }

@@ -332,12 +332,7 @@ class shared_log_snapshot_reader {
   [[nodiscard]] std::uint64_t size() const noexcept { return f_->data_size; }
   /// Copies up to `buf.size()` bytes from `offset`; returns how many (fewer only at the end).
   std::size_t read_at(std::uint64_t offset, std::span<std::byte> buf) const {
-    if (offset >= f_->data_size) return 0;
-    const std::size_t want = std::min<std::uint64_t>(buf.size(), f_->data_size - offset);
-    const std::size_t got = detail::read_at(f_->fd.get(), buf.data(), want, f_->data_offset + offset, f_->path);
-    if (got != want)
-      throw file_storage_corruption(f_->path, f_->data_offset + offset + got, "snapshot file ends early");
-    return got;
+    return detail::read_snapshot_data(*f_, offset, buf);
   }
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return f_->path; }
 
@@ -355,34 +350,13 @@ class shared_log_snapshot_reader {
 class shared_log_snapshot_writer {
  public:
   shared_log_snapshot_writer(shared_log_snapshot_writer&& o) noexcept
-      : log_(std::exchange(o.log_, nullptr)),
-        group_(std::exchange(o.group_, nullptr)),
-        tmp_(std::move(o.tmp_)),
-        final_(std::move(o.final_)),
-        fd_(std::move(o.fd_)),
-        meta_(std::move(o.meta_)),
-        data_offset_(o.data_offset_),
-        data_size_(o.data_size_),
-        file_size_(o.file_size_),
-        crc_(o.crc_),
-        buf_(std::move(o.buf_)) {
-    o.tmp_.clear();
-  }
+      : log_(std::exchange(o.log_, nullptr)), group_(std::exchange(o.group_, nullptr)), file_(std::move(o.file_)) {}
   shared_log_snapshot_writer& operator=(shared_log_snapshot_writer&& o) noexcept {
     if (this != &o) {
       abandon();
       log_ = std::exchange(o.log_, nullptr);
       group_ = std::exchange(o.group_, nullptr);
-      tmp_ = std::move(o.tmp_);
-      o.tmp_.clear();
-      final_ = std::move(o.final_);
-      fd_ = std::move(o.fd_);
-      meta_ = std::move(o.meta_);
-      data_offset_ = o.data_offset_;
-      data_size_ = o.data_size_;
-      file_size_ = o.file_size_;
-      crc_ = o.crc_;
-      buf_ = std::move(o.buf_);
+      file_ = std::move(o.file_);
     }
     return *this;
   }
@@ -397,35 +371,26 @@ class shared_log_snapshot_writer {
   /// coroutine's executor. Throws std::system_error if a write, sync or rename failed.
   asio::awaitable<void> commit();
 
-  [[nodiscard]] std::uint64_t size() const noexcept { return data_size_; }
+  [[nodiscard]] std::uint64_t size() const noexcept { return file_.size(); }
 
  private:
   friend class shared_log_group;
   shared_log_snapshot_writer(shared_log* log, detail::shared_log_group_state* group, std::filesystem::path tmp,
                              std::filesystem::path final_path, detail::unique_fd fd, snapshot_meta meta,
                              std::span<const std::byte> encoded_meta)
-      : log_(log), group_(group), tmp_(std::move(tmp)), final_(std::move(final_path)), fd_(std::move(fd)),
-        meta_(std::move(meta)) {
+      : log_(log),
+        group_(group),
+        file_(std::move(tmp), std::move(final_path), std::move(fd), std::move(meta), encoded_meta) {
     ++group_->writers;
-    const auto header = detail::file_format::encode_snapshot_header(std::uint32_t(encoded_meta.size()));
-    buf_.reserve(detail::file_format::snapshot_write_chunk);
-    buf_.insert(buf_.end(), header.begin(), header.end());
-    buf_.insert(buf_.end(), encoded_meta.begin(), encoded_meta.end());
-    crc_ = detail::crc32c(buf_.data(), buf_.size());
-    data_offset_ = buf_.size();
   }
 
   void require_open(const char* what) const {
-    if (!fd_ || log_ == nullptr)
+    if (!file_.is_open() || log_ == nullptr)
       throw std::logic_error(std::string("raft::shared_log_snapshot_writer::") + what +
                              " after commit (or on a moved-from writer)");
   }
-  void write_out(const std::byte* data, std::size_t size);
-  void flush_buffer() {
-    if (buf_.empty()) return;
-    write_out(buf_.data(), buf_.size());
-    buf_.clear();
-  }
+  /// What the snapshot file does with a write error: it fails the whole log.
+  [[nodiscard]] auto fail_log() const;
   /// Done with (committed, or abandoned): the group may get another writer.
   void release() noexcept {
     if (group_ != nullptr) --group_->writers;
@@ -433,23 +398,13 @@ class shared_log_snapshot_writer {
     log_ = nullptr;
   }
   void abandon() noexcept {
-    fd_.reset();
-    if (!tmp_.empty()) ::unlink(tmp_.c_str());
-    tmp_.clear();
+    file_.abandon();
     release();
   }
 
   shared_log* log_ = nullptr;
   detail::shared_log_group_state* group_ = nullptr;
-  std::filesystem::path tmp_;  ///< empty once committed (or moved from)
-  std::filesystem::path final_;
-  detail::unique_fd fd_;
-  snapshot_meta meta_;
-  std::uint64_t data_offset_ = 0;
-  std::uint64_t data_size_ = 0;
-  std::uint64_t file_size_ = 0;
-  std::uint32_t crc_ = 0;
-  std::vector<std::byte> buf_;
+  detail::snapshot_file_writer file_;
 };
 
 /// One durable append stream for many Raft groups. See the top of this file and docs/storage.md.
@@ -1193,21 +1148,14 @@ class shared_log {
   }
 
   void install_snapshot_file(const detail::snapshot_file& file, const std::filesystem::path& tmp) {
-    namespace ff = detail::file_format;
-    const std::filesystem::path& final_path = file.path;
-    const auto d = final_path.parent_path();
-    sync_fd(file.fd.get(), false, tmp);
-    if (::rename(tmp.c_str(), final_path.c_str()) != 0) throw detail::posix_error(errno, "rename", tmp);
-    detail::unique_fd dfd = detail::open_file(d, O_RDONLY | O_DIRECTORY);
-    sync_fd(dfd.get(), false, d);
-    bool removed = false;
-    for (const auto& de : std::filesystem::directory_iterator(d)) {
-      if (de.path() == final_path || !ff::parse_file_name(ff::indexed_file::snapshot, de.path().filename().string()))
-        continue;
-      if (::unlink(de.path().c_str()) != 0 && errno != ENOENT) throw detail::posix_error(errno, "unlink", de.path());
-      removed = true;
-    }
-    if (removed) sync_fd(dfd.get(), false, d);
+    const auto d = file.path.parent_path();
+    detail::unique_fd dfd;  // opened by the first directory sync, so only once the rename is done
+    detail::install_snapshot_file(
+        file, tmp, d, [this](int fd, const std::filesystem::path& what) { sync_fd(fd, false, what); },
+        [&] {
+          if (!dfd) dfd = detail::open_file(d, O_RDONLY | O_DIRECTORY);
+          sync_fd(dfd.get(), false, d);
+        });
   }
 
   static constexpr std::size_t max_spare_buffers = 64;
@@ -1516,53 +1464,24 @@ inline shared_log_group shared_log::open_group(group_id group_number) {
   return shared_log_group(this, &g);
 }
 
-inline void shared_log_snapshot_writer::write_out(const std::byte* data, std::size_t size) {
-  try {
-    detail::write_all(fd_.get(), data, size, file_size_, tmp_);
-  } catch (...) {
-    log_->record_failure(std::current_exception());
-    throw;
-  }
-  file_size_ += size;
+inline auto shared_log_snapshot_writer::fail_log() const {
+  return [log = log_](std::exception_ptr e) { log->record_failure(std::move(e)); };
 }
 
 inline void shared_log_snapshot_writer::write(std::span<const std::byte> bytes) {
   require_open("write");
   log_->throw_if_failed();
-  crc_ = detail::crc32c_update(crc_, bytes.data(), bytes.size());
-  data_size_ += bytes.size();
-  constexpr std::size_t chunk = detail::file_format::snapshot_write_chunk;
-  if (buf_.size() + bytes.size() <= chunk) {
-    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
-    return;
-  }
-  flush_buffer();
-  if (bytes.size() >= chunk)
-    write_out(bytes.data(), bytes.size());
-  else
-    buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+  file_.write(bytes, fail_log());
 }
 
 inline asio::awaitable<void> shared_log_snapshot_writer::commit() {
   require_open("commit");
   log_->throw_if_failed();
-  std::array<std::byte, detail::file_format::snapshot_trailer_bytes> trailer{};
-  detail::store_u64(trailer.data(), data_size_);
-  crc_ = detail::crc32c_update(crc_, trailer.data(), 8);
-  detail::store_u32(trailer.data() + 8, crc_);
-  buf_.insert(buf_.end(), trailer.begin(), trailer.end());
-  flush_buffer();
-  auto f = std::make_shared<detail::snapshot_file>();
-  f->path = final_;
-  f->fd = std::move(fd_);
-  f->meta = meta_;
-  f->data_offset = data_offset_;
-  f->data_size = data_size_;
-  std::shared_ptr<const detail::snapshot_file> file = std::move(f);
-  co_await log_->async_commit_snapshot(file, tmp_, asio::use_awaitable);
+  std::shared_ptr<const detail::snapshot_file> file = file_.finish(fail_log());
+  co_await log_->async_commit_snapshot(file, file_.temporary_path(), asio::use_awaitable);
   // Durable and in place: the group's current snapshot now.
   group_->snapshot = std::move(file);
-  tmp_.clear();
+  file_.committed();
   release();
 }
 

@@ -1,8 +1,8 @@
 // raft/storage/detail/files.hpp - what raft::file_storage and raft::shared_log share: the
 // corruption error, the file-format constants and encoders (records, segment headers, small
-// files, snapshot files), POSIX file helpers, the check of a snapshot file (read_snapshot_file)
-// and a task thread.
-// Moved here from raft/storage/file.hpp unchanged; docs/storage.md has the byte tables.
+// files, snapshot files), POSIX file helpers, a task thread, and snapshot files: writing one
+// (snapshot_file_writer, install_snapshot_file), checking one (read_snapshot_file) and reading
+// a committed one's bytes (read_snapshot_data). docs/storage.md has the byte tables.
 #pragma once
 
 #include <algorithm>
@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -384,6 +385,169 @@ inline std::shared_ptr<const snapshot_file> read_snapshot_file(const std::filesy
   f->data_offset = ff::snapshot_header_bytes + meta_len;
   f->data_size = data_size;
   return f;
+}
+
+/// Copies up to `buf.size()` bytes of committed snapshot `f`'s data from `offset`; returns how
+/// many (fewer only at the end, 0 at or past it). Throws std::system_error on a read error, and
+/// file_storage_corruption if the file has become shorter than its snapshot.
+inline std::size_t read_snapshot_data(const snapshot_file& f, std::uint64_t offset, std::span<std::byte> buf) {
+  if (offset >= f.data_size) return 0;
+  const std::size_t want = std::min<std::uint64_t>(buf.size(), f.data_size - offset);
+  const std::size_t got = read_at(f.fd.get(), buf.data(), want, f.data_offset + offset, f.path);
+  if (got != want) throw file_storage_corruption(f.path, f.data_offset + offset + got, "snapshot file ends early");
+  return got;
+}
+
+/// Writes a snapshot file under its temporary name: the header and metadata, then the bytes,
+/// checksummed on the way and written to the page cache in 1 MiB pieces (no sync); finish()
+/// appends the trailer. Destroyed (or assigned to) before committed(), it removes the temporary
+/// file. What the storages do around it differs (where the commit runs, what an I/O error
+/// fails), so a failed write is reported to the `on_write_error` they pass, then rethrown.
+class snapshot_file_writer {
+ public:
+  snapshot_file_writer(std::filesystem::path tmp, std::filesystem::path final_path, unique_fd fd, snapshot_meta meta,
+                       std::span<const std::byte> encoded_meta)
+      : tmp_(std::move(tmp)), final_(std::move(final_path)), fd_(std::move(fd)), meta_(std::move(meta)) {
+    const auto header = file_format::encode_snapshot_header(std::uint32_t(encoded_meta.size()));
+    buf_.reserve(file_format::snapshot_write_chunk);
+    buf_.insert(buf_.end(), header.begin(), header.end());
+    buf_.insert(buf_.end(), encoded_meta.begin(), encoded_meta.end());
+    crc_ = crc32c(buf_.data(), buf_.size());
+    data_offset_ = buf_.size();
+  }
+  snapshot_file_writer(snapshot_file_writer&& o) noexcept
+      : tmp_(std::exchange(o.tmp_, {})),
+        final_(std::move(o.final_)),
+        fd_(std::move(o.fd_)),
+        meta_(std::move(o.meta_)),
+        data_offset_(o.data_offset_),
+        data_size_(o.data_size_),
+        file_size_(o.file_size_),
+        crc_(o.crc_),
+        buf_(std::move(o.buf_)) {}
+  snapshot_file_writer& operator=(snapshot_file_writer&& o) noexcept {
+    if (this != &o) {
+      abandon();
+      tmp_ = std::exchange(o.tmp_, {});
+      final_ = std::move(o.final_);
+      fd_ = std::move(o.fd_);
+      meta_ = std::move(o.meta_);
+      data_offset_ = o.data_offset_;
+      data_size_ = o.data_size_;
+      file_size_ = o.file_size_;
+      crc_ = o.crc_;
+      buf_ = std::move(o.buf_);
+    }
+    return *this;
+  }
+  snapshot_file_writer(const snapshot_file_writer&) = delete;
+  snapshot_file_writer& operator=(const snapshot_file_writer&) = delete;
+  ~snapshot_file_writer() { abandon(); }
+
+  /// False once finish() handed the file on (or moved from).
+  [[nodiscard]] bool is_open() const noexcept { return bool(fd_); }
+  /// Snapshot bytes written so far.
+  [[nodiscard]] std::uint64_t size() const noexcept { return data_size_; }
+  [[nodiscard]] const std::filesystem::path& temporary_path() const noexcept { return tmp_; }
+
+  /// Appends `bytes` to the snapshot. A write error is passed to `on_write_error`
+  /// (std::exception_ptr), then rethrown.
+  template <class OnWriteError>
+  void write(std::span<const std::byte> bytes, OnWriteError&& on_write_error) {
+    crc_ = crc32c_update(crc_, bytes.data(), bytes.size());
+    data_size_ += bytes.size();
+    constexpr std::size_t chunk = file_format::snapshot_write_chunk;
+    if (buf_.size() + bytes.size() <= chunk) {
+      buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+      return;
+    }
+    flush_buffer(on_write_error);
+    if (bytes.size() >= chunk)
+      write_out(bytes.data(), bytes.size(), on_write_error);
+    else
+      buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+  }
+
+  /// Writes the trailer (data size, CRC-32C of all before) and what is still buffered, and hands
+  /// the file on, open, under its final name (not yet synced or renamed: install_snapshot_file).
+  /// The temporary file stays until committed().
+  template <class OnWriteError>
+  [[nodiscard]] std::shared_ptr<const snapshot_file> finish(OnWriteError&& on_write_error) {
+    std::array<std::byte, file_format::snapshot_trailer_bytes> trailer{};
+    store_u64(trailer.data(), data_size_);
+    crc_ = crc32c_update(crc_, trailer.data(), 8);
+    store_u32(trailer.data() + 8, crc_);
+    buf_.insert(buf_.end(), trailer.begin(), trailer.end());
+    flush_buffer(on_write_error);
+    auto f = std::make_shared<snapshot_file>();
+    f->path = final_;
+    f->fd = std::move(fd_);
+    f->meta = meta_;
+    f->data_offset = data_offset_;
+    f->data_size = data_size_;
+    return f;
+  }
+
+  /// The file was renamed into place: there is no temporary file to remove any more.
+  void committed() noexcept { tmp_.clear(); }
+
+  /// Not committed: close and remove the temporary file (best effort).
+  void abandon() noexcept {
+    fd_.reset();
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
+    tmp_.clear();
+  }
+
+ private:
+  template <class OnWriteError>
+  void write_out(const std::byte* data, std::size_t size, OnWriteError& on_write_error) {
+    try {
+      write_all(fd_.get(), data, size, file_size_, tmp_);
+    } catch (...) {
+      on_write_error(std::current_exception());
+      throw;
+    }
+    file_size_ += size;
+  }
+  template <class OnWriteError>
+  void flush_buffer(OnWriteError& on_write_error) {
+    if (buf_.empty()) return;
+    write_out(buf_.data(), buf_.size(), on_write_error);
+    buf_.clear();
+  }
+
+  std::filesystem::path tmp_;  ///< empty once committed (or moved from)
+  std::filesystem::path final_;
+  unique_fd fd_;
+  snapshot_meta meta_;
+  std::uint64_t data_offset_ = 0;  ///< header + metadata bytes
+  std::uint64_t data_size_ = 0;    ///< snapshot bytes so far
+  std::uint64_t file_size_ = 0;    ///< bytes written to the file so far
+  std::uint32_t crc_ = 0;          ///< CRC-32C of every byte of the file so far (buffered too)
+  std::vector<std::byte> buf_;     ///< bytes not yet written
+};
+
+/// The commit of a snapshot file that finish() handed on, run where its storage decides: sync
+/// the temporary file, rename it to `file.path`, sync the directory `dir`, delete every other
+/// snapshot file in it, and sync the directory again if any was deleted. `sync_file(fd, path)`
+/// and `sync_directory()` are the storage's syncs (its options and test hook decide what they
+/// do). Throws std::system_error on an I/O error.
+template <class SyncFile, class SyncDirectory>
+void install_snapshot_file(const snapshot_file& file, const std::filesystem::path& tmp,
+                           const std::filesystem::path& dir, SyncFile&& sync_file, SyncDirectory&& sync_directory) {
+  namespace ff = file_format;
+  const std::filesystem::path& final_path = file.path;
+  sync_file(file.fd.get(), tmp);
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) throw posix_error(errno, "rename", tmp);
+  sync_directory();
+  bool removed = false;
+  for (const auto& de : std::filesystem::directory_iterator(dir)) {
+    if (de.path() == final_path || !ff::parse_file_name(ff::indexed_file::snapshot, de.path().filename().string()))
+      continue;
+    if (::unlink(de.path().c_str()) != 0 && errno != ENOENT) throw posix_error(errno, "unlink", de.path());
+    removed = true;
+  }
+  if (removed) sync_directory();
 }
 
 }  // namespace detail
