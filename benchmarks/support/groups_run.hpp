@@ -113,6 +113,13 @@ inline raft::group_router_options router_options(const params& p, raft::node_id 
   return o;
 }
 
+/// Leaders of one host, and the election rounds its replicas started (node_metrics).
+struct election_counts {
+  std::size_t leaders = 0;
+  std::uint64_t pre_vote_rounds = 0;
+  std::uint64_t vote_rounds = 0;
+};
+
 /// One host: its transport, its router, its shared log (--storage shared-log) and its replica of
 /// every group. Built on any thread; used only on its executor from start() on.
 template <class Transport, class Storage>
@@ -168,11 +175,15 @@ class group_host {
     for (auto& r : replicas_) r->node->start();
   }
 
-  /// The groups this host leads now.
-  [[nodiscard]] std::size_t leaders() const {
-    std::size_t n = 0;
-    for (auto& r : replicas_) n += r->node->role() == raft::role::leader;
-    return n;
+  /// The groups this host leads now, and the election rounds its replicas started so far.
+  [[nodiscard]] election_counts elections() const {
+    election_counts c;
+    for (auto& r : replicas_) {
+      c.leaders += r->node->role() == raft::role::leader;
+      c.pre_vote_rounds += r->node->metrics().pre_votes_started;
+      c.vote_rounds += r->node->metrics().elections_started;
+    }
+    return c;
   }
 
   /// Starts the proposers whose group this host leads.
@@ -296,7 +307,11 @@ int group_host_main(const params& p) {
       started = true;
       return true;
     }
-    if (line == "leaders") return write_all(1, "leaders n=" + std::to_string(host.leaders()) + "\n");
+    if (line == "leaders") {
+      const election_counts c = host.elections();
+      return write_all(1, "leaders n=" + std::to_string(c.leaders) + " pre_votes=" + std::to_string(c.pre_vote_rounds) +
+                              " votes=" + std::to_string(c.vote_rounds) + "\n");
+    }
     if (line == "load") {
       host.start_load();
       return write_all(1, "ok\n");
@@ -418,27 +433,30 @@ class groups_bench {
     return true;
   }
 
-  /// Leaders per host: this process's hosts, then the host processes.
-  asio::awaitable<std::vector<std::size_t>> leaders_per_host() {
-    std::vector<std::size_t> out;
+  /// Leaders and election rounds per host: this process's hosts, then the host processes.
+  asio::awaitable<std::vector<election_counts>> elections_per_host() {
+    std::vector<election_counts> out;
     for (auto& h : hosts_) {
       host* hp = h.get();
-      out.push_back(co_await run_on(hp->executor(), [hp] { return hp->leaders(); }));
+      out.push_back(co_await run_on(hp->executor(), [hp] { return hp->elections(); }));
     }
     if (!followers_.empty())
-      for (const std::string& line : co_await followers_.ask_all("leaders"))
-        out.push_back(static_cast<std::size_t>(parse_fields(line)["n"]));
+      for (const std::string& line : co_await followers_.ask_all("leaders")) {
+        auto f = parse_fields(line);
+        out.push_back({static_cast<std::size_t>(f["n"]), static_cast<std::uint64_t>(f["pre_votes"]),
+                       static_cast<std::uint64_t>(f["votes"])});
+      }
     co_return out;
   }
 
   asio::awaitable<int> control() {
     // 1. Every group elects.
-    std::vector<std::size_t> leaders;
+    std::vector<election_counts> leaders;
     for (;;) {
       co_await sleep_for(std::chrono::milliseconds(50));
-      leaders = co_await leaders_per_host();
+      leaders = co_await elections_per_host();
       std::size_t total = 0;
-      for (auto n : leaders) total += n;
+      for (auto& n : leaders) total += n.leaders;
       if (total >= p_.groups) break;
       if (bench_clock::now() - started_at_ > std::chrono::seconds(120)) {
         std::fprintf(stderr, "replication_bench --groups: %zu of %zu groups have a leader after 120 s\n", total,
@@ -527,14 +545,17 @@ class groups_bench {
     if (!followers_.empty()) followers_.stop_all();
   }
 
-  void report(const std::vector<std::size_t>& leaders, double elect_seconds, double window, const host_window& total,
+  void report(const std::vector<election_counts>& leaders, double elect_seconds, double window, const host_window& total,
               const usage_marks& u) const {
     const double third = double(p_.groups) / double(p_.nodes);
     double spread = 0;
     std::string per_host;
-    for (auto n : leaders) {
-      spread = std::max(spread, std::abs(double(n) - third) / third);
-      per_host += (per_host.empty() ? "" : " / ") + std::to_string(n);
+    election_counts all;
+    for (auto& n : leaders) {
+      spread = std::max(spread, std::abs(double(n.leaders) - third) / third);
+      per_host += (per_host.empty() ? "" : " / ") + std::to_string(n.leaders);
+      all.pre_vote_rounds += n.pre_vote_rounds;
+      all.vote_rounds += n.vote_rounds;
     }
     const double cpu = u.cpu_close - u.cpu_open;
     const double sys = u.sys_close - u.sys_open;
@@ -553,6 +574,10 @@ class groups_bench {
     std::printf("  leaders         : every group within %.2f s of start (hosts built in %.2f s); per node %s "
                 "(furthest %.1f%% from an even share)\n",
                 elect_seconds, build_seconds_, per_host.c_str(), spread * 100);
+    std::printf("  elections       : %llu vote rounds and %llu pre-vote rounds by then, all replicas together "
+                "(%.2f vote rounds per group)\n",
+                static_cast<unsigned long long>(all.vote_rounds), static_cast<unsigned long long>(all.pre_vote_rounds),
+                double(all.vote_rounds) / double(p_.groups));
     std::printf("  throughput      : %.0f entries/s committed (%llu in %.2f s), %llu proposals failed\n",
                 window > 0 ? double(total.completed) / window : 0.0,
                 static_cast<unsigned long long>(total.completed), window,
