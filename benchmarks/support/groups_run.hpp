@@ -456,11 +456,12 @@ class groups_bench {
       co_await sleep_for(std::chrono::milliseconds(50));
       leaders = co_await elections_per_host();
       std::size_t total = 0;
-      for (auto& n : leaders) total += n.leaders;
+      std::uint64_t vote_rounds = 0;
+      for (auto& n : leaders) total += n.leaders, vote_rounds += n.vote_rounds;
       if (total >= p_.groups) break;
       if (bench_clock::now() - started_at_ > std::chrono::seconds(120)) {
-        std::fprintf(stderr, "replication_bench --groups: %zu of %zu groups have a leader after 120 s\n", total,
-                     p_.groups);
+        std::fprintf(stderr, "replication_bench --groups: %zu of %zu groups have a leader after 120 s (%llu vote rounds)\n",
+                     total, p_.groups, static_cast<unsigned long long>(vote_rounds));
         co_await stop_all();
         co_return 1;
       }

@@ -529,7 +529,7 @@ class node {
   bool quiesced_ = false;           ///< leader: no heartbeats; follower: no election timer
   int idle_rounds_ = 0;             ///< leader: heartbeat ticks in a row the group was idle
   index_t idle_commit_{0};          ///< the commit index those ticks saw
-  std::uint64_t idle_round_ = 0;    ///< the heartbeat round every peer must have acknowledged
+  std::uint64_t idle_round_ = 0;    ///< the first round since the group was last busy: every peer must acknowledge it
 
   // Candidate side.
   std::optional<election_round> round_;

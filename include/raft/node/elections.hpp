@@ -210,6 +210,8 @@ void node<StateMachine, Storage, Transport, Timer>::become_leader() {
   ++metrics_.times_leader;
   log_line(log_level::info, "node ", opts_.id, " is leader in term ", term_);
   reads_.reset();
+  idle_rounds_ = 0;
+  idle_commit_ = index_t{0};  // quiescence: the first tick counts as busy, and its round must be acknowledged
   sync_peers();
   // §6.4: a no-op entry of the new term lets earlier entries commit (Figure 3.7) and tells the
   // leader which entries are committed.

@@ -29,21 +29,30 @@
 namespace raft {
 inline namespace v1 {
 
-/// Whether the group was idle at this heartbeat tick, for the quiesce_after-th tick in a row.
-/// Idle: nothing in progress, the whole log committed and applied, and every member holds it
-/// and acknowledged a heartbeat round sent after the commit index last moved (so it knows it).
+/// Whether the group can go quiet at this heartbeat tick: idle for the quiesce_after-th tick in
+/// a row, and every member has acknowledged a heartbeat round sent since the group was last
+/// busy, so it knows the commit index. Idle: nothing in progress, the whole log committed and
+/// applied, every member holding it, and the commit index as at the last tick. The
+/// acknowledgements may come ticks later (a loaded process answers late): waiting for the round
+/// of the last tick instead kept a busy machine's groups from ever going quiet, and their
+/// heartbeats kept it busy.
 template <class StateMachine, class Storage, class Transport, class Timer>
 bool node<StateMachine, Storage, Transport, Timer>::ready_to_quiesce() {
   bool idle = !transfer_ && !changing_membership_ && pending_.empty() && reads_.size() == 0 &&
               forwarded_.empty() && apply_waiters_.empty() && !snapshotting_ &&
               commit_ == log_.last_index() && applied_ == commit_ && commit_ >= config_index_ &&
               commit_ == idle_commit_;
-  for (peer* p : peers_)
-    idle = idle && p->match == log_.last_index() && !p->snapshot && p->acked_round >= idle_round_;
+  for (peer* p : peers_) idle = idle && p->match == log_.last_index() && !p->snapshot;
   idle_commit_ = commit_;
-  idle_round_ = reads_.round();
-  idle_rounds_ = idle ? idle_rounds_ + 1 : 0;
-  return idle_rounds_ >= opts_.quiesce_after;
+  if (!idle) {
+    idle_rounds_ = 0;
+    idle_round_ = reads_.round();  // this tick's heartbeats carry the commit index as it is now
+    return false;
+  }
+  ++idle_rounds_;
+  bool acknowledged = true;
+  for (peer* p : peers_) acknowledged = acknowledged && p->acked_round >= idle_round_;
+  return idle_rounds_ >= opts_.quiesce_after && acknowledged;
 }
 
 /// The leader's last heartbeat of an idle group, then silence.
