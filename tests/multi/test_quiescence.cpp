@@ -95,6 +95,25 @@ TEST_CASE("quiescence: idle groups go quiet; then the processes exchange only pi
   }
 }
 
+// A loaded machine answers late. Acknowledgements that take longer than a heartbeat interval
+// must not keep a group from going quiet: its heartbeats would keep the machine loaded.
+TEST_CASE("quiescence: idle groups go quiet when acknowledgements take longer than a heartbeat interval") {
+  for (const std::uint64_t seed : multi_test::seeds({1, 2, 3, 4})) {
+    MESSAGE("seed " << seed << " (RAFT_MULTI_SEED=" << seed << " replays it)");
+    multi_cluster<> c(3, 6, seed, quiet_options());
+    c.network().faults.min_delay = 40ms;  // a round trip of 80 ms, against a 50 ms heartbeat interval
+    c.network().faults.max_delay = 45ms;
+    REQUIRE(c.wait_for_leaders(10s));
+    CHECK(c.run_until([&] { return all_quiet(c); }, 5s));
+    // And a proposal wakes its group, commits, and the group goes quiet again.
+    const group_id g{3};
+    auto put = c.propose(*c.leader(g), g, kv_state_machine::put("late", "acks"));
+    REQUIRE(c.run_until([&] { return put->done(); }, 2s));
+    CHECK(put->succeeded());
+    CHECK(c.run_until([&] { return all_quiet(c); }, 5s));
+  }
+}
+
 TEST_CASE("quiescence: when the process leading quiet groups crashes, its groups elect elsewhere") {
   for (const std::uint64_t seed : multi_test::seeds({1, 2, 3, 4})) {
     MESSAGE("seed " << seed << " (RAFT_MULTI_SEED=" << seed << " replays it)");
