@@ -43,6 +43,7 @@
 // idle process sends, whatever its number of groups.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -126,6 +127,7 @@ class group_router {
     if (opts_.liveness_interval.count() > 0 && !closed_) asio::co_spawn(ex_, liveness_loop(), asio::detached);
     std::vector<message> batch;
     while (co_await shared_.receive(batch)) {
+      if (!peers_.empty()) heard_from(batch);
       for (message& m : batch) route(std::move(m));
       batch.clear();
     }
@@ -188,7 +190,6 @@ class group_router {
   void forget(group_id g) { boxes_.erase(g); }
 
   void route(message&& m) {
-    if (!peers_.empty()) heard_from(m.from);
     if (m.group == group_id{0}) return;  // a ping: it has done its work
     auto it = boxes_.find(m.group);
     if (it == boxes_.end() && unknown_) {
@@ -206,15 +207,16 @@ class group_router {
     box.wake();
   }
 
-  void heard_from(node_id from) {
+  /// Every message is a sign of life of its sender: one reading of the clock per batch.
+  void heard_from(const std::vector<message>& batch) {
+    const auto now = Timer::clock_type::now();
     for (watched& w : peers_) {
-      if (w.id != from) continue;
-      w.last_heard = Timer::clock_type::now();
+      if (std::none_of(batch.begin(), batch.end(), [&](const message& m) { return m.from == w.id; })) continue;
+      w.last_heard = now;
       if (w.down) {
         w.down = false;
-        if (peer_up_) peer_up_(from);
+        if (peer_up_) peer_up_(w.id);
       }
-      return;
     }
   }
 
