@@ -596,8 +596,8 @@ class node {
   // Elections (§3.4, §9.6 PreVote, §6.2 CheckQuorum).
   // (defined in raft/node/elections.hpp)
   [[nodiscard]] bool leader_is_alive() const;
-  void reset_election_deadline();
-  void set_election_deadline(std::chrono::nanoseconds after);
+  void reset_election_deadline(time_point now = Clock::now());
+  void set_election_deadline(std::chrono::nanoseconds after, time_point now = Clock::now());
   [[gnu::cold, gnu::noinline]] asio::awaitable<void> election_timer();
   [[gnu::cold, gnu::noinline]] void on_election_timeout();
   [[nodiscard]] bool may_campaign() const;

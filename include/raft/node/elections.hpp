@@ -18,17 +18,18 @@ inline bool node<StateMachine, Storage, Transport, Timer>::leader_is_alive() con
 }
 
 template <class StateMachine, class Storage, class Transport, class Timer>
-inline void node<StateMachine, Storage, Transport, Timer>::reset_election_deadline() {
+inline void node<StateMachine, Storage, Transport, Timer>::reset_election_deadline(time_point now) {
   const auto spread = (opts_.election_timeout_max - opts_.election_timeout_min).count();
   const auto jitter = static_cast<std::int64_t>(rng_.below(static_cast<std::uint64_t>(spread)));
-  set_election_deadline(opts_.election_timeout_min + std::chrono::nanoseconds(jitter));
+  set_election_deadline(opts_.election_timeout_min + std::chrono::nanoseconds(jitter), now);
 }
 
-/// Moves the election deadline to `after` from now. The timer is re-armed lazily when it
+/// Moves the election deadline to `after` from `now`. The timer is re-armed lazily when it
 /// fires; only a deadline earlier than the armed one needs to wake it now.
 template <class StateMachine, class Storage, class Transport, class Timer>
-inline void node<StateMachine, Storage, Transport, Timer>::set_election_deadline(std::chrono::nanoseconds after) {
-  election_deadline_ = Clock::now() + std::chrono::duration_cast<typename Clock::duration>(after);
+inline void node<StateMachine, Storage, Transport, Timer>::set_election_deadline(std::chrono::nanoseconds after,
+                                                                                 time_point now) {
+  election_deadline_ = now + std::chrono::duration_cast<typename Clock::duration>(after);
   if (election_deadline_ < armed_deadline_) election_timer_.cancel();
 }
 

@@ -129,6 +129,7 @@ void node<StateMachine, Storage, Transport, Timer>::on(node_id, read_index_respo
 
 template <class StateMachine, class Storage, class Transport, class Timer>
 void node<StateMachine, Storage, Transport, Timer>::expire_forwarded_reads() {
+  if (forwarded_.empty()) return;  // (no clock reading for nothing: it runs per leader's message)
   const auto now = Clock::now();
   auto expired = detail::take_front_while(forwarded_, [&](const pending_read& f) { return now >= f.deadline; });
   for (auto& f : expired) complete_later(std::move(f.done), result<index_t>(error{errc::timeout, leader_}));

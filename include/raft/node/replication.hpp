@@ -219,7 +219,7 @@ inline bool node<StateMachine, Storage, Transport, Timer>::accept_leader_message
     leader_round_ = 0;
   }
   last_leader_contact_ = Clock::now();
-  reset_election_deadline();
+  reset_election_deadline(last_leader_contact_);  // one reading of the clock per leader's message
   expire_forwarded_reads();
   return true;
 }
