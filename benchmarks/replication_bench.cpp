@@ -50,7 +50,8 @@
 // evenly (group g prefers node ((g - 1) mod nodes) + 1), proposer i proposes to group
 // (i mod N) + 1 on its leader, and the report adds the time until every group had a leader, the
 // leaders per node, the quiet replicas and the memory per replica. --proposers 0 leaves the
-// groups idle; --quiesce on turns on options::quiesce with the routers' liveness; --storage
+// groups idle; --quiesce on turns on options::quiesce with the routers' liveness;
+// --align-heartbeats off turns off options::align_heartbeats (on by default here); --storage
 // shared-log gives each host one raft::shared_log (fsyncs and entries per fsync reported).
 // With tcp-procs the other hosts run the hidden `--role group-host` mode.
 //
@@ -143,7 +144,7 @@ using namespace std::chrono_literals;
                "                         [--election-ms MS] [--json | --csv]\n"
                "                         [--latency-cdf FILE] [--check]\n"
                "                         [--snapshot-every ENTRIES] [--rss-every SECONDS]\n"
-               "                         [--groups N] [--quiesce on|off]\n",
+               "                         [--groups N] [--quiesce on|off] [--align-heartbeats on|off]\n",
                why);
   std::exit(2);
 }
@@ -191,6 +192,8 @@ params parse(int argc, char** argv) {
       p.storage = choose(value, storage_names, "--storage is memory, file or shared-log (with --groups)");
     } else if (arg == "--quiesce") {
       p.quiesce = choose(value, on_off_names, "--quiesce is on or off");
+    } else if (arg == "--align-heartbeats") {
+      p.align_heartbeats = choose(value, on_off_names, "--align-heartbeats is on or off");
     } else if (arg == "--fsync") {
       p.fsync = choose(value, on_off_names, "--fsync is on or off");
     } else if (arg == "--dir") {

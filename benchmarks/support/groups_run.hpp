@@ -94,6 +94,7 @@ inline raft::options group_node_options(const params& p, raft::node_id id, raft:
   o.heartbeat_interval = from_ms(p.heartbeat_ms);
   o.snapshot_entries = p.snapshot_every;
   o.quiesce = p.quiesce;
+  o.align_heartbeats = p.align_heartbeats;
   o.seed = id.value * 1000003 + g.value;
   o.logger.min_level = raft::log_level::warning;
   o.logger.sink = log_to_stderr;
@@ -249,7 +250,8 @@ inline std::vector<std::string> group_host_args(const params& p, raft::node_id i
           "--client", name_of(client_names, p.coroutine_client),
           "--heartbeat-ms", std::to_string(p.heartbeat_ms), "--election-ms", std::to_string(p.election_ms),
           "--snapshot-every", std::to_string(p.snapshot_every), "--cluster-id", std::to_string(p.cluster_id),
-          "--quiesce", name_of(on_off_names, p.quiesce), "--storage", to_string(p.storage),
+          "--quiesce", name_of(on_off_names, p.quiesce), "--align-heartbeats", name_of(on_off_names, p.align_heartbeats),
+          "--storage", to_string(p.storage),
           "--fsync", name_of(on_off_names, p.fsync), "--node-dir", host_directory(p, id),
           "--parent-pid", std::to_string(::getpid())};
 }
@@ -589,8 +591,8 @@ class groups_bench {
                 window > 0 ? cpu / window : 0.0, cpu > 0 ? 100 * sys / cpu : 0.0);
     std::printf("  memory          : %.1f MB resident (all processes), %.1f KB per group replica\n",
                 u.rss_kb / 1024, replicas > 0 ? (u.rss_kb - u.base_rss_kb) / replicas : 0.0);
-    std::printf("  quiescence      : %s; %zu of %.0f replicas quiet at the window's start\n",
-                p_.quiesce ? "on" : "off", u.quiet, replicas);
+    std::printf("  quiescence      : %s; %zu of %.0f replicas quiet at the window's start; heartbeats %s\n",
+                p_.quiesce ? "on" : "off", u.quiet, replicas, p_.align_heartbeats ? "aligned" : "not aligned");
     if (p_.storage == storage_kind::shared_log) {
       const storage_counts s = u.storage_close - u.storage_open;
       std::printf("  shared logs     : %.0f fsyncs/s per node, %.1f entries per fsync (all groups of a node), "

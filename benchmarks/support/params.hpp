@@ -49,6 +49,7 @@ struct params {
   std::size_t proposers = 256;
   std::size_t groups = 0;      // --groups: Raft groups per node (0: the single-group run)
   bool quiesce = false;        // --quiesce: options::quiesce, with the routers' liveness
+  bool align_heartbeats = true;  // --align-heartbeats: options::align_heartbeats (--groups)
   double warmup = 1.0;
   double duration = 5.0;
   int threads = 1;

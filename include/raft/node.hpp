@@ -85,6 +85,7 @@
 #include "raft/core/read_index.hpp"
 #include "raft/core/rules.hpp"
 #include "raft/core/status.hpp"
+#include "raft/core/ticks.hpp"
 #include "raft/detail/jitter_rng.hpp"
 #include "raft/detail/log_line.hpp"
 #include "raft/detail/persistence.hpp"

@@ -79,6 +79,12 @@ struct options {
   /// leaderless. Safety does not depend on any of this; only when elections start does.
   bool quiesce = false;
   int quiesce_after = 3;
+  /// A leader's heartbeat ticks fall on the multiples of heartbeat_interval since the clock's
+  /// epoch (raft/core/ticks.hpp) instead of one interval after the last: the groups of a
+  /// process that all set it tick in the same executor turn, and raft::group_router sends all
+  /// their heartbeats to a peer in one write. For processes that run many groups; a single
+  /// group gains nothing. The first heartbeat of a term still goes out at once.
+  bool align_heartbeats = false;
 
   /// Seed of the election-timeout jitter. 0 derives one from the node id.
   std::uint64_t seed = 0;

@@ -3,15 +3,15 @@
 //   multi_nemesis [--seeds N] [--first S] [--require-coverage] [--expect-failure] [--verbose]
 //
 // Each seed runs raft::testing::multi_cluster: 3 processes, each a replica of 2-8 groups, with
-// quiescence on in three runs of four (and lease reads in half of the runs). Four clients put,
-// append and get keys of random groups, through the group's leader or any process: a get is
-// either a proposal (ordered in the log) or a read barrier followed by a read of the process's
-// state machine (ReadIndex, or the lease). Meanwhile the nemesis acts on whole processes, as
-// machines fail: it crashes and restarts them (all their groups at once), pauses and resumes
-// them, cuts one off from the others and heals, and moves a group's leadership; it also stops
-// the clients for a while, so that the groups go quiet and must wake again. multi_cluster checks
-// election safety and the agreement of committed entries per group after every step. At the end
-// the faults heal, every group must elect and serve again, its replicas must agree, and the
+// quiescence on in three runs of four (lease reads in half of the runs, heartbeats aligned in
+// half). Four clients put, append and get keys of random groups, through the group's leader or any
+// process: a get is either a proposal (ordered in the log) or a read barrier followed by a read of
+// the process's state machine (ReadIndex, or the lease). Meanwhile the nemesis acts on whole
+// processes, as machines fail: it crashes and restarts them (all their groups at once), pauses and
+// resumes them, cuts one off from the others and heals, and moves a group's leadership; it also
+// stops the clients for a while, so that the groups go quiet and must wake again. multi_cluster
+// checks election safety and the agreement of committed entries per group after every step. At the
+// end the faults heal, every group must elect and serve again, its replicas must agree, and the
 // clients' history must be linearizable (keys name their group, and each key is checked alone).
 //
 // Coverage, summed over the seeds: groups that went quiet, and woke again for work (a proposal,
@@ -72,6 +72,7 @@ class run {
     raft::options o;
     o.quiesce = rng_.below(4) != 0;
     o.lease_reads = rng_.below(2) == 0;
+    o.align_heartbeats = rng_.below(2) == 0;
     const std::size_t groups = 2 + rng_.below(7);
     cluster_type c(3, groups, seed_, o);
     try {

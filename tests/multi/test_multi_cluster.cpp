@@ -9,7 +9,9 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "raft/testing/multi_cluster.hpp"
@@ -151,5 +153,41 @@ TEST_CASE("multi_cluster: groups are created and destroyed at run time on runnin
     c.add_group(group_id{2});
     REQUIRE(c.wait_for_leaders(10s));
     for (node_id p : c.processes()) CHECK_FALSE(c.state_machine(p, group_id{2}).find("k").has_value());
+  }
+}
+
+// options::align_heartbeats: the leaders of a process tick at the same instants (the multiples
+// of the heartbeat interval), so that on a real transport their heartbeats share the router's
+// flush of that turn, a write per peer (that one turn makes one flush is group_router's test).
+TEST_CASE("multi_cluster: aligned heartbeats of idle groups go out at the same instants") {
+  for (const std::uint64_t seed : multi_test::seeds({1, 2, 3})) {
+    MESSAGE("seed " << seed << " (RAFT_MULTI_SEED=" << seed << " replays it)");
+    // The distinct (instant, sender) pairs of the heartbeats of an idle second.
+    auto heartbeat_instants = [&](bool align) {
+      raft::options o;
+      o.align_heartbeats = align;  // (quiescence off: every group heartbeats all along)
+      multi_cluster<> c(3, 20, seed, o);
+      REQUIRE(c.wait_for_leaders(10s));
+      REQUIRE(put_everywhere(c, 1));
+      std::set<std::pair<raft::testing::virtual_clock::time_point, node_id>> instants;
+      std::uint64_t heartbeats = 0;
+      c.network().on_send = [&](const raft::message& m) {
+        const auto* r = m.body.get_if<raft::append_request>();
+        if (r == nullptr || !r->entries.empty()) return;
+        ++heartbeats;
+        instants.emplace(raft::testing::virtual_clock::now(), m.from);
+      };
+      c.run_for(1s);
+      c.network().on_send = nullptr;
+      CHECK(heartbeats >= 20 * 2 * 20 - 2 * 20);  // every leader heartbeats both followers 20 times a second
+      check_every_replica_holds(c, 1);
+      return instants.size();
+    };
+    const std::size_t scattered = heartbeat_instants(false);
+    const std::size_t aligned = heartbeat_instants(true);
+    MESSAGE("distinct (instant, process) of an idle second's heartbeats: " << scattered << " scattered, " << aligned
+                                                                           << " aligned");
+    CHECK(aligned <= 3 * 21);  // at most one instant per tick per process
+    CHECK(aligned * 4 < scattered);
   }
 }

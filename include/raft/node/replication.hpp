@@ -69,8 +69,11 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::heartbeat_l
       quiesce();
       continue;
     }
-    heartbeat_timer_.expires_after(std::chrono::duration_cast<typename Clock::duration>(
-        opts_.heartbeat_interval));
+    const auto interval = std::chrono::duration_cast<typename Clock::duration>(opts_.heartbeat_interval);
+    if (opts_.align_heartbeats)
+      heartbeat_timer_.expires_at(next_grid_tick(Clock::now(), interval));
+    else
+      heartbeat_timer_.expires_after(interval);
     co_await detail::wait_for(heartbeat_timer_);
   }
 }
