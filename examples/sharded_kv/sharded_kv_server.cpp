@@ -225,6 +225,7 @@ class server {
     for (const auto& [id, address] : cfg_.peers) founders.voters.push_back(id);
     o.bootstrap = founders;  // used only when the group's storage is empty
     o.snapshot_entries = cfg_.snapshot_every;
+    o.align_heartbeats = true;  // every group ticks in the same turn: a tick's heartbeats share a write
     // The default seed derives from the node id alone: every group of this process would draw
     // the same election timeouts and campaign at the same moments.
     o.seed = cfg_.id.value * 1'000'003 + g.value;
