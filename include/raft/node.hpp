@@ -89,7 +89,6 @@
 #include "raft/detail/jitter_rng.hpp"
 #include "raft/detail/log_line.hpp"
 #include "raft/detail/persistence.hpp"
-#include "raft/detail/post_with_work.hpp"
 #include "raft/detail/scope_exit.hpp"
 #include "raft/detail/signal.hpp"
 #include "raft/detail/suspend.hpp"

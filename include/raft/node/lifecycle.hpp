@@ -121,7 +121,7 @@ void node<StateMachine, Storage, Transport, Timer>::request_stop(detail::resume_
   detail::resume_fn on_node = [this, resume = std::move(resume),
                                work = asio::prefer(caller, asio::execution::outstanding_work.tracked)]() mutable {
     stop_waiters_.push_back([resume = std::move(resume), work = std::move(work)]() mutable {
-      detail::post_with_work(std::move(work), std::move(resume));  // (released on the caller's thread)
+      asio::post(work, std::move(resume));
     });
     begin_stop();
     finish_stop_if_idle();

@@ -103,10 +103,10 @@
 #include "raft/core/snapshot.hpp"
 #include "raft/core/types.hpp"
 #include "raft/detail/endian.hpp"
-#include "raft/detail/post_with_work.hpp"
 #include "raft/detail/unique_function.hpp"
 #include "raft/storage/detail/crc32c.hpp"
 #include "raft/storage/detail/files.hpp"
+#include "raft/storage/detail/thread_completion.hpp"
 
 namespace raft {
 inline namespace v1 {
