@@ -62,8 +62,12 @@
 
 #include "raft/detail/asio_check.hpp"
 
+#include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/post.hpp>
+#include <asio/prefer.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "raft/core/persistent_state.hpp"
@@ -72,7 +76,6 @@
 #include "raft/detail/unique_function.hpp"
 #include "raft/storage/detail/crc32c.hpp"
 #include "raft/storage/detail/files.hpp"
-#include "raft/storage/detail/thread_completion.hpp"
 
 namespace raft {
 inline namespace v1 {
@@ -482,8 +485,12 @@ class file_storage {
 
   template <class Handler>
   void submit(Handler handler) {
+    auto ex = asio::get_associated_executor(handler);
+    auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
     job j;
-    j.done = detail::thread_completion(std::move(handler));
+    j.done = [h = std::move(handler), work = std::move(work)](std::exception_ptr e) mutable {
+      asio::post(work, [h = std::move(h), e = std::move(e)]() mutable { h(std::move(e)); });
+    };
     {
       std::lock_guard lock(mutex_);
       j.work = std::move(pending_);
@@ -592,7 +599,12 @@ class file_storage {
                              CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
         [this, file = std::move(file), &tmp](auto handler) mutable {
-          detail::unique_function<void(std::exception_ptr)> done = detail::thread_completion(std::move(handler));
+          auto ex = asio::get_associated_executor(handler);
+          auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+          detail::unique_function<void(std::exception_ptr)> done =
+              [h = std::move(handler), work = std::move(work)](std::exception_ptr e) mutable {
+                asio::post(work, [h = std::move(h), e = std::move(e)]() mutable { h(std::move(e)); });
+              };
           {
             std::lock_guard lock(mutex_);
             ++snapshot_jobs_;

@@ -94,8 +94,12 @@
 
 #include "raft/detail/asio_check.hpp"
 
+#include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/post.hpp>
+#include <asio/prefer.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "raft/concepts.hpp"
@@ -106,7 +110,6 @@
 #include "raft/detail/unique_function.hpp"
 #include "raft/storage/detail/crc32c.hpp"
 #include "raft/storage/detail/files.hpp"
-#include "raft/storage/detail/thread_completion.hpp"
 
 namespace raft {
 inline namespace v1 {
@@ -581,10 +584,17 @@ class shared_log {
   }
 
   /// submit() for an Asio completion handler: it runs on its associated executor, which is
-  /// kept busy (outstanding work) until then (detail::thread_completion).
+  /// kept busy (outstanding work) until then.
   template <class Handler>
   void submit_async(group_state* g, std::vector<std::byte> bytes, Handler handler) {
-    submit(g, std::move(bytes), detail::thread_completion(std::move(handler)), true);
+    auto ex = asio::get_associated_executor(handler);
+    auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+    submit(
+        g, std::move(bytes),
+        [h = std::move(handler), work = std::move(work)](std::exception_ptr e) mutable {
+          asio::post(work, [h = std::move(h), e = std::move(e)]() mutable { h(std::move(e)); });
+        },
+        true);
   }
 
   /// submit(), then blocks the calling thread until the round that syncs `bytes` is done.
@@ -1124,7 +1134,12 @@ class shared_log {
                              CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
         [this, file = std::move(file), tmp = std::move(tmp)](auto handler) mutable {
-          auto done = detail::thread_completion(std::move(handler));
+          auto ex = asio::get_associated_executor(handler);
+          auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+          detail::unique_function<void(std::exception_ptr)> done =
+              [h = std::move(handler), work = std::move(work)](std::exception_ptr e) mutable {
+                asio::post(work, [h = std::move(h), e = std::move(e)]() mutable { h(std::move(e)); });
+              };
           snapshot_thread_.post([this, file = std::move(file), tmp = std::move(tmp), done = std::move(done)]() mutable {
             done(unless_failed([&] { install_snapshot_file(*file, tmp); }));
           });
