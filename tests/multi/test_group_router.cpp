@@ -3,6 +3,7 @@
 // run time, and one flush of the shared transport for every group that flushed in a turn.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -220,4 +221,30 @@ TEST_CASE("group_transport: closing one group ends its receive only; closing the
   io.poll();
   CHECK(rb->open == false);
   CHECK(shared.closed);
+}
+
+TEST_CASE("group_router: a received batch wakes all the groups it holds messages for in one post") {
+  asio::io_context io;
+  scripted_transport shared(io.get_executor());
+  raft::group_router<scripted_transport> router(shared, io.get_executor());
+  asio::co_spawn(io, router.run(), asio::detached);
+  constexpr std::uint64_t groups = 20;
+  std::vector<std::unique_ptr<raft::group_transport<scripted_transport>>> transports;
+  std::vector<std::shared_ptr<received>> got;
+  for (std::uint64_t g = 1; g <= groups; ++g) {
+    transports.push_back(std::make_unique<raft::group_transport<scripted_transport>>(router, group_id{g}));
+    got.push_back(receive_once(io, *transports.back()));
+  }
+  io.poll();  // every receiver parked
+
+  for (std::uint64_t g = groups; g >= 1; --g) shared.inject(heartbeat(group_id{g}, node_id{2}, node_id{1}));
+  const std::size_t ran = io.poll();
+  for (const auto& r : got) {
+    REQUIRE(r->open == true);
+    CHECK(r->batch.size() == 1);
+  }
+  // The router's own resumption, then one post for the twenty receivers (not one each).
+  CHECK(ran <= 3);
+  router.close();
+  io.poll();
 }

@@ -66,6 +66,7 @@
 #include "raft/concepts.hpp"
 #include "raft/core/messages.hpp"
 #include "raft/core/types.hpp"
+#include "raft/detail/handler_batch.hpp"
 #include "raft/detail/log_line.hpp"
 #include "raft/detail/suspend.hpp"
 
@@ -130,6 +131,7 @@ class group_router {
       if (!peers_.empty()) heard_from(batch);
       for (message& m : batch) route(std::move(m));
       batch.clear();
+      woken_.post(ex_);  // every group this batch readied, in one post
     }
     close();
   }
@@ -204,7 +206,12 @@ class group_router {
     mailbox& box = *it->second;
     ++stats_.routed;
     box.queue.push_back(std::move(m));
-    box.wake();
+    if (box.waiter && box.waiter_ex == ex_) {
+      woken_.push_back(std::move(box.waiter));  // posted with the batch's others
+      box.waiter = {};
+    } else {
+      box.wake();
+    }
   }
 
   /// Every message is a sign of life of its sender: one reading of the clock per batch.
@@ -265,6 +272,7 @@ class group_router {
   std::function<void(node_id)> peer_down_, peer_up_;
   Timer liveness_timer_;
   group_router_stats stats_;
+  detail::handler_batch<> woken_;  ///< receivers a received batch readied, posted at its end
   std::shared_ptr<group_router*> self_ = std::make_shared<group_router*>(this);
   bool flush_posted_ = false;
   bool closed_ = false;

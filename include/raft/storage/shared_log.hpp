@@ -83,6 +83,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -93,7 +94,9 @@
 #include <unistd.h>
 
 #include "raft/detail/asio_check.hpp"
+#include "raft/detail/handler_batch.hpp"
 
+#include <asio/any_io_executor.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/awaitable.hpp>
@@ -521,7 +524,10 @@ class shared_log {
   struct job {
     group_state* group = nullptr;
     std::vector<std::byte> bytes;
+    /// Runs on `executor` (posted) or, where it is empty, on the writer thread.
     detail::unique_function<void(std::exception_ptr)> done;
+    /// Tracked: the executor has outstanding work until `done` is posted.
+    asio::any_io_executor executor;
   };
 
   /// A segment file, as the writer knows it.
@@ -568,12 +574,13 @@ class shared_log {
 
   // ---- handing work to the writer --------------------------------------------------------------
 
-  /// Queues `bytes` (records of `g`); `done` runs on the writer thread once they are durable.
+  /// Queues `bytes` (records of `g`); once they are durable, `done` is posted to `executor`, or
+  /// runs on the writer thread if `executor` is empty.
   void submit(group_state* g, std::vector<std::byte> bytes, detail::unique_function<void(std::exception_ptr)> done,
-              bool is_flush) {
+              bool is_flush, asio::any_io_executor executor = {}) {
     {
       std::lock_guard lock(mutex_);
-      queue_.push_back(job{g, std::move(bytes), std::move(done)});
+      queue_.push_back(job{g, std::move(bytes), std::move(done), std::move(executor)});
       ++g->in_flight;
       if (is_flush)
         ++stats_.flushes;
@@ -584,17 +591,17 @@ class shared_log {
   }
 
   /// submit() for an Asio completion handler: it runs on its associated executor, which is
-  /// kept busy (outstanding work) until then.
+  /// kept busy (outstanding work) until then. The handlers a round completes on one executor
+  /// share one post.
   template <class Handler>
   void submit_async(group_state* g, std::vector<std::byte> bytes, Handler handler) {
-    auto ex = asio::get_associated_executor(handler);
-    auto work = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+    auto work = asio::prefer(asio::get_associated_executor(handler), asio::execution::outstanding_work.tracked);
+    static_assert(std::is_constructible_v<asio::any_io_executor, decltype(work)>,
+                  "raft::shared_log: a flush's completion handler needs an executor that converts to "
+                  "asio::any_io_executor (every executor of Asio's own does)");
     submit(
-        g, std::move(bytes),
-        [h = std::move(handler), work = std::move(work)](std::exception_ptr e) mutable {
-          asio::post(work, [h = std::move(h), e = std::move(e)]() mutable { h(std::move(e)); });
-        },
-        true);
+        g, std::move(bytes), [h = std::move(handler)](std::exception_ptr e) mutable { h(std::move(e)); }, true,
+        asio::any_io_executor(std::move(work)));
   }
 
   /// submit(), then blocks the calling thread until the round that syncs `bytes` is done.
@@ -1082,7 +1089,23 @@ class shared_log {
           spare_.push_back(std::move(j.bytes));
       }
     }
-    for (job& j : jobs) j.done(error);
+    // One post per executor for the round's completions, however many groups it flushed.
+    std::vector<std::pair<asio::any_io_executor, detail::handler_batch<std::exception_ptr>>> batches;
+    for (job& j : jobs) {
+      if (!j.executor) {
+        j.done(error);
+        continue;
+      }
+      auto b = std::find_if(batches.begin(), batches.end(), [&](const auto& c) { return c.first == j.executor; });
+      if (b == batches.end()) {
+        batches.emplace_back(j.executor, detail::handler_batch<std::exception_ptr>{});
+        b = std::prev(batches.end());
+      }
+      b->second.push_back(std::move(j.done));
+    }
+    for (auto& [executor, batch] : batches) batch.post(executor, error);
+    // Only now, each completion posted, does the jobs' outstanding work go (on this thread):
+    // the executor's run() cannot return before the writer is done with its context.
     jobs.clear();
   }
 
