@@ -575,9 +575,12 @@ class shared_log {
   // ---- handing work to the writer --------------------------------------------------------------
 
   /// Queues `bytes` (records of `g`); once they are durable, `done` is posted to `executor`, or
-  /// runs on the writer thread if `executor` is empty.
-  void submit(group_state* g, std::vector<std::byte> bytes, detail::unique_function<void(std::exception_ptr)> done,
-              bool is_flush, asio::any_io_executor executor = {}) {
+  /// runs on the writer thread if `executor` is empty. A flush gets back a spare buffer for its
+  /// handle's next records (empty if there is none), taken under the same lock.
+  std::vector<std::byte> submit(group_state* g, std::vector<std::byte> bytes,
+                                detail::unique_function<void(std::exception_ptr)> done, bool is_flush,
+                                asio::any_io_executor executor = {}) {
+    std::vector<std::byte> spare;
     {
       std::lock_guard lock(mutex_);
       queue_.push_back(job{g, std::move(bytes), std::move(done), std::move(executor)});
@@ -586,20 +589,25 @@ class shared_log {
         ++stats_.flushes;
       else
         ++stats_.hard_state_saves;
+      if (is_flush && !spare_.empty()) {
+        spare = std::move(spare_.back());
+        spare_.pop_back();
+      }
     }
     wake_.notify_one();
+    return spare;
   }
 
   /// submit() for an Asio completion handler: it runs on its associated executor, which is
   /// kept busy (outstanding work) until then. The handlers a round completes on one executor
   /// share one post.
   template <class Handler>
-  void submit_async(group_state* g, std::vector<std::byte> bytes, Handler handler) {
+  std::vector<std::byte> submit_async(group_state* g, std::vector<std::byte> bytes, Handler handler) {
     auto work = asio::prefer(asio::get_associated_executor(handler), asio::execution::outstanding_work.tracked);
     static_assert(std::is_constructible_v<asio::any_io_executor, decltype(work)>,
                   "raft::shared_log: a flush's completion handler needs an executor that converts to "
                   "asio::any_io_executor (every executor of Asio's own does)");
-    submit(
+    return submit(
         g, std::move(bytes), [h = std::move(handler)](std::exception_ptr e) mutable { h(std::move(e)); }, true,
         asio::any_io_executor(std::move(work)));
   }
@@ -1354,10 +1362,9 @@ class shared_log_group {
   auto async_flush(CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
         [this](auto handler) {
-          auto bytes = std::move(pending_);
-          pending_ = {};
+          auto bytes = std::exchange(pending_, {});
           run_first_ = index_t{0};
-          log_->submit_async(&state(), std::move(bytes), std::move(handler));
+          pending_ = log_->submit_async(&state(), std::move(bytes), std::move(handler));
         },
         token);
   }
@@ -1369,9 +1376,9 @@ class shared_log_group {
     auto& g = state();
     log_->throw_if_failed();
     require_loaded();
-    {
+    if (pending_.empty()) {
       std::lock_guard lock(log_->mutex_);
-      if (pending_.empty() && g.in_flight == 0) co_return;  // nothing to make durable
+      if (g.in_flight == 0) co_return;  // nothing to make durable
     }
     co_await async_flush(asio::use_awaitable);
   }
