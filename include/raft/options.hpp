@@ -83,7 +83,9 @@ struct options {
   /// epoch (raft/core/ticks.hpp) instead of one interval after the last: the groups of a
   /// process that all set it tick in the same executor turn, and raft::group_router sends all
   /// their heartbeats to a peer in one write. For processes that run many groups; a single
-  /// group gains nothing. The first heartbeat of a term still goes out at once.
+  /// group gains nothing. The first heartbeat of a term still goes out at once. The ticks then
+  /// come as one burst, which delays entries in flight under load: where groups can quiesce,
+  /// quiescence saves more and costs no burst (docs/multi-raft.md).
   bool align_heartbeats = false;
 
   /// Seed of the election-timeout jitter. 0 derives one from the node id.
