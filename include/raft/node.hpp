@@ -131,7 +131,8 @@ class node {
         sm_(sm),
         storage_(store),
         transport_(net),
-        rng_(opts_.seed != 0 ? opts_.seed : 0x9E3779B97F4A7C15ull * (opts_.id.value + 1)),
+        rng_(election_seed(opts_)),
+        heartbeat_offset_(heartbeat_grid_offset(opts_.heartbeat_interval, election_seed(opts_))),
         election_timer_(ex_),
         heartbeat_timer_(ex_),
         persist_signal_(ex_),
@@ -499,6 +500,12 @@ class node {
   Storage& storage_;
   Transport& transport_;
   detail::jitter_rng rng_;  ///< election jitter: std::mt19937_64 seeded with options::seed
+  /// Where on the heartbeat grid this group's aligned ticks fall (options::align_heartbeats).
+  std::chrono::nanoseconds heartbeat_offset_;
+
+  static std::uint64_t election_seed(const options& o) noexcept {
+    return o.seed != 0 ? o.seed : 0x9E3779B97F4A7C15ull * (o.id.value + 1);
+  }
 
   // Persistent state (Figure 3.1), mirrored in storage.
   term_t term_{0};

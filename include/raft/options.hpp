@@ -79,13 +79,15 @@ struct options {
   /// leaderless. Safety does not depend on any of this; only when elections start does.
   bool quiesce = false;
   int quiesce_after = 3;
-  /// A leader's heartbeat ticks fall on the multiples of heartbeat_interval since the clock's
-  /// epoch (raft/core/ticks.hpp) instead of one interval after the last: the groups of a
-  /// process that all set it tick in the same executor turn, and raft::group_router sends all
-  /// their heartbeats to a peer in one write. For processes that run many groups; a single
-  /// group gains nothing. The first heartbeat of a term still goes out at once. The ticks then
-  /// come as one burst, which delays entries in flight under load: where groups can quiesce,
-  /// quiescence saves more and costs no burst (docs/multi-raft.md).
+  /// A leader's heartbeat ticks fall on a grid instead of one interval after the last: the
+  /// multiples of heartbeat_interval since the clock's epoch plus one of
+  /// raft::heartbeat_grid_phases offsets picked by a hash of the election seed
+  /// (raft/core/ticks.hpp). The groups of a process that share an offset tick in the same
+  /// executor turn, and raft::group_router sends all their heartbeats to a peer in one write:
+  /// a few writes per interval for all of them, in bursts small enough not to hold up entries
+  /// in flight. For processes that run many groups (give each group its own `seed`); a single
+  /// group gains nothing. The first heartbeat of a term still goes out at once. Where groups
+  /// can quiesce, quiescence saves more (docs/multi-raft.md).
   bool align_heartbeats = false;
 
   /// Seed of the election-timeout jitter. 0 derives one from the node id.

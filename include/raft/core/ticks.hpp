@@ -4,20 +4,45 @@
 // process's thousands of groups fall at scattered instants, and every tick makes its own write
 // to each peer and its own wake-up there. On a grid (the multiples of the interval since the
 // clock's epoch) they fall together: the groups tick in the same executor turn, and the router
-// sends all their heartbeats to a peer in one write (options::align_heartbeats).
+// sends all their heartbeats to a peer in one write (options::align_heartbeats). The grid has a
+// few phases, so that a process's idle groups make a few small bursts per interval, not one
+// large one.
 #pragma once
+
+#include <cstdint>
 
 namespace raft {
 inline namespace v1 {
 
-/// The first multiple of `interval` after the clock's epoch that is strictly later than `now`
-/// (interval > 0). A tick waits at most one interval, and at least a clock tick.
-template <class TimePoint, class Duration>
-[[nodiscard]] constexpr TimePoint next_grid_tick(TimePoint now, Duration interval) noexcept {
-  const auto since_epoch = now.time_since_epoch();
-  const auto step = typename TimePoint::duration(interval);
-  const auto ticks = since_epoch / step;  // whole steps so far (now >= epoch)
-  return TimePoint((ticks + 1) * step);
+/// The first instant strictly later than `now` of the form k * interval + offset since the
+/// clock's epoch (interval > 0, 0 <= offset < interval). A tick waits at most one interval, and
+/// at least a clock tick. Groups with the same offset tick together.
+template <class TimePoint, class Duration, class Offset = Duration>
+[[nodiscard]] constexpr TimePoint next_grid_tick(TimePoint now, Duration interval, Offset offset = Offset{}) noexcept {
+  using D = typename TimePoint::duration;
+  const auto step = D(interval);
+  const auto since = now.time_since_epoch() - D(offset);  // negative before the first tick
+  auto ticks = since / step;                              // whole steps so far, rounded down
+  if (since < D::zero() && since % step != D::zero()) --ticks;
+  return TimePoint((ticks + 1) * step + D(offset));
+}
+
+/// How many offsets the ticks of aligned groups are spread over. All groups on one instant make
+/// one burst of heartbeats, replies and work every interval, which delays entries in flight under
+/// load; spread over this many instants, each burst is that much smaller, and a process still
+/// makes only this many writes to a peer per interval for all its idle groups.
+inline constexpr std::uint64_t heartbeat_grid_phases = 16;
+
+/// The offset on the grid of a group whose node has election seed `seed`: a fixed hash of it,
+/// so that groups seeded apart spread evenly over heartbeat_grid_phases offsets.
+template <class Duration>
+[[nodiscard]] constexpr Duration heartbeat_grid_offset(Duration interval, std::uint64_t seed) noexcept {
+  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull;  // splitmix64's finalizer: every bit counts
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  const auto phase = static_cast<typename Duration::rep>(z % heartbeat_grid_phases);
+  return interval * phase / static_cast<typename Duration::rep>(heartbeat_grid_phases);
 }
 
 }  // namespace v1

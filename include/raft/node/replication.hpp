@@ -71,7 +71,7 @@ asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::heartbeat_l
     }
     const auto interval = std::chrono::duration_cast<typename Clock::duration>(opts_.heartbeat_interval);
     if (opts_.align_heartbeats)
-      heartbeat_timer_.expires_at(next_grid_tick(Clock::now(), interval));
+      heartbeat_timer_.expires_at(next_grid_tick(Clock::now(), interval, heartbeat_offset_));
     else
       heartbeat_timer_.expires_after(interval);
     co_await detail::wait_for(heartbeat_timer_);
