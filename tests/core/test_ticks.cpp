@@ -59,6 +59,13 @@ TEST_CASE("next_grid_tick: an offset moves the grid, also before its first point
   CHECK(next_grid_tick(at(3h + 75ms), 100ms, 75ms) == at(3h + 175ms));
 }
 
+TEST_CASE("next_grid_tick: a clock coarser than the interval's and the offset's units") {
+  using micro_clock = std::chrono::time_point<clock_type, std::chrono::microseconds>;
+  const micro_clock now{std::chrono::microseconds(1'234'567)};
+  const auto next = next_grid_tick(now, std::chrono::nanoseconds(100ms), std::chrono::nanoseconds(25ms));
+  CHECK(next == micro_clock{std::chrono::microseconds(1'325'000)});
+}
+
 TEST_CASE("heartbeat_grid_offset: a fixed phase per seed, spread evenly over the phases") {
   constexpr auto interval = std::chrono::nanoseconds(100ms);
   static_assert(heartbeat_grid_offset(interval, 42) == heartbeat_grid_offset(interval, 42));

@@ -9,6 +9,7 @@
 // large one.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 
 namespace raft {
@@ -20,11 +21,12 @@ inline namespace v1 {
 template <class TimePoint, class Duration, class Offset = Duration>
 [[nodiscard]] constexpr TimePoint next_grid_tick(TimePoint now, Duration interval, Offset offset = Offset{}) noexcept {
   using D = typename TimePoint::duration;
-  const auto step = D(interval);
-  const auto since = now.time_since_epoch() - D(offset);  // negative before the first tick
-  auto ticks = since / step;                              // whole steps so far, rounded down
+  const auto step = std::chrono::duration_cast<D>(interval);
+  const auto shift = std::chrono::duration_cast<D>(offset);
+  const auto since = now.time_since_epoch() - shift;  // negative before the first tick
+  auto ticks = since / step;                          // whole steps so far, rounded down
   if (since < D::zero() && since % step != D::zero()) --ticks;
-  return TimePoint((ticks + 1) * step + D(offset));
+  return TimePoint((ticks + 1) * step + shift);
 }
 
 /// How many offsets the ticks of aligned groups are spread over. All groups on one instant make
