@@ -160,12 +160,12 @@ TEST_CASE("multi_cluster: groups are created and destroyed at run time on runnin
 // multiples of the heartbeat interval plus one of raft::heartbeat_grid_phases offsets), so that
 // on a real transport their heartbeats share the router's flush of each, a write per peer (that
 // one turn makes one flush is group_router's test).
-TEST_CASE("multi_cluster: aligned heartbeats of idle groups go out at the same instants") {
-  for (const std::uint64_t seed : multi_test::seeds({1, 2, 3})) {
+TEST_CASE("multi_cluster: aligned heartbeats of idle groups go out at a few shared instants") {
+  for (const std::uint64_t seed : multi_test::seeds({1})) {  // (64 groups: one seed keeps it quick)
     MESSAGE("seed " << seed << " (RAFT_MULTI_SEED=" << seed << " replays it)");
-    // The distinct (instant, sender) pairs of the heartbeats of an idle second, with many more
-    // groups than phases.
-    constexpr std::size_t groups = 16 * raft::heartbeat_grid_phases;
+    // The distinct (instant, sender) pairs of the heartbeats of an idle second, with more groups
+    // than phases (enough that their scattered ticks outnumber the grid's instants).
+    constexpr std::size_t groups = 4 * raft::heartbeat_grid_phases;
     auto heartbeat_instants = [&](bool align) {
       raft::options o;
       o.align_heartbeats = align;  // (quiescence off: every group heartbeats all along)
@@ -190,8 +190,9 @@ TEST_CASE("multi_cluster: aligned heartbeats of idle groups go out at the same i
     const std::size_t aligned = heartbeat_instants(true);
     MESSAGE("distinct (instant, process) of an idle second's heartbeats: " << scattered << " scattered, " << aligned
                                                                            << " aligned");
-    CHECK(aligned <= 3 * raft::heartbeat_grid_phases * 21);  // at most one instant per phase per tick per process
-    CHECK(aligned * 4 < scattered);
+    constexpr std::size_t grid_instants = 3 * raft::heartbeat_grid_phases * 21;  // per process, phase, tick
+    REQUIRE(scattered > grid_instants);  // so the next check can fail
+    CHECK(aligned <= grid_instants);
     CHECK(aligned > 3 * 21);  // but spread over the phases: not one burst per tick per process
   }
 }
