@@ -607,9 +607,7 @@ class shared_log {
     static_assert(std::is_constructible_v<asio::any_io_executor, decltype(work)>,
                   "raft::shared_log: a flush's completion handler needs an executor that converts to "
                   "asio::any_io_executor (every executor of Asio's own does)");
-    return submit(
-        g, std::move(bytes), [h = std::move(handler)](std::exception_ptr e) mutable { h(std::move(e)); }, true,
-        asio::any_io_executor(std::move(work)));
+    return submit(g, std::move(bytes), std::move(handler), true, asio::any_io_executor(std::move(work)));
   }
 
   /// submit(), then blocks the calling thread until the round that syncs `bytes` is done.
