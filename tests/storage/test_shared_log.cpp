@@ -62,15 +62,40 @@ void flip_byte(const std::filesystem::path& p, std::uint64_t at) {
 
 void truncate_file(const std::filesystem::path& p, std::uint64_t size) { std::filesystem::resize_file(p, size); }
 
-/// The byte offsets of the records in a segment file (after its header).
+/// The byte offsets of the records in a segment file (after its header; round records too),
+/// up to the zeros written ahead of the tail, if any.
 std::vector<std::uint64_t> record_offsets(const std::filesystem::path& p) {
   const auto bytes = detail::read_whole_file(p);
   std::vector<std::uint64_t> out;
   for (std::size_t at = detail::shared_format::segment_header_bytes; at + 8 <= bytes.size();) {
+    const auto length = detail::load_u32(bytes.data() + at);
+    if (length == 0) break;
     out.push_back(at);
-    at += 8 + detail::load_u32(bytes.data() + at);
+    at += 8 + length;
   }
   return out;
+}
+
+/// Where the records of a segment file end (zeros written ahead may follow).
+std::uint64_t records_end(const std::filesystem::path& p) {
+  const auto offsets = record_offsets(p);
+  if (offsets.empty()) return detail::shared_format::segment_header_bytes;
+  const auto bytes = detail::read_whole_file(p);
+  return offsets.back() + 8 + detail::load_u32(bytes.data() + offsets.back());
+}
+
+/// The type of the record at `at` of a segment file.
+detail::shared_format::record_type record_type_at(const std::filesystem::path& p, std::uint64_t at) {
+  const auto bytes = detail::read_whole_file(p);
+  return static_cast<detail::shared_format::record_type>(bytes.at(at + 16));
+}
+
+/// Overwrites bytes [at, at + n) of a file with zeros: a page that never reached the disk.
+void zero_bytes(const std::filesystem::path& p, std::uint64_t at, std::size_t n) {
+  std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(std::streamoff(at));
+  const std::string zeros(n, '\0');
+  f.write(zeros.data(), std::streamsize(n));
 }
 
 // ---- conformance places ------------------------------------------------------------------------
@@ -632,7 +657,8 @@ TEST_CASE("shared_log: a torn tail is cut off; the flushed records before it sta
   REQUIRE(segs.size() == 1);
   const auto offsets = record_offsets(segs[0]);
   const auto last_record = offsets.back();  // group 2's entry 10
-  const auto last_end = bytes_in(segs[0]);
+  const auto last_end = records_end(segs[0]);
+  CHECK(bytes_in(segs[0]) > last_end);  // zeros written ahead
   std::size_t expected = 0;  // entries of group 2 that survive
   SUBCASE("the last record cut short") {
     truncate_file(segs[0], last_record + 11);
@@ -642,8 +668,11 @@ TEST_CASE("shared_log: a torn tail is cut off; the flushed records before it sta
     flip_byte(segs[0], last_record + 30);
     expected = 9;
   }
-  SUBCASE("a zero-filled tail after the last record") {
-    std::ofstream(segs[0], std::ios::app | std::ios::binary) << std::string(100, '\0');
+  SUBCASE("the zeros written ahead after the last record") {
+    expected = 10;
+  }
+  SUBCASE("a tail without zeros (a log written with prefill_bytes = 0)") {
+    truncate_file(segs[0], last_end);
     expected = 10;
   }
   shared_log log(dir.path());
@@ -656,6 +685,160 @@ TEST_CASE("shared_log: a torn tail is cut off; the flushed records before it sta
   // The log continues after the cut.
   b.append(cd::entries(index_t{expected + 1}, 2, term_t{3}));
   cd::flush(b);
+}
+
+TEST_CASE("shared_log: a round that reached the disk only in part is cut where its first hole starts") {
+  // A round overwrites zeros written ahead, so before its sync its pages may reach the disk in
+  // any order: a crash can leave a hole with valid records of the same round after it.
+  storage_test::temp_dir dir;
+  const auto e1 = cd::entries(index_t{1}, 10, term_t{1});
+  const auto e2 = cd::entries(index_t{1}, 10, term_t{2});
+  {
+    shared_log log(dir.path());
+    auto a = log.open_group(raft::group_id{1}), b = log.open_group(raft::group_id{2});
+    (void)a.load();
+    (void)b.load();
+    a.append(e1);
+    cd::flush(a);  // round 1: a round record, then group 1's ten entries
+    b.append(e2);
+    cd::flush(b);  // round 2: a round record, then group 2's ten entries
+  }
+  const auto segs = segment_files(dir.path());
+  REQUIRE(segs.size() == 1);
+  const auto offsets = record_offsets(segs[0]);
+  REQUIRE(offsets.size() == 22);
+  const std::uint64_t round1 = offsets[0], round2 = offsets[11];
+  REQUIRE(record_type_at(segs[0], round1) == detail::shared_format::record_type::round);
+  REQUIRE(record_type_at(segs[0], round2) == detail::shared_format::record_type::round);
+  auto entry_at = [&](std::size_t round, std::size_t k) { return offsets[round == 1 ? k : 11 + k]; };  // k = 1..10
+
+  SUBCASE("a hole in the middle of the last round: the records before it stay") {
+    zero_bytes(segs[0], entry_at(2, 4), std::size_t(entry_at(2, 6) - entry_at(2, 4)));  // entries 4 and 5
+    {
+      shared_log log(dir.path());
+      auto a = log.open_group(raft::group_id{1}), b = log.open_group(raft::group_id{2});
+      cd::check_same(a.load().entries, e1);
+      cd::check_same(b.load().entries, std::vector<log_entry>(e2.begin(), e2.begin() + 3));
+      CHECK(bytes_in(segs[0]) == entry_at(2, 4));  // cut where the hole starts: entries 6-10 are gone
+      b.append(cd::entries(index_t{4}, 2, term_t{3}));
+      cd::flush(b);
+    }
+    shared_log log(dir.path());
+    auto b = log.open_group(raft::group_id{2});
+    const auto got = b.load().entries;
+    REQUIRE(got.size() == 5);
+    CHECK(got.back().term == term_t{3});
+  }
+  SUBCASE("the last round's own round record lost: the whole round goes") {
+    zero_bytes(segs[0], round2, std::size_t(entry_at(2, 1) - round2));
+    shared_log log(dir.path());
+    auto a = log.open_group(raft::group_id{1}), b = log.open_group(raft::group_id{2});
+    cd::check_same(a.load().entries, e1);
+    CHECK(b.load().entries.empty());
+    CHECK(bytes_in(segs[0]) == round2);
+  }
+  SUBCASE("a hole in a round before the last is refused: that round was synced") {
+    zero_bytes(segs[0], entry_at(1, 4), std::size_t(entry_at(1, 6) - entry_at(1, 4)));
+    try {
+      shared_log log(dir.path());
+      FAIL("a hole in a synced round was accepted");
+    } catch (const file_storage_corruption& e) {
+      CHECK(e.file() == segs[0]);
+      CHECK(e.offset() == entry_at(1, 4));
+      CHECK(std::string(e.what()).find("a later round follows") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("shared_log: segments of format version 1 are read; new records go to a new segment") {
+  namespace sf = detail::shared_format;
+  storage_test::temp_dir dir;
+  const auto e = cd::entries(index_t{1}, 3, term_t{2});
+  std::vector<std::byte> bytes;
+  const auto header = sf::encode_segment_header(1, 1);
+  bytes.insert(bytes.end(), header.begin(), header.end());
+  sf::put_record(bytes, 1, sf::record_type::hard_state, {2, 1});
+  for (const auto& x : e) sf::put_entry(bytes, 1, x);
+  const auto first = dir.path() / sf::segment_name(1);
+  const std::uint64_t second_entry = sf::segment_header_bytes + sf::record_header_bytes +
+                                     sf::body_bytes(sf::record_type::hard_state) + sf::record_header_bytes +
+                                     sf::entry_fixed + e[0].data.bytes().size();
+  {
+    std::ofstream out(first, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  }
+  SUBCASE("read, continued in a version 2 segment, read again") {
+    {
+      shared_log log(dir.path());
+      auto a = log.open_group(raft::group_id{1});
+      const auto ps = a.load();
+      CHECK(ps.state.term == term_t{2});
+      CHECK(ps.state.voted_for == node_id{1});
+      cd::check_same(ps.entries, e);
+      a.append(cd::entries(index_t{4}, 2, term_t{2}));
+      cd::flush(a);
+    }
+    const auto segs = segment_files(dir.path());
+    REQUIRE(segs.size() == 2);
+    CHECK(bytes_in(first) == bytes.size());  // left as it was
+    CHECK(detail::load_u32(detail::read_whole_file(segs[1]).data() + 8) == sf::version);
+    shared_log log(dir.path());
+    auto a = log.open_group(raft::group_id{1});
+    CHECK(a.load().entries.size() == 5);
+  }
+  SUBCASE("version 1 keeps its rule: a bad record with valid records after it is refused") {
+    flip_byte(first, second_entry + 20);  // entry 2 of 3: entry 3 is valid after it
+    try {
+      shared_log log(dir.path());
+      FAIL("a version 1 segment with a hole was accepted");
+    } catch (const file_storage_corruption& x) {
+      CHECK(x.offset() == second_entry);
+      CHECK(std::string(x.what()).find("valid records follow") != std::string::npos);
+    }
+  }
+  SUBCASE("a version the build does not know is refused") {
+    const auto newer = sf::encode_segment_header(1, sf::version + 1);
+    std::fstream f(first, std::ios::in | std::ios::out | std::ios::binary);
+    f.write(reinterpret_cast<const char*>(newer.data()), std::streamsize(newer.size()));
+    f.close();
+    CHECK_THROWS_WITH_AS(shared_log(dir.path()), doctest::Contains("unsupported format version"),
+                         file_storage_corruption);
+  }
+}
+
+TEST_CASE("shared_log: zeros are written ahead of the tail, and a closed segment is trimmed to its records") {
+  storage_test::temp_dir dir;
+  for (const std::size_t prefill : {std::size_t{0}, std::size_t{4096}}) {
+    CAPTURE(prefill);
+    const auto where = dir.path() / std::to_string(prefill);
+    auto o = small_segments(false, 8 << 10);
+    o.prefill_bytes = prefill;
+    shared_log_stats stats;
+    {
+      shared_log log(where, o);
+      auto a = log.open_group(raft::group_id{1});
+      (void)a.load();
+      for (std::uint64_t k = 0; k < 40; ++k) {
+        a.append(cd::entries(index_t{k * 4 + 1}, 4, term_t{1}, 200));
+        cd::flush(a);
+      }
+      stats = log.stats();
+    }
+    const auto segs = segment_files(where);
+    REQUIRE(segs.size() >= 3);
+    for (std::size_t k = 0; k + 1 < segs.size(); ++k) CHECK(bytes_in(segs[k]) == records_end(segs[k]));
+    if (prefill == 0) {
+      CHECK(stats.zeros_written == 0);
+      CHECK(bytes_in(segs.back()) == records_end(segs.back()));
+    } else {
+      CHECK(stats.zeros_written >= segs.size() * prefill);
+      CHECK(bytes_in(segs.back()) > records_end(segs.back()));
+      CHECK(bytes_in(segs.back()) <= std::max<std::uint64_t>(records_end(segs.back()) + prefill, 8 << 10));
+    }
+    shared_log log(where, o);
+    auto a = log.open_group(raft::group_id{1});
+    CHECK(a.load().entries.size() == 160);
+  }
 }
 
 TEST_CASE("shared_log: a bad record in a segment that is not the last is refused, naming file and offset") {
