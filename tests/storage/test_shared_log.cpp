@@ -705,12 +705,13 @@ TEST_CASE("shared_log: a round that reached the disk only in part is cut where i
   }
   const auto segs = segment_files(dir.path());
   REQUIRE(segs.size() == 1);
+  // The segment's first round record (it ends the empty checkpoint), then the two rounds.
   const auto offsets = record_offsets(segs[0]);
-  REQUIRE(offsets.size() == 22);
-  const std::uint64_t round1 = offsets[0], round2 = offsets[11];
-  REQUIRE(record_type_at(segs[0], round1) == detail::shared_format::record_type::round);
-  REQUIRE(record_type_at(segs[0], round2) == detail::shared_format::record_type::round);
-  auto entry_at = [&](std::size_t round, std::size_t k) { return offsets[round == 1 ? k : 11 + k]; };  // k = 1..10
+  REQUIRE(offsets.size() == 23);
+  const std::uint64_t round1 = offsets[1], round2 = offsets[12];
+  for (const auto at : {offsets[0], round1, round2})
+    REQUIRE(record_type_at(segs[0], at) == detail::shared_format::record_type::round);
+  auto entry_at = [&](std::size_t round, std::size_t k) { return offsets[round == 1 ? 1 + k : 12 + k]; };  // k = 1..10
 
   SUBCASE("a hole in the middle of the last round: the records before it stay") {
     zero_bytes(segs[0], entry_at(2, 4), std::size_t(entry_at(2, 6) - entry_at(2, 4)));  // entries 4 and 5
@@ -736,6 +737,11 @@ TEST_CASE("shared_log: a round that reached the disk only in part is cut where i
     cd::check_same(a.load().entries, e1);
     CHECK(b.load().entries.empty());
     CHECK(bytes_in(segs[0]) == round2);
+  }
+  SUBCASE("the segment's first round record damaged: refused, it was synced with the segment") {
+    flip_byte(segs[0], offsets[0] + 20);
+    CHECK_THROWS_WITH_AS(shared_log(dir.path()), doctest::Contains("in the segment's checkpoint"),
+                         file_storage_corruption);
   }
   SUBCASE("a hole in a round before the last is refused: that round was synced") {
     zero_bytes(segs[0], entry_at(1, 4), std::size_t(entry_at(1, 6) - entry_at(1, 4)));
@@ -869,8 +875,29 @@ TEST_CASE("shared_log: a bad record in a segment that is not the last is refused
     CHECK(e.offset() == bad);
     CHECK(std::string(e.what()).find(segs[1].filename().string()) != std::string::npos);
   }
-  // A missing segment in the middle is refused too.
   flip_byte(segs[1], bad + 20);  // repaired
+  // The last segment's checkpoint was synced before the segment got its name: damage there is
+  // refused too, even where no round was written after the round record that ends it (a crash
+  // just after the segment was created: the segment is cut there).
+  const auto last = record_offsets(segs.back());
+  REQUIRE(record_type_at(segs.back(), last[0]) == detail::shared_format::record_type::checkpoint);
+  std::size_t ends = 0;  // the round record that ends the checkpoint; the first write's follows it
+  while (record_type_at(segs.back(), last[ends]) == detail::shared_format::record_type::checkpoint) ++ends;
+  REQUIRE(ends + 1 < last.size());
+  REQUIRE(record_type_at(segs.back(), last[ends]) == detail::shared_format::record_type::round);
+  REQUIRE(record_type_at(segs.back(), last[ends + 1]) == detail::shared_format::record_type::round);
+  truncate_file(segs.back(), last[ends + 1]);
+  flip_byte(segs.back(), last[0] + 20);
+  try {
+    shared_log log(dir.path(), small_segments(false, 2048));
+    FAIL("a damaged checkpoint was accepted");
+  } catch (const file_storage_corruption& e) {
+    CHECK(e.file() == segs.back());
+    CHECK(e.offset() == last[0]);
+  }
+  flip_byte(segs.back(), last[0] + 20);  // repaired
+  CHECK_NOTHROW(shared_log(dir.path(), small_segments(false, 2048)));
+  // A missing segment in the middle is refused too.
   std::filesystem::remove(segs[1]);
   CHECK_THROWS_AS(shared_log(dir.path(), small_segments(false, 2048)), file_storage_corruption);
 }

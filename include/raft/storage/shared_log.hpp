@@ -21,7 +21,8 @@
 //   4 truncate     index (remove the entries after it)
 //   5 compact      index, term (the new compaction base; at or past the last entry it empties the log)
 //   6 remove       (the group is gone: everything before this record about it is garbage)
-//   7 round        round number (group id 0): starts every write to the tail (version 2)
+//   7 round        round number (group id 0): ends the checkpoint, and starts every write to the
+//                  tail after it (version 2); the numbers increase through the whole log
 // A group's records come in the order its calls were made; records of different groups
 // interleave in the order their flushes reached the writer. A round's write comes only after
 // the one before it was synced. Past its end, the tail file holds zeros written ahead
@@ -47,8 +48,8 @@
 //
 // Recovery (the constructor): every segment is read in order and its records replayed into
 // each group's state; the entries found are kept for that group's first load(). The first bad
-// record of the last segment (zeros too) is cut off with everything after it unless a valid round
-// record follows: that is the last round, which a crash interrupted before its sync (its pages
+// record of the last segment (zeros too) after its checkpoint is cut off with everything after it
+// unless a valid round record follows: that is the last round, which a crash interrupted before its sync (its pages
 // may have reached the disk in any order, so records of the same round may follow the hole). A
 // bad record followed by a later round, a bad record anywhere else, a bad header, a round number
 // that does not increase, a missing segment in the sequence, or an entry that replay needs and
@@ -756,15 +757,20 @@ class shared_log {
     std::vector<std::byte> buf = detail::read_whole_file(path);
     tail_version_ = check_segment_header(buf, seq, path);
     const bool rounds = tail_version_ >= 2;  // version 1 has no round records
+    bool round_seen = false;                 // version 2: the checkpoint ends at the first round record
     segments_.push_back(segment{seq, sf::segment_header_bytes, 0, 0});
     std::size_t at = sf::segment_header_bytes;
     while (at < buf.size()) {
       sf::record_view r;
       if (const char* bad = sf::check_record(buf.data() + at, buf.size() - at, r)) {
         // The end of the last round, if that round's pages reached the disk only in part (a crash
-        // before its sync; it was never acknowledged): cut it off. Anything else is corruption.
-        const bool later_round = rounds ? round_record_after(buf, at + 1) : valid_record_after(buf, at + 1);
-        if (!last_file || later_round)
+        // before its sync; it was never acknowledged): cut it off. Anything else is corruption,
+        // the checkpoint too: it was synced before the segment got its name.
+        if (!last_file)
+          throw file_storage_corruption(path, at, std::string(bad) + " in a segment that is not the last");
+        if (rounds && !round_seen)
+          throw file_storage_corruption(path, at, std::string(bad) + " in the segment's checkpoint");
+        if (rounds ? round_record_after(buf, at + 1) : valid_record_after(buf, at + 1))
           throw file_storage_corruption(path, at,
                                         std::string(bad) + (rounds ? ", and a later round follows" : ", and valid records follow") +
                                             ": refusing to drop them");
@@ -783,12 +789,17 @@ class shared_log {
           throw file_storage_corruption(path, at, "round " + std::to_string(r.field(0)) + " after round " +
                                                       std::to_string(last_round_));
         last_round_ = r.field(0);
+        round_seen = true;
       } else {
+        if (round_seen && r.type() == record_type::checkpoint)
+          throw file_storage_corruption(path, at, "checkpoint record after the segment's first round");
         replay_record(r, seq, at, end, path, entries, removed);
         if (r.type() != record_type::checkpoint) ++segments_.back().records;
       }
       at = end;
     }
+    if (rounds && !round_seen)
+      throw file_storage_corruption(path, buf.size(), "the segment's checkpoint has no round record after it");
     segments_.back().size = buf.size();
   }
 
@@ -1059,7 +1070,7 @@ class shared_log {
   }
 
   /// Writes the round buffer to the tail segment (one pwrite). Past the zeros written ahead, it
-  /// first writes `prefill_bytes` more zeros after the round, synced with it: the rounds that
+  /// then writes `prefill_bytes` more zeros after the round, synced with it: the rounds that
   /// follow then overwrite a file whose size does not change, and their fdatasync need not
   /// commit the file system's journal.
   void write_out() {
@@ -1093,9 +1104,9 @@ class shared_log {
   }
 
   /// Closes the tail (its records written and synced) and starts segment `seq`: created under a
-  /// temporary name with its header and a checkpoint of every group, synced, renamed, the
-  /// directory synced. So a segment file always has a whole header and checkpoint, and a torn
-  /// record can only be in the last segment.
+  /// temporary name with its header, a checkpoint of every group and a round record, synced,
+  /// renamed, the directory synced. So a segment file always has a whole header and checkpoint,
+  /// and a torn record can only be in the last segment, after its first round record.
   void start_segment(std::uint64_t seq) {
     namespace sf = detail::shared_format;
     if (!segments_.empty()) {
@@ -1126,6 +1137,9 @@ class shared_log {
         ++records;
       }
     }
+    // The checkpoint ends with a round record, synced with it: recovery cuts a torn round only
+    // after it, and never drops the checkpoint.
+    sf::put_record(bytes, 0, record_type::round, {++last_round_});
     const auto path = segment_path(seq);
     auto tmp = path;
     tmp += ".tmp";
