@@ -847,6 +847,61 @@ TEST_CASE("shared_log: zeros are written ahead of the tail, and a closed segment
   }
 }
 
+TEST_CASE("shared_log: entries a checkpoint promises are counted, not stored, however many") {
+  // A checkpoint's entries that a deleted segment held are dropped by a later compaction; until
+  // then replay only counts them. It had reserved a slot for each: a checkpoint promising 2^62
+  // entries threw std::length_error, and 2^24 took 830 MB before the refusal.
+  namespace sf = detail::shared_format;
+  storage_test::temp_dir dir;
+  const std::uint64_t huge = std::uint64_t{1} << 62;
+  auto write_segment = [&](bool compacted) {
+    std::vector<std::byte> bytes;
+    const auto header = sf::encode_segment_header(1);
+    bytes.insert(bytes.end(), header.begin(), header.end());
+    sf::put_record(bytes, 1, sf::record_type::checkpoint, {3, 2, 0, 0, huge});
+    sf::put_record(bytes, 0, sf::record_type::round, {1});
+    if (compacted) sf::put_record(bytes, 1, sf::record_type::compact, {huge, 3});
+    std::ofstream out(dir.path() / sf::segment_name(1), std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  };
+  SUBCASE("still promised at the end: refused") {
+    write_segment(false);
+    const std::string why = "promises entries up to " + std::to_string(huge);
+    CHECK_THROWS_WITH_AS(shared_log(dir.path()), doctest::Contains(why.c_str()), file_storage_corruption);
+  }
+  SUBCASE("dropped by a compaction: the group starts at its base") {
+    write_segment(true);
+    shared_log log(dir.path());
+    auto a = log.open_group(raft::group_id{1});
+    const auto ps = a.load();
+    CHECK(ps.state.term == term_t{3});
+    CHECK(ps.base_index == index_t{huge});
+    CHECK(ps.entries.empty());
+  }
+}
+
+TEST_CASE("shared_log: segment numbers never wrap around") {
+  namespace sf = detail::shared_format;
+  storage_test::temp_dir dir;
+  auto write_empty_segment = [&](std::uint64_t seq, std::uint32_t format) {
+    const auto header = sf::encode_segment_header(seq, format);
+    std::vector<std::byte> bytes(header.begin(), header.end());
+    if (format >= 2) sf::put_record(bytes, 0, sf::record_type::round, {1});
+    std::ofstream out(dir.path() / sf::segment_name(seq), std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  };
+  SUBCASE("a segment with the largest number is refused") {
+    write_empty_segment(sf::last_segment_number, 2);
+    CHECK_THROWS_AS(shared_log(dir.path()), file_storage_corruption);
+  }
+  SUBCASE("a version 1 tail with no number left after it is refused, not continued as segment 0") {
+    write_empty_segment(sf::last_segment_number - 1, 1);
+    CHECK_THROWS_WITH_AS(shared_log(dir.path()), doctest::Contains("no segment number is left"),
+                         file_storage_corruption);
+    CHECK(segment_files(dir.path()).size() == 1);
+  }
+}
+
 TEST_CASE("shared_log: a bad record in a segment that is not the last is refused, naming file and offset") {
   storage_test::temp_dir dir;
   {

@@ -167,6 +167,9 @@ namespace shared_format {
 inline constexpr std::uint32_t version = 2;          // the version written
 inline constexpr std::uint32_t oldest_version = 1;   // the oldest version read (no round records)
 inline constexpr char segment_magic[9] = "RAFTMLOG";
+/// Never used: the log refuses to start a segment with this number, and to open a directory
+/// whose last segment has it, so segment numbers never wrap around.
+inline constexpr std::uint64_t last_segment_number = ~std::uint64_t{0};
 inline constexpr std::size_t segment_header_bytes = 32;
 inline constexpr std::size_t record_header_bytes = 8;  // u32 length, u32 crc32c
 inline constexpr std::size_t body_prefix = 9;          // u64 group, u8 type
@@ -711,10 +714,15 @@ class shared_log {
 
   // ---- recovery ----------------------------------------------------------------------------------
 
-  /// What replay keeps per group beside its state: the entries (base, last], in order. An entry
-  /// whose index is 0 is one a checkpoint announced that an older (deleted) segment held: it
-  /// must be gone by the end of the replay.
-  using replay_entries = std::unordered_map<std::uint64_t, std::deque<log_entry>>;
+  /// What replay keeps per group beside its state: the entries (base, last] it found, in order,
+  /// after those a checkpoint announced that an older (deleted) segment held: (base, missing].
+  /// Later records must drop those (a compaction) by the end of the replay. Only counted, never
+  /// stored: a checkpoint can promise any number.
+  struct replay_log {
+    std::deque<log_entry> entries;  ///< (max(base, missing), last]
+    index_t missing{0};
+  };
+  using replay_entries = std::unordered_map<std::uint64_t, replay_log>;
 
   void recover() {
     namespace sf = detail::shared_format;
@@ -731,6 +739,8 @@ class shared_log {
     std::sort(files.begin(), files.end());
     replay_entries entries;
     std::unordered_map<std::uint64_t, bool> removed;  // group -> its last record was a removal
+    if (!files.empty() && files.back().first == sf::last_segment_number)
+      throw file_storage_corruption(files.back().second, 0, "a segment number the log never uses (the largest there is)");
     for (std::size_t k = 0; k < files.size(); ++k) {
       if (k > 0 && files[k].first != files[k - 1].first + 1)
         throw file_storage_corruption(files[k].second, 0,
@@ -743,8 +753,10 @@ class shared_log {
       if (gone) remove_snapshot_directory(id);  // a removal a crash interrupted
     if (segments_.empty()) {
       start_segment(1);
-    } else if (tail_version_ != sf::version) {
-      start_segment(segments_.back().seq + 1);  // records are written in this build's format only
+    } else if (tail_version_ != sf::version) {  // records are written in this build's format only
+      if (segments_.back().seq + 1 == sf::last_segment_number)
+        throw file_storage_corruption(segment_path(segments_.back().seq), 0, "no segment number is left after it");
+      start_segment(segments_.back().seq + 1);
     } else {
       tail_fd_ = detail::open_file(segment_path(segments_.back().seq), O_RDWR);
       tail_filled_ = segments_.back().size;
@@ -854,7 +866,7 @@ class shared_log {
                      std::unordered_map<std::uint64_t, bool>& removed) {
     const std::uint64_t id = r.group();
     group_state& g = groups_.try_emplace(id, id).first->second;
-    std::deque<log_entry>& log = entries[id];
+    replay_log& log = entries[id];
     removed[id] = r.type() == record_type::remove;
     auto corrupt = [&](const std::string& what) {
       return file_storage_corruption(path, begin, "group " + std::to_string(id) + ": " + what);
@@ -866,7 +878,10 @@ class shared_log {
         replay_compact(g, log, base, term_t{r.field(3)});
         if (last < g.last) replay_truncate(g, log, last);
         if (last > g.last) {  // entries held by segments deleted since: later records drop them
-          log.resize(last - g.base);
+          if (!log.entries.empty())
+            throw corrupt("checkpoint promises entries after " + std::to_string(g.last.value) +
+                          " that the records before it do not have");
+          log.missing = last;
           g.last = last;
         }
         g.hs = hard_state{term_t{r.field(0)}, node_id{r.field(1)}};
@@ -878,8 +893,8 @@ class shared_log {
         if (i != g.last.next())
           throw corrupt("entry " + std::to_string(i.value) + " where " + std::to_string(g.last.next().value) +
                         " was expected");
-        log.push_back(log_entry{term_t{r.field(0)}, i, static_cast<entry_kind>(r.entry_kind_byte()),
-                                buffer{r.payload()}});
+        log.entries.push_back(log_entry{term_t{r.field(0)}, i, static_cast<entry_kind>(r.entry_kind_byte()),
+                                        buffer{r.payload()}});
         note_entry(g, i, seq, begin, end);
         break;
       }
@@ -891,25 +906,35 @@ class shared_log {
       }
       case record_type::compact: replay_compact(g, log, index_t{r.field(0)}, term_t{r.field(1)}); break;
       case record_type::remove:
-        log.clear();
+        log = replay_log{};
         note_remove(g);
         break;
       case record_type::round: break;  // replay_segment() checks it
     }
   }
 
-  void replay_truncate(group_state& g, std::deque<log_entry>& log, index_t t) {
+  /// The index before the first entry replay holds for `g`.
+  [[nodiscard]] static index_t found_after(const group_state& g, const replay_log& log) noexcept {
+    return std::max(g.base, log.missing);
+  }
+
+  void replay_truncate(group_state& g, replay_log& log, index_t t) {
     if (t >= g.last) return;
-    log.resize(t - g.base);
+    if (const index_t from = found_after(g, log); t >= from) {
+      log.entries.resize(t - from);
+    } else {
+      log.entries.clear();
+      log.missing = t;
+    }
     note_truncate(g, t);
   }
 
-  void replay_compact(group_state& g, std::deque<log_entry>& log, index_t c, term_t term) {
+  void replay_compact(group_state& g, replay_log& log, index_t c, term_t term) {
     if (c <= g.base) return;
-    if (c >= g.last)
-      log.clear();
-    else
-      log.erase(log.begin(), log.begin() + std::ptrdiff_t(c - g.base));
+    if (const index_t from = found_after(g, log); c >= g.last)
+      log.entries.clear();
+    else if (c > from)
+      log.entries.erase(log.entries.begin(), log.entries.begin() + std::ptrdiff_t(c - from));
     note_compact(g, c, term);
   }
 
@@ -917,15 +942,14 @@ class shared_log {
   void finish_recovery(const std::filesystem::path& first_file, replay_entries& entries) {
     for (auto& [id, log] : entries) {
       group_state& g = groups_.at(id);
-      for (const log_entry& e : log)
-        if (e.index == index_t{0})
-          throw file_storage_corruption(first_file, 0,
-                                        "group " + std::to_string(id) + ": its checkpoint promises entries up to " +
-                                            std::to_string(g.last.value) +
-                                            " that no segment holds (a segment was lost)");
-      g.recovered.assign(std::make_move_iterator(log.begin()), std::make_move_iterator(log.end()));
+      if (log.missing > g.base)
+        throw file_storage_corruption(first_file, 0,
+                                      "group " + std::to_string(id) + ": its checkpoint promises entries up to " +
+                                          std::to_string(log.missing.value) +
+                                          " that no segment holds (a segment was lost)");
+      g.recovered.assign(std::make_move_iterator(log.entries.begin()), std::make_move_iterator(log.entries.end()));
       g.has_recovered = true;
-      log.clear();
+      log.entries.clear();
     }
     std::erase_if(groups_, [](const auto& kv) { return kv.second.empty(); });
   }
@@ -1109,6 +1133,9 @@ class shared_log {
   /// and a torn record can only be in the last segment, after its first round record.
   void start_segment(std::uint64_t seq) {
     namespace sf = detail::shared_format;
+    if (seq == sf::last_segment_number)  // never reached at any real rate; refused, never wrapped
+      throw std::system_error(std::make_error_code(std::errc::value_too_large),
+                              "raft::shared_log: segment numbers are used up in " + dir_.string());
     if (!segments_.empty()) {
       write_out();
       if (tail_filled_ > segments_.back().size) {  // the zeros written ahead go: a closed segment ends at its last record
