@@ -52,7 +52,8 @@
 // leaders per node, the quiet replicas and the memory per replica. --proposers 0 leaves the
 // groups idle; --quiesce on turns on options::quiesce with the routers' liveness;
 // --align-heartbeats off turns off options::align_heartbeats (on by default here); --storage
-// shared-log gives each host one raft::shared_log (fsyncs and entries per fsync reported).
+// shared-log gives each host one raft::shared_log (fsyncs and entries per fsync reported), and
+// --prefill its prefill_bytes (the zeros written ahead of its tail; default 1 MiB, 0: appends).
 // With tcp-procs the other hosts run the hidden `--role group-host` mode.
 //
 // The state machine does nothing but count: the figures are the library's own cost, not a
@@ -144,7 +145,8 @@ using namespace std::chrono_literals;
                "                         [--election-ms MS] [--json | --csv]\n"
                "                         [--latency-cdf FILE] [--check]\n"
                "                         [--snapshot-every ENTRIES] [--rss-every SECONDS]\n"
-               "                         [--groups N] [--quiesce on|off] [--align-heartbeats on|off]\n",
+               "                         [--groups N] [--quiesce on|off] [--align-heartbeats on|off]\n"
+               "                         [--prefill BYTES]\n",
                why);
   std::exit(2);
 }
@@ -218,6 +220,8 @@ params parse(int argc, char** argv) {
       p.proposers = static_cast<std::size_t>(number);
     } else if (arg == "--groups") {
       p.groups = static_cast<std::size_t>(number);
+    } else if (arg == "--prefill") {
+      p.prefill = static_cast<std::size_t>(number);
     } else if (arg == "--warmup") {
       p.warmup = number;
     } else if (arg == "--duration") {

@@ -139,6 +139,7 @@ class group_host {
     if constexpr (shared_storage) {
       raft::shared_log_options o;
       o.fsync = p.fsync;
+      o.prefill_bytes = p.prefill;
       log_ = std::make_unique<raft::shared_log>(dir, std::move(o));
     } else {
       (void)dir;
@@ -252,7 +253,8 @@ inline std::vector<std::string> group_host_args(const params& p, raft::node_id i
           "--snapshot-every", std::to_string(p.snapshot_every), "--cluster-id", std::to_string(p.cluster_id),
           "--quiesce", name_of(on_off_names, p.quiesce), "--align-heartbeats", name_of(on_off_names, p.align_heartbeats),
           "--storage", to_string(p.storage),
-          "--fsync", name_of(on_off_names, p.fsync), "--node-dir", host_directory(p, id),
+          "--fsync", name_of(on_off_names, p.fsync), "--prefill", std::to_string(p.prefill),
+          "--node-dir", host_directory(p, id),
           "--parent-pid", std::to_string(::getpid())};
 }
 

@@ -62,6 +62,7 @@ struct params {
   transport_kind transport = transport_kind::local;
   storage_kind storage = storage_kind::memory;
   bool fsync = true;
+  std::size_t prefill = std::size_t{1} << 20;  // shared_log_options::prefill_bytes (--storage shared-log)
   std::string dir;          // parent of the fresh temporary directory (file storage)
   std::string latency_cdf;  // where to write the latency distribution, if set
   std::uint64_t snapshot_every = 100'000;  // options.snapshot_entries (0: never, the log grows)
