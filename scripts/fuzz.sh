@@ -5,6 +5,7 @@
 # in their own build dir (build-fuzz/, or $BUILD_DIR) and runs each for a bounded time:
 #   codec          the wire codec (raft/transport/codec.hpp)
 #   file_storage   file_storage recovery from arbitrary and damaged directories
+#   shared_log     shared_log crash recovery from arbitrary and damaged segments
 #   node           one node fed arbitrary messages by peers the fuzzer plays
 #   cluster        a simulated cluster under a fault schedule the fuzzer writes
 #
@@ -17,9 +18,10 @@
 #                    and exit
 #
 # Each harness starts from the seed corpus in the repository (tests/fuzz/corpus/<name>/, read
-# only) plus the working corpus it grew in earlier runs (build-fuzz/corpus/<name>/). A crash,
-# a failed check, a leak, undefined behaviour or a timeout stops that harness; the input is saved
-# under build-fuzz/artifacts/<name>/ and the script prints how to replay it. Exit 0 only if no
+# only), the inputs of fixed findings (tests/fuzz/regressions/<name>/), and the working corpus
+# it grew in earlier runs (build-fuzz/corpus/<name>/). A crash, a failed check, a leak,
+# undefined behaviour or a timeout stops that harness; the input is saved under
+# build-fuzz/artifacts/<name>/ and the script prints how to replay it. Exit 0 only if no
 # harness found anything.
 #
 # Installs what is missing (Debian/Ubuntu, as root): clang-14, libclang-rt-14-dev (libFuzzer and
@@ -63,7 +65,7 @@ if ((${#want[@]})); then
   [[ $CLANGXX == clang++ ]] && command -v clang++-14 >/dev/null && CLANGXX=clang++-14
 fi
 
-harnesses=(codec file_storage node cluster)
+harnesses=(codec file_storage shared_log node cluster)
 if [[ -n $only ]]; then
   IFS=, read -r -a harnesses <<<"$only"
 fi
@@ -71,6 +73,7 @@ fi
 declare -A flags=(
   [codec]="-max_len=4096"
   [file_storage]="-max_len=4096"
+  [shared_log]="-max_len=4096"
   [node]="-max_len=2048 -len_control=0"
   [cluster]="-max_len=2048 -len_control=0"
 )
@@ -114,12 +117,14 @@ for h in "${harnesses[@]}"; do
   artifacts=$build/artifacts/$h
   mkdir -p "$work" "$artifacts"
   log=$build/fuzz-$h.log
+  seeds=("$raft_root/tests/fuzz/corpus/$h")
+  [[ -d $raft_root/tests/fuzz/regressions/$h ]] && seeds+=("$raft_root/tests/fuzz/regressions/$h")
   echo "==== fuzz_$h: $seconds s (log: $log)"
   set +e
   # shellcheck disable=SC2086 # flags are words
   timeout -k 30 $((seconds + 120)) "$build/tests/fuzz/fuzz_$h" ${flags[$h]} ${FUZZ_FLAGS:-} \
     -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2560 -print_final_stats=1 \
-    -artifact_prefix="$artifacts/" "$work" "$raft_root/tests/fuzz/corpus/$h" >"$log" 2>&1
+    -artifact_prefix="$artifacts/" "$work" "${seeds[@]}" >"$log" 2>&1
   rc=$?
   set -e
   done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)

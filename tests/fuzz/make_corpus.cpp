@@ -9,6 +9,9 @@
 //   file_storage  directories written by a real file_storage (appends over several segments,
 //                 a truncation, a compaction), in the harness's raw input format; plus inputs in
 //                 its structured format, one per kind of damage;
+//   shared_log    directories written by a real shared_log (several groups over several segments,
+//                 truncations, compactions, a removal), in the harness's raw input format; plus
+//                 inputs in its structured format, a few per kind of damage;
 //   node          programs that get the node elected (alone, or with the fuzzer's votes), make
 //                 it commit and apply proposals, crash and restart it, feed it every message type;
 //   cluster       programs with crashes, partitions, replays, pauses and clock skew.
@@ -29,6 +32,7 @@
 
 #include "raft/raft.hpp"
 #include "raft/storage/file.hpp"
+#include "raft/storage/shared_log.hpp"
 #include "raft/transport/codec.hpp"
 
 namespace {
@@ -196,6 +200,110 @@ void file_storage_seeds() {
   }
 }
 
+// ---- shared_log -------------------------------------------------------------------------------------
+
+/// The harness's raw format: mode byte (even), file count, then per segment: kind 0, no fix-ups,
+/// sequence number - 1 (below 8), u16 length, bytes. Then the options of the checks that follow.
+bytes shared_log_raw_input_from(const fs::path& dir) {
+  bytes in{0, 0};
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (!name.starts_with("shared-")) continue;
+    const std::uint64_t seq = std::stoull(name.substr(7, 20));
+    if (seq < 1 || seq > 8) continue;  // the raw format names segments 1..8 without fix-ups
+    std::ifstream f(e.path(), std::ios::binary);
+    bytes content((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (content.size() > 60000) content.resize(60000);
+    ++in[1];
+    in.insert(in.end(), {0, 0, std::uint8_t(seq - 1), std::uint8_t(content.size() & 0xFF), std::uint8_t(content.size() >> 8)});
+    in.insert(in.end(), content.begin(), content.end());
+  }
+  for (std::uint8_t b : {0x40, 0x01, 0x00, 0x80, 0x00, 0x00, 0x40, 0x01, 0x01, 0x00, 0x01, 0x03, 0x00, 0x02, 0x01, 0x03, 0x04})
+    in.push_back(b);  // segment size, zeros ahead, then the changes to one group and the flushes
+  return in;
+}
+
+void flush(raft::shared_log_group& g) {
+  asio::io_context io;
+  asio::co_spawn(io, g.flush(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  io.run();
+}
+
+void shared_log_seeds() {
+  const fs::path tmp = fs::temp_directory_path() / ("raft-make-corpus-shared-" + std::to_string(::getpid()));
+  auto make = [&](const std::string& name, auto&& fill) {
+    fs::remove_all(tmp);
+    {
+      raft::shared_log_options o;
+      o.fsync = false;
+      o.segment_bytes = 600;  // a few records per segment: several segments
+      o.prefill_bytes = 200;  // zeros after the tail's records, as in a crash
+      raft::shared_log log(tmp, o);
+      fill(log);
+    }
+    write("shared_log", name, shared_log_raw_input_from(tmp));
+  };
+  auto entries = [](std::uint64_t from, std::uint64_t to, std::uint64_t term) {
+    std::vector<raft::log_entry> es;
+    for (std::uint64_t i = from; i <= to; ++i)
+      es.push_back({raft::term_t{term}, raft::index_t{i}, raft::entry_kind(i % 3),
+                    raft::buffer::from_string(std::string(i % 13, char('a' + i % 26)))});
+    return es;
+  };
+  make("raw-empty", [](raft::shared_log&) {});
+  make("raw-two-groups", [&](raft::shared_log& log) {
+    auto a = log.open_group(raft::group_id{1});
+    auto b = log.open_group(raft::group_id{2});
+    (void)a.load(), (void)b.load();
+    a.stage_hard_state({raft::term_t{2}, raft::node_id{1}});
+    a.append(entries(1, 6, 2));
+    b.append(entries(1, 3, 1));
+    flush(a), flush(b);
+    b.append(entries(4, 8, 1));
+    flush(b);
+  });
+  make("raw-truncated-compacted", [&](raft::shared_log& log) {
+    auto a = log.open_group(raft::group_id{1});
+    auto b = log.open_group(raft::group_id{7});
+    (void)a.load(), (void)b.load();
+    a.append(entries(1, 10, 1));
+    b.append(entries(1, 4, 1));
+    flush(a), flush(b);
+    a.truncate_after(raft::index_t{6});
+    a.append(entries(7, 9, 2));
+    b.compact_through(raft::index_t{3}, raft::term_t{1});
+    flush(a), flush(b);
+    a.compact_through(raft::index_t{5}, raft::term_t{1});
+    flush(a);
+  });
+  make("raw-removed", [&](raft::shared_log& log) {
+    {
+      auto a = log.open_group(raft::group_id{3});
+      (void)a.load();
+      a.append(entries(1, 5, 1));
+      flush(a);
+    }
+    auto b = log.open_group(raft::group_id{4});
+    (void)b.load();
+    b.stage_hard_state({raft::term_t{5}, raft::node_id{2}});
+    b.append(entries(1, 2, 5));
+    flush(b);
+    log.remove_group(raft::group_id{3});
+  });
+  fs::remove_all(tmp);
+
+  // Structured inputs (mode byte odd): each kind of damage, with a few different logs.
+  std::mt19937_64 rng(11);
+  for (int damage = 0; damage < 11; ++damage)
+    for (int variant = 0; variant < 3; ++variant) {
+      bytes in{1, std::uint8_t(damage), std::uint8_t(variant)};  // structured, damage, version mode
+      for (int k = 0; k < 120; ++k) in.push_back(std::uint8_t(rng()));  // the log, damage details, checks
+      write("shared_log", "structured-damage" + std::to_string(damage) + "-" + std::to_string(variant), in);
+    }
+}
+
 // ---- node -------------------------------------------------------------------------------------------
 
 /// A program for fuzz_node.cpp: header (network seed, shape, node seed, in-flight limit), then ops.
@@ -299,6 +407,7 @@ int main(int argc, char** argv) {
   out_dir = argv[1];
   codec_seeds();
   file_storage_seeds();
+  shared_log_seeds();
   node_seeds();
   cluster_seeds();
   std::printf("seed corpus written to %s\n", out_dir.c_str());
