@@ -812,12 +812,18 @@ TEST_CASE("shared_log: segments of format version 1 are read; new records go to 
   }
 }
 
-TEST_CASE("shared_log: zeros are written ahead of the tail, and a closed segment is trimmed to its records") {
+TEST_CASE("shared_log: zeros are written ahead of the tail (with fsync), and a closed segment is trimmed to its records") {
   storage_test::temp_dir dir;
-  for (const std::size_t prefill : {std::size_t{0}, std::size_t{4096}}) {
+  struct setting {
+    std::size_t prefill;
+    bool fsync;
+  };
+  for (const auto [prefill, fsync] : {setting{0, true}, setting{4096, true}, setting{4096, false}}) {
     CAPTURE(prefill);
-    const auto where = dir.path() / std::to_string(prefill);
-    auto o = small_segments(false, 8 << 10);
+    CAPTURE(fsync);
+    const bool zeros_ahead = prefill > 0 && fsync;
+    const auto where = dir.path() / (std::to_string(prefill) + (fsync ? "-fsync" : ""));
+    auto o = small_segments(fsync, 8 << 10);
     o.prefill_bytes = prefill;
     shared_log_stats stats;
     {
@@ -833,7 +839,7 @@ TEST_CASE("shared_log: zeros are written ahead of the tail, and a closed segment
     const auto segs = segment_files(where);
     REQUIRE(segs.size() >= 3);
     for (std::size_t k = 0; k + 1 < segs.size(); ++k) CHECK(bytes_in(segs[k]) == records_end(segs[k]));
-    if (prefill == 0) {
+    if (!zeros_ahead) {
       CHECK(stats.zeros_written == 0);
       CHECK(bytes_in(segs.back()) == records_end(segs.back()));
     } else {
