@@ -45,6 +45,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 
+#include "fuzz_files.hpp"
 #include "fuzz_support.hpp"
 #include "raft/storage/file.hpp"
 
@@ -162,36 +163,6 @@ bytes snapshot_file(std::uint64_t index, std::uint64_t term, const bytes& data) 
   return b;
 }
 
-// ---- the directory --------------------------------------------------------------------------
-
-const fs::path& root() {
-  static const fs::path r = [] {
-    const char* env = std::getenv("TMPDIR");
-    std::string base = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (env && *env ? env : "/tmp");
-    fs::path p = fs::path(base) / ("raft-fuzz-storage-" + std::to_string(::getpid()));
-    fs::create_directories(p);
-    std::atexit([] {
-      std::error_code ec;
-      fs::remove_all(root(), ec);
-    });
-    return p;
-  }();
-  return r;
-}
-
-fs::path fresh_dir() {
-  const fs::path d = root() / "data";
-  std::error_code ec;
-  fs::remove_all(d, ec);
-  fs::create_directories(d);
-  return d;
-}
-
-void write_file(const fs::path& p, const bytes& b) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
-  if (!out) fuzz::fail("cannot write " + p.string());
-}
 
 // ---- what load() returned, for comparisons ----------------------------------------------------
 
@@ -396,7 +367,7 @@ void check_usable(const fs::path& dir, const loaded& first, fuzz::input& in) {
 // ---- raw inputs ----------------------------------------------------------------------------------
 
 void run_raw(fuzz::input& in) {
-  const fs::path dir = fresh_dir();
+  const fs::path dir = fuzz::fresh_dir();
   const int files = int(in.below(9));
   for (int k = 0; k < files; ++k) {
     const auto kind = in.below(7);
@@ -458,7 +429,7 @@ void run_raw(fuzz::input& in) {
       if (fix & 1) fix_snapshot_header(b, meta_len);
       if (fix & 2) fix_snapshot_trailer(b, meta_len);
     }
-    write_file(dir / name, b);
+    fuzz::write_file(dir / name, b);
   }
   const std::size_t segment_bytes = 64 + in.below(2048);
   const auto l = try_load(dir, segment_bytes);
@@ -488,7 +459,7 @@ enum class damage {
 };
 
 void run_structured(fuzz::input& in) {
-  const fs::path dir = fresh_dir();
+  const fs::path dir = fuzz::fresh_dir();
 
   // The log: records first..first+n-1, terms non-decreasing.
   const std::uint64_t first = in.flag() ? 1 : 1 + in.below(6);
@@ -662,11 +633,11 @@ void run_structured(fuzz::input& in) {
   const bool hs_written = have_hs || what == damage::hard_state;
   const bool base_written = have_base || what == damage::base;
 
-  for (const auto& s : segs) write_file(dir / segment_name(s.first), s.file);
-  if (hs_written) write_file(dir / "hard_state", hs_file);
-  if (base_written) write_file(dir / "base", base_file);
-  if (have_snap) write_file(dir / snapshot_name(snap_index), snap_file);
-  for (const auto& [name, b] : extra_files) write_file(dir / name, b);
+  for (const auto& s : segs) fuzz::write_file(dir / segment_name(s.first), s.file);
+  if (hs_written) fuzz::write_file(dir / "hard_state", hs_file);
+  if (base_written) fuzz::write_file(dir / "base", base_file);
+  if (have_snap) fuzz::write_file(dir / snapshot_name(snap_index), snap_file);
+  for (const auto& [name, b] : extra_files) fuzz::write_file(dir / name, b);
 
   // The model of load() (docs/storage.md, "Recovery").
   std::optional<loaded> expected;

@@ -50,6 +50,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 
+#include "fuzz_files.hpp"
 #include "fuzz_support.hpp"
 #include "raft/storage/shared_log.hpp"
 
@@ -139,36 +140,6 @@ bytes encode(const record& r) {
   return b;
 }
 
-// ---- the directory --------------------------------------------------------------------------
-
-const fs::path& root() {
-  static const fs::path r = [] {
-    const char* env = std::getenv("TMPDIR");
-    std::string base = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (env && *env ? env : "/tmp");
-    fs::path p = fs::path(base) / ("raft-fuzz-shared-log-" + std::to_string(::getpid()));
-    fs::create_directories(p);
-    std::atexit([] {
-      std::error_code ec;
-      fs::remove_all(root(), ec);
-    });
-    return p;
-  }();
-  return r;
-}
-
-fs::path fresh_dir() {
-  const fs::path d = root() / "data";
-  std::error_code ec;
-  fs::remove_all(d, ec);
-  fs::create_directories(d);
-  return d;
-}
-
-void write_file(const fs::path& p, const bytes& b) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
-  if (!out) fuzz::fail("cannot write " + p.string());
-}
 
 // ---- a group's state, as the documented records define it ---------------------------------------
 
@@ -443,7 +414,7 @@ void fix_records(bytes& b, std::uint8_t fix) {
 }
 
 void run_raw(fuzz::input& in) {
-  const fs::path dir = fresh_dir();
+  const fs::path dir = fuzz::fresh_dir();
   const int files = int(in.below(7));
   for (int k = 0; k < files; ++k) {
     const auto kind = in.below(8);
@@ -466,7 +437,7 @@ void run_raw(fuzz::input& in) {
       if ((fix & 1) && b.size() >= segment_header) fix_segment_header(b, seq, (fix & 0x10) ? 1 : 2);
       if (fix & 2) fix_records(b, fix);
     }
-    write_file(dir / name, b);
+    fuzz::write_file(dir / name, b);
   }
   std::string why;
   const auto l = try_open(dir, log_options(160 + in.below(2048), in.flag() ? 0 : in.below(3000)), &why);
@@ -794,7 +765,7 @@ void damage_log(log_writer& w, damage what, fuzz::input& in, std::vector<std::pa
 }
 
 void run_structured(fuzz::input& in) {
-  const fs::path dir = fresh_dir();
+  const fs::path dir = fuzz::fresh_dir();
   const auto what = static_cast<damage>(in.below(std::size_t(damage::count)));
   // Version 1 segments: none, the first few (written before an upgrade), or all of them.
   const bool v1_damage = what == damage::v1_torn_tail || what == damage::v1_hole;
@@ -807,8 +778,8 @@ void run_structured(fuzz::input& in) {
   std::vector<std::pair<std::string, bytes>> extra;
   damage_log(w, what, in, extra);
   for (const auto& s : w.segs)
-    if (s.present) write_file(dir / segment_name(s.seq), s.file);
-  for (const auto& [name, b] : extra) write_file(dir / name, b);
+    if (s.present) fuzz::write_file(dir / segment_name(s.seq), s.file);
+  for (const auto& [name, b] : extra) fuzz::write_file(dir / name, b);
 
   std::string note = "no damage seen";
   const auto expected = expected_recovery(w, note);

@@ -818,7 +818,9 @@ TEST_CASE("shared_log: zeros are written ahead of the tail (with fsync), and a c
     std::size_t prefill;
     bool fsync;
   };
-  for (const auto [prefill, fsync] : {setting{0, true}, setting{4096, true}, setting{4096, false}}) {
+  for (const setting set : {setting{0, true}, setting{4096, true}, setting{4096, false}}) {
+    const std::size_t prefill = set.prefill;
+    const bool fsync = set.fsync;
     CAPTURE(prefill);
     CAPTURE(fsync);
     const bool zeros_ahead = prefill > 0 && fsync;
