@@ -52,19 +52,15 @@
 namespace {
 
 namespace fs = std::filesystem;
-using bytes = std::vector<std::byte>;
+using fuzz::bytes;
+using fuzz::put32;
+using fuzz::put64;
 
 // ---- the documented format (docs/storage.md), written here independently ----------------------
 
 constexpr std::size_t segment_header = 32;
 constexpr std::size_t small_file = 40;
 
-void put32(bytes& b, std::size_t at, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) b[at + i] = std::byte(v >> (8 * i));
-}
-void put64(bytes& b, std::size_t at, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) b[at + i] = std::byte(v >> (8 * i));
-}
 std::uint32_t get32(const bytes& b, std::size_t at) {
   std::uint32_t v = 0;
   for (int i = 0; i < 4; ++i) v |= std::uint32_t(b[at + i]) << (8 * i);

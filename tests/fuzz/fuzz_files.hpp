@@ -1,8 +1,10 @@
-// tests/fuzz/fuzz_files.hpp - what the storage harnesses share: a scratch directory for each
-// input's files, and writing one file.
+// tests/fuzz/fuzz_files.hpp - what the storage harnesses share: little-endian fields for the
+// formats they encode on their own, a scratch directory for each input's files, and writing one
+// file.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +17,16 @@
 #include "fuzz_support.hpp"
 
 namespace fuzz {
+
+using bytes = std::vector<std::byte>;
+
+/// Stores `v` little-endian at b[at..at+4) / b[at..at+8) (the storage formats' byte order).
+inline void put32(bytes& b, std::size_t at, std::uint32_t v) {
+  for (std::size_t i = 0; i < 4; ++i) b[at + i] = std::byte(v >> (8 * i));
+}
+inline void put64(bytes& b, std::size_t at, std::uint64_t v) {
+  for (std::size_t i = 0; i < 8; ++i) b[at + i] = std::byte(v >> (8 * i));
+}
 
 /// This process's scratch directory (in /dev/shm when it is writable: the harnesses write and
 /// sync many small files; else $TMPDIR or /tmp), removed when the process exits.
@@ -42,7 +54,7 @@ inline std::filesystem::path fresh_dir() {
   return d;
 }
 
-inline void write_file(const std::filesystem::path& p, const std::vector<std::byte>& b) {
+inline void write_file(const std::filesystem::path& p, const bytes& b) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
   if (!out) fail("cannot write " + p.string());
