@@ -219,7 +219,10 @@ std::string describe(const log_model& m) {
 
 raft::shared_log_options log_options(std::size_t segment_bytes, std::size_t prefill) {
   raft::shared_log_options o;
-  o.fsync = false;  // the page cache is the disk here; the order of writes is the same
+  // The page cache is the disk here: a hook stands in for every sync, so the log behaves as it
+  // does with syncs (zeros written ahead of the tail included) without waiting for the disk.
+  o.fsync = true;
+  o.sync_hook = [](int) { return 0; };
   o.segment_bytes = segment_bytes;
   o.prefill_bytes = prefill;
   return o;
@@ -320,7 +323,7 @@ void check_usable(const fs::path& dir, const log_model& first, fuzz::input& in) 
   // the log on purpose (numbers never wrap).
   if (g.last() > (std::uint64_t{1} << 60) || last_segment_number(dir) > (std::uint64_t{1} << 60)) return;
   std::optional<std::uint64_t> removed;
-  {
+  try {
     raft::shared_log log(dir, o);
     {
       auto h = log.open_group(raft::group_id{id});
@@ -374,6 +377,11 @@ void check_usable(const fs::path& dir, const log_model& first, fuzz::input& in) 
         log.remove_group(raft::group_id{*removed});
       }
     }
+  } catch (const std::system_error& e) {
+    // A far-out round number (a fuzzed record) may leave the writer no number for its next round:
+    // it then fails the log on purpose (numbers never wrap), and the test of this input ends.
+    if (e.code() == std::errc::value_too_large) return;
+    throw;
   }
   if (removed) model.erase(*removed);
   std::erase_if(model, [](const auto& kv) { return kv.second.empty(); });

@@ -888,7 +888,7 @@ TEST_CASE("shared_log: entries a checkpoint promises are counted, not stored, ho
   }
 }
 
-TEST_CASE("shared_log: segment numbers never wrap around") {
+TEST_CASE("shared_log: segment and round numbers never wrap around") {
   namespace sf = detail::shared_format;
   storage_test::temp_dir dir;
   auto write_empty_segment = [&](std::uint64_t seq, std::uint32_t format) {
@@ -901,6 +901,35 @@ TEST_CASE("shared_log: segment numbers never wrap around") {
   SUBCASE("a segment with the largest number is refused") {
     write_empty_segment(sf::last_segment_number, 2);
     CHECK_THROWS_AS(shared_log(dir.path()), file_storage_corruption);
+  }
+  SUBCASE("a round record with the largest number is refused") {
+    const auto header = sf::encode_segment_header(1);
+    std::vector<std::byte> bytes(header.begin(), header.end());
+    sf::put_record(bytes, 0, sf::record_type::round, {sf::last_round_number});
+    std::ofstream(dir.path() / sf::segment_name(1), std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    CHECK_THROWS_WITH_AS(shared_log(dir.path()), doctest::Contains("a round number the log never uses"),
+                         file_storage_corruption);
+  }
+  SUBCASE("a log with no round number left fails its next write, and still opens") {
+    const auto header = sf::encode_segment_header(1);
+    std::vector<std::byte> bytes(header.begin(), header.end());
+    sf::put_record(bytes, 0, sf::record_type::round, {sf::last_round_number - 1});
+    std::ofstream(dir.path() / sf::segment_name(1), std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    {
+      shared_log log(dir.path());
+      auto a = log.open_group(raft::group_id{1});
+      (void)a.load();
+      a.append(cd::entries(index_t{1}, 1, term_t{1}));
+      try {
+        cd::flush(a);
+        FAIL("a round was written with the largest number");
+      } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::value_too_large);
+      }
+    }
+    CHECK_NOTHROW(shared_log(dir.path()));
   }
   SUBCASE("a version 1 tail with no number left after it is refused, not continued as segment 0") {
     write_empty_segment(sf::last_segment_number - 1, 1);

@@ -171,6 +171,8 @@ inline constexpr char segment_magic[9] = "RAFTMLOG";
 /// Never used: the log refuses to start a segment with this number, and to open a directory
 /// whose last segment has it, so segment numbers never wrap around.
 inline constexpr std::uint64_t last_segment_number = ~std::uint64_t{0};
+/// The same for round numbers.
+inline constexpr std::uint64_t last_round_number = ~std::uint64_t{0};
 inline constexpr std::size_t segment_header_bytes = 32;
 inline constexpr std::size_t record_header_bytes = 8;  // u32 length, u32 crc32c
 inline constexpr std::size_t body_prefix = 9;          // u64 group, u8 type
@@ -801,6 +803,8 @@ class shared_log {
         if (r.field(0) <= last_round_)
           throw file_storage_corruption(path, at, "round " + std::to_string(r.field(0)) + " after round " +
                                                       std::to_string(last_round_));
+        if (r.field(0) == sf::last_round_number)
+          throw file_storage_corruption(path, at, "a round number the log never uses (the largest there is)");
         last_round_ = r.field(0);
         round_seen = true;
       } else {
@@ -1064,7 +1068,7 @@ class shared_log {
       start_segment(segments_.back().seq + 1);
     segment& tail = segments_.back();
     if (round_.empty()) {  // every write to the tail starts with a round record
-      sf::put_record(round_, 0, record_type::round, {++last_round_});
+      sf::put_record(round_, 0, record_type::round, {next_round()});
       tail.size += round_.size();
     }
     const std::uint64_t begin = tail.size;
@@ -1092,6 +1096,15 @@ class shared_log {
       case record_type::checkpoint:
       case record_type::round: break;  // never in a job
     }
+  }
+
+  /// The number of the next round record. Never the largest there is: recovery refuses that one,
+  /// so numbers never wrap (unreachable at any real rate; a damaged or crafted record can).
+  std::uint64_t next_round() {
+    if (last_round_ + 1 == detail::shared_format::last_round_number)
+      throw std::system_error(std::make_error_code(std::errc::value_too_large),
+                              "raft::shared_log: round numbers are used up in " + dir_.string());
+    return ++last_round_;
   }
 
   /// Writes the round buffer to the tail segment (one pwrite). Past the zeros written ahead, it
@@ -1168,7 +1181,7 @@ class shared_log {
     }
     // The checkpoint ends with a round record, synced with it: recovery cuts a torn round only
     // after it, and never drops the checkpoint.
-    sf::put_record(bytes, 0, record_type::round, {++last_round_});
+    sf::put_record(bytes, 0, record_type::round, {next_round()});
     const auto path = segment_path(seq);
     auto tmp = path;
     tmp += ".tmp";
