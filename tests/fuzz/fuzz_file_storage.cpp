@@ -159,15 +159,9 @@ bytes snapshot_file(std::uint64_t index, std::uint64_t term, const bytes& data) 
   return b;
 }
 
-
 // ---- what load() returned, for comparisons ----------------------------------------------------
 
-struct entry {
-  std::uint64_t term, index;
-  std::uint8_t kind;
-  bytes payload;
-  friend bool operator==(const entry&, const entry&) = default;
-};
+using fuzz::entry;
 
 struct loaded {
   std::uint64_t term = 0, vote = 0, base_index = 0, base_term = 0;

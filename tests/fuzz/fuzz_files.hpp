@@ -1,6 +1,6 @@
-// tests/fuzz/fuzz_files.hpp - what the storage harnesses share: little-endian fields for the
-// formats they encode on their own, a scratch directory for each input's files, and writing one
-// file.
+// tests/fuzz/fuzz_files.hpp - what the storage harnesses share: a log entry to compare,
+// little-endian fields for the formats they encode on their own, a scratch directory for each
+// input's files, and writing one file.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +19,14 @@
 namespace fuzz {
 
 using bytes = std::vector<std::byte>;
+
+/// A log entry as a storage gives it back, for comparisons with a model.
+struct entry {
+  std::uint64_t term, index;
+  std::uint8_t kind;
+  bytes payload;
+  friend bool operator==(const entry&, const entry&) = default;
+};
 
 /// Stores `v` little-endian at b[at..at+4) / b[at..at+8) (the storage formats' byte order).
 inline void put32(bytes& b, std::size_t at, std::uint32_t v) {

@@ -136,15 +136,9 @@ bytes encode(const record& r) {
   return b;
 }
 
-
 // ---- a group's state, as the documented records define it ---------------------------------------
 
-struct entry {
-  std::uint64_t term, index;
-  std::uint8_t kind;
-  bytes payload;
-  friend bool operator==(const entry&, const entry&) = default;
-};
+using fuzz::entry;
 
 /// One group: hard state, base, and the entries (base, last]; an empty slot is an entry a
 /// checkpoint promised that no record has supplied (yet).

@@ -90,6 +90,29 @@ detail::shared_format::record_type record_type_at(const std::filesystem::path& p
   return static_cast<detail::shared_format::record_type>(bytes.at(at + 16));
 }
 
+/// What opening the log in `dir` throws, if it refuses the directory.
+std::optional<file_storage_corruption> refusal(const std::filesystem::path& dir, shared_log_options o = {}) {
+  try {
+    shared_log log(dir, std::move(o));
+  } catch (const file_storage_corruption& e) {
+    return e;
+  }
+  return std::nullopt;
+}
+
+/// Two rounds: group 1 appends and flushes `e1`, then group 2 `e2`.
+void write_two_groups(const std::filesystem::path& dir, const std::vector<log_entry>& e1,
+                      const std::vector<log_entry>& e2) {
+  shared_log log(dir);
+  auto a = log.open_group(raft::group_id{1}), b = log.open_group(raft::group_id{2});
+  (void)a.load();
+  (void)b.load();
+  a.append(e1);
+  cd::flush(a);
+  b.append(e2);
+  cd::flush(b);
+}
+
 /// Overwrites bytes [at, at + n) of a file with zeros: a page that never reached the disk.
 void zero_bytes(const std::filesystem::path& p, std::uint64_t at, std::size_t n) {
   std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
@@ -643,16 +666,7 @@ TEST_CASE("shared_log: a torn tail is cut off; the flushed records before it sta
   storage_test::temp_dir dir;
   const auto e1 = cd::entries(index_t{1}, 10, term_t{1});
   const auto e2 = cd::entries(index_t{1}, 10, term_t{2});
-  {
-    shared_log log(dir.path());
-    auto a = log.open_group(raft::group_id{1}), b = log.open_group(raft::group_id{2});
-    (void)a.load();
-    (void)b.load();
-    a.append(e1);
-    b.append(e2);
-    cd::flush(a);
-    cd::flush(b);
-  }
+  write_two_groups(dir.path(), e1, e2);
   const auto segs = segment_files(dir.path());
   REQUIRE(segs.size() == 1);
   const auto offsets = record_offsets(segs[0]);
@@ -693,16 +707,7 @@ TEST_CASE("shared_log: a round that reached the disk only in part is cut where i
   storage_test::temp_dir dir;
   const auto e1 = cd::entries(index_t{1}, 10, term_t{1});
   const auto e2 = cd::entries(index_t{1}, 10, term_t{2});
-  {
-    shared_log log(dir.path());
-    auto a = log.open_group(raft::group_id{1}), b = log.open_group(raft::group_id{2});
-    (void)a.load();
-    (void)b.load();
-    a.append(e1);
-    cd::flush(a);  // round 1: a round record, then group 1's ten entries
-    b.append(e2);
-    cd::flush(b);  // round 2: a round record, then group 2's ten entries
-  }
+  write_two_groups(dir.path(), e1, e2);  // each round: a round record, then a group's ten entries
   const auto segs = segment_files(dir.path());
   REQUIRE(segs.size() == 1);
   // The segment's first round record (it ends the empty checkpoint), then the two rounds.
@@ -745,14 +750,11 @@ TEST_CASE("shared_log: a round that reached the disk only in part is cut where i
   }
   SUBCASE("a hole in a round before the last is refused: that round was synced") {
     zero_bytes(segs[0], entry_at(1, 4), std::size_t(entry_at(1, 6) - entry_at(1, 4)));
-    try {
-      shared_log log(dir.path());
-      FAIL("a hole in a synced round was accepted");
-    } catch (const file_storage_corruption& e) {
-      CHECK(e.file() == segs[0]);
-      CHECK(e.offset() == entry_at(1, 4));
-      CHECK(std::string(e.what()).find("a later round follows") != std::string::npos);
-    }
+    const auto e = refusal(dir.path());
+    REQUIRE_MESSAGE(e, "a hole in a synced round was accepted");
+    CHECK(e->file() == segs[0]);
+    CHECK(e->offset() == entry_at(1, 4));
+    CHECK(std::string(e->what()).find("a later round follows") != std::string::npos);
   }
 }
 
@@ -794,13 +796,10 @@ TEST_CASE("shared_log: segments of format version 1 are read; new records go to 
   }
   SUBCASE("version 1 keeps its rule: a bad record with valid records after it is refused") {
     flip_byte(first, second_entry + 20);  // entry 2 of 3: entry 3 is valid after it
-    try {
-      shared_log log(dir.path());
-      FAIL("a version 1 segment with a hole was accepted");
-    } catch (const file_storage_corruption& x) {
-      CHECK(x.offset() == second_entry);
-      CHECK(std::string(x.what()).find("valid records follow") != std::string::npos);
-    }
+    const auto x = refusal(dir.path());
+    REQUIRE_MESSAGE(x, "a version 1 segment with a hole was accepted");
+    CHECK(x->offset() == second_entry);
+    CHECK(std::string(x->what()).find("valid records follow") != std::string::npos);
   }
   SUBCASE("a version the build does not know is refused") {
     const auto newer = sf::encode_segment_header(1, sf::version + 1);
@@ -959,14 +958,11 @@ TEST_CASE("shared_log: a bad record in a segment that is not the last is refused
   REQUIRE(offsets.size() >= 3);
   const std::uint64_t bad = offsets[offsets.size() / 2];
   flip_byte(segs[1], bad + 20);
-  try {
-    shared_log log(dir.path(), small_segments(false, 2048));
-    FAIL("a corrupted record was accepted");
-  } catch (const file_storage_corruption& e) {
-    CHECK(e.file() == segs[1]);
-    CHECK(e.offset() == bad);
-    CHECK(std::string(e.what()).find(segs[1].filename().string()) != std::string::npos);
-  }
+  const auto e = refusal(dir.path(), small_segments(false, 2048));
+  REQUIRE_MESSAGE(e, "a corrupted record was accepted");
+  CHECK(e->file() == segs[1]);
+  CHECK(e->offset() == bad);
+  CHECK(std::string(e->what()).find(segs[1].filename().string()) != std::string::npos);
   flip_byte(segs[1], bad + 20);  // repaired
   // The last segment's checkpoint was synced before the segment got its name: damage there is
   // refused too, even where no round was written after the round record that ends it (a crash
@@ -980,13 +976,10 @@ TEST_CASE("shared_log: a bad record in a segment that is not the last is refused
   REQUIRE(record_type_at(segs.back(), last[ends + 1]) == detail::shared_format::record_type::round);
   truncate_file(segs.back(), last[ends + 1]);
   flip_byte(segs.back(), last[0] + 20);
-  try {
-    shared_log log(dir.path(), small_segments(false, 2048));
-    FAIL("a damaged checkpoint was accepted");
-  } catch (const file_storage_corruption& e) {
-    CHECK(e.file() == segs.back());
-    CHECK(e.offset() == last[0]);
-  }
+  const auto damaged = refusal(dir.path(), small_segments(false, 2048));
+  REQUIRE_MESSAGE(damaged, "a damaged checkpoint was accepted");
+  CHECK(damaged->file() == segs.back());
+  CHECK(damaged->offset() == last[0]);
   flip_byte(segs.back(), last[0] + 20);  // repaired
   CHECK_NOTHROW(shared_log(dir.path(), small_segments(false, 2048)));
   // A missing segment in the middle is refused too.

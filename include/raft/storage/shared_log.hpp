@@ -742,6 +742,7 @@ class shared_log {
     std::sort(files.begin(), files.end());
     replay_entries entries;
     std::unordered_map<std::uint64_t, bool> removed;  // group -> its last record was a removal
+    std::uint32_t tail_version = sf::version;          // the last segment's format
     if (!files.empty() && files.back().first == sf::last_segment_number)
       throw file_storage_corruption(files.back().second, 0, "a segment number the log never uses (the largest there is)");
     for (std::size_t k = 0; k < files.size(); ++k) {
@@ -749,14 +750,14 @@ class shared_log {
         throw file_storage_corruption(files[k].second, 0,
                                       "a segment is missing: the previous one is number " +
                                           std::to_string(files[k - 1].first));
-      replay_segment(files[k].first, files[k].second, k + 1 == files.size(), entries, removed);
+      tail_version = replay_segment(files[k].first, files[k].second, k + 1 == files.size(), entries, removed);
     }
     finish_recovery(files.empty() ? dir_ : files.front().second, entries);
     for (const auto& [id, gone] : removed)
       if (gone) remove_snapshot_directory(id);  // a removal a crash interrupted
     if (segments_.empty()) {
       start_segment(1);
-    } else if (tail_version_ != sf::version) {  // records are written in this build's format only
+    } else if (tail_version != sf::version) {  // records are written in this build's format only
       if (segments_.back().seq + 1 == sf::last_segment_number)
         throw file_storage_corruption(segment_path(segments_.back().seq), 0, "no segment number is left after it");
       start_segment(segments_.back().seq + 1);
@@ -766,12 +767,14 @@ class shared_log {
     }
   }
 
-  void replay_segment(std::uint64_t seq, const std::filesystem::path& path, bool last_file, replay_entries& entries,
-                      std::unordered_map<std::uint64_t, bool>& removed) {
+  /// Replays segment `seq` (cutting a torn last round if it is the last file); returns its format
+  /// version.
+  std::uint32_t replay_segment(std::uint64_t seq, const std::filesystem::path& path, bool last_file,
+                               replay_entries& entries, std::unordered_map<std::uint64_t, bool>& removed) {
     namespace sf = detail::shared_format;
     std::vector<std::byte> buf = detail::read_whole_file(path);
-    tail_version_ = check_segment_header(buf, seq, path);
-    const bool rounds = tail_version_ >= 2;  // version 1 has no round records
+    const std::uint32_t version = check_segment_header(buf, seq, path);
+    const bool rounds = version >= 2;  // version 1 has no round records
     bool round_seen = false;                 // version 2: the checkpoint ends at the first round record
     segments_.push_back(segment{seq, sf::segment_header_bytes, 0, 0});
     std::size_t at = sf::segment_header_bytes;
@@ -818,6 +821,7 @@ class shared_log {
     if (rounds && !round_seen)
       throw file_storage_corruption(path, buf.size(), "the segment's checkpoint has no round record after it");
     segments_.back().size = buf.size();
+    return version;
   }
 
   /// Checks a segment's header; returns its format version.
@@ -1101,10 +1105,14 @@ class shared_log {
   /// The number of the next round record. Never the largest there is: recovery refuses that one,
   /// so numbers never wrap (unreachable at any real rate; a damaged or crafted record can).
   std::uint64_t next_round() {
-    if (last_round_ + 1 == detail::shared_format::last_round_number)
-      throw std::system_error(std::make_error_code(std::errc::value_too_large),
-                              "raft::shared_log: round numbers are used up in " + dir_.string());
+    if (last_round_ + 1 == detail::shared_format::last_round_number) throw used_up("round");
     return ++last_round_;
+  }
+
+  /// The failure of a log whose segment or round numbers ran out (never, at any real rate).
+  [[nodiscard]] std::system_error used_up(const char* what) const {
+    return std::system_error(std::make_error_code(std::errc::value_too_large),
+                             std::string("raft::shared_log: ") + what + " numbers are used up in " + dir_.string());
   }
 
   /// Writes the round buffer to the tail segment (one pwrite). Past the zeros written ahead, it
@@ -1148,18 +1156,17 @@ class shared_log {
   /// and a torn record can only be in the last segment, after its first round record.
   void start_segment(std::uint64_t seq) {
     namespace sf = detail::shared_format;
-    if (seq == sf::last_segment_number)  // never reached at any real rate; refused, never wrapped
-      throw std::system_error(std::make_error_code(std::errc::value_too_large),
-                              "raft::shared_log: segment numbers are used up in " + dir_.string());
+    if (seq == sf::last_segment_number) throw used_up("segment");  // refused, never wrapped
     if (!segments_.empty()) {
       write_out();
-      if (tail_filled_ > segments_.back().size) {  // the zeros written ahead go: a closed segment ends at its last record
-        const auto path = segment_path(segments_.back().seq);
-        if (::ftruncate(tail_fd_.get(), off_t(segments_.back().size)) != 0) throw detail::posix_error(errno, "ftruncate", path);
+      const auto closing = segment_path(segments_.back().seq);
+      if (tail_filled_ > segments_.back().size) {  // a closed segment ends at its last record
+        if (::ftruncate(tail_fd_.get(), off_t(segments_.back().size)) != 0)
+          throw detail::posix_error(errno, "ftruncate", closing);
         tail_dirty_ = true;
       }
       if (tail_dirty_) {
-        sync_fd(tail_fd_.get(), true, segment_path(segments_.back().seq));
+        sync_fd(tail_fd_.get(), true, closing);
         std::lock_guard lock(mutex_);
         if (opts_.fsync) ++stats_.syncs;
       }
@@ -1345,7 +1352,6 @@ class shared_log {
   detail::unique_fd tail_fd_;
   std::uint64_t tail_filled_ = 0;  ///< bytes in the tail's file: its records, then zeros written ahead
   bool tail_dirty_ = false;
-  std::uint32_t tail_version_ = 0;  ///< recovery: the format version of the last segment read
   std::uint64_t last_round_ = 0;    ///< the number of the last round record read or written
   std::vector<std::byte> zeros_;    ///< what write_out() writes ahead of the tail
   std::vector<std::byte> round_;  ///< records of this round not yet written to the tail
