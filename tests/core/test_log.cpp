@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -428,4 +429,57 @@ TEST_CASE("the log finds its last configuration entry at or before an index, thr
   CHECK(copy.last_configuration_through(index_t{71}) == index_t{71});
   log.compact_through(index_t{71}, term_t{1});
   CHECK(log.last_configuration_through(index_t{71}) == std::nullopt);
+}
+
+TEST_CASE("term_at and last_term agree with a plain list of terms through random appends, truncations and compactions") {
+  // The log answers lookups in its last term's run without reading the entries; this checks that
+  // shortcut against a model through every way the run can move (a new term, a cut into the run
+  // or before it, a compaction into it or past it).
+  const std::uint64_t seed = raft_test::test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng(seed);
+  auto below = [&](std::uint64_t n) { return std::uniform_int_distribution<std::uint64_t>(0, n - 1)(rng); };
+  for (int round = 0; round < 200; ++round) {
+    in_memory_log log;
+    std::uint64_t base = 0, base_term = 0;
+    std::vector<std::uint64_t> terms;  // terms[k] is the term of index base + 1 + k
+    for (int step = 0; step < 60; ++step) {
+      const std::uint64_t last_term = terms.empty() ? base_term : terms.back();
+      switch (below(4)) {
+        case 0:
+        case 1: {  // append a few, in the same term or a newer one
+          const std::uint64_t t = last_term + below(3) / 2;
+          for (std::uint64_t n = 1 + below(4); n > 0; --n) {
+            const std::uint64_t i = base + terms.size() + 1;
+            log.append(log_entry{term_t{std::max<std::uint64_t>(t, 1)}, index_t{i}, entry_kind::command, buffer{}});
+            terms.push_back(std::max<std::uint64_t>(t, 1));
+          }
+          break;
+        }
+        case 2: {  // cut anywhere from the base to the end
+          const std::uint64_t keep = below(terms.size() + 1);
+          log.truncate_after(index_t{base + keep});
+          terms.resize(keep);
+          break;
+        }
+        case 3: {  // compact through any held entry
+          if (terms.empty()) break;
+          const std::uint64_t k = below(terms.size());
+          log.compact_through(index_t{base + k + 1}, term_t{terms[k]});
+          base_term = terms[k];
+          base += k + 1;
+          terms.erase(terms.begin(), terms.begin() + static_cast<std::ptrdiff_t>(k + 1));
+          break;
+        }
+      }
+      CAPTURE(round);
+      CAPTURE(step);
+      REQUIRE(log.last_index() == index_t{base + terms.size()});
+      REQUIRE(log.last_term() == term_t{terms.empty() ? base_term : terms.back()});
+      REQUIRE(log.term_at(index_t{base}) == term_t{base_term});
+      for (std::size_t k = 0; k < terms.size(); ++k) REQUIRE(log.term_at(index_t{base + k + 1}) == term_t{terms[k]});
+      REQUIRE(log.term_at(index_t{base + terms.size() + 1}) == std::nullopt);
+      if (base > 0) REQUIRE(log.term_at(index_t{base - 1}) == std::nullopt);
+    }
+  }
 }

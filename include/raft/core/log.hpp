@@ -6,6 +6,9 @@
 // Invariant: entries are contiguous, `entries_[k].index == first_index() + k`, and terms never
 // decrease along the log. Index `base_index_` (term `base_term_`) is the entry just before the
 // first one held: 0 for a log that starts at the beginning, the last compacted entry otherwise.
+// The last term's run (`tail_term_`, from `tail_start_` to the end) is kept beside the entries:
+// nearly every lookup a node makes (the entry before the next one to send, the commit index) falls
+// in it, and with many groups per process the entries themselves are rarely in the cache.
 #pragma once
 
 #include <algorithm>
@@ -30,7 +33,7 @@ class in_memory_log {
   [[nodiscard]] index_t first_index() const noexcept { return base_index_.next(); }
   [[nodiscard]] index_t last_index() const noexcept { return base_index_ + entries_.size(); }
   [[nodiscard]] term_t last_term() const noexcept {
-    return entries_.empty() ? base_term_ : entries_.back().term;
+    return entries_.empty() ? base_term_ : tail_term_;
   }
   [[nodiscard]] bool empty() const noexcept { return entries_.empty(); }
 
@@ -39,6 +42,7 @@ class in_memory_log {
   [[nodiscard]] std::optional<term_t> term_at(index_t i) const noexcept {
     if (i == base_index_) return base_term_;
     if (i < base_index_ || i > last_index()) return std::nullopt;
+    if (i >= tail_start_) return tail_term_;
     return entries_[i - first_index()].term;
   }
 
@@ -53,6 +57,10 @@ class in_memory_log {
     assert(e.index == last_index().next());
     assert(e.term >= last_term());
     if (e.kind == entry_kind::configuration) configs_.push_back(e.index);
+    if (entries_.empty() || e.term != tail_term_) {
+      tail_term_ = e.term;
+      tail_start_ = e.index;
+    }
     entries_.push_back(std::move(e));
   }
 
@@ -61,6 +69,7 @@ class in_memory_log {
     assert(i >= base_index_);
     if (i < last_index()) entries_.truncate(i - base_index_);
     while (!configs_.empty() && configs_.back() > i) configs_.pop_back();
+    if (i < tail_start_ && !entries_.empty()) find_tail_run();
   }
 
   /// Drops every entry up to and including `i` (whose term is `term`): `i` becomes the base.
@@ -127,8 +136,22 @@ class in_memory_log {
   }
 
  private:
+  /// Sets the tail run from the entries (after a truncation cut into it): terms never decrease,
+  /// so the run's start is found by binary search.
+  void find_tail_run() noexcept {
+    tail_term_ = entries_.back().term;
+    std::size_t lo = 0, hi = entries_.size() - 1;  // the run starts in [lo, hi]
+    while (lo < hi) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      if (entries_[mid].term == tail_term_) hi = mid; else lo = mid + 1;
+    }
+    tail_start_ = first_index() + lo;
+  }
+
   index_t base_index_{0};
   term_t base_term_{0};
+  term_t tail_term_{0};    ///< term of the last entry held (meaningful while entries_ is not empty)
+  index_t tail_start_{0};  ///< first index of the last entry's term among those held
   detail::chunked_deque<log_entry> entries_;  ///< an allocation per ~1,000 entries, not per 10
   std::vector<index_t> configs_;              ///< indices of the configuration entries held, ascending
 };
