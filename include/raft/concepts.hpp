@@ -169,13 +169,23 @@ concept snapshot_storage = storage<S> && requires(S& s, const snapshot_meta& met
 /// - `t.close()` ends delivery: a pending and every later `receive` returns false.
 /// Optionally `t.send_batched(message)` and `t.flush()`: the node then sends what it sends while
 /// handling an event with send_batched() and calls flush() at the event's end (see
-/// docs/concepts.md; tcp_transport has them).
+/// docs/concepts.md; tcp_transport has them). Optionally `t.deliver_to(context, fn)`
+/// (a detail::delivery_fn): the node then never awaits `receive`; the transport calls
+/// `fn(context, batch)` on the node's executor with each batch that arrived, until `close`
+/// (group_transport has it: a router of many groups hands each group its messages without
+/// resuming a coroutine per group).
 ///
 /// The node promises: all calls come from the node's executor; it awaits `receive` from one
 /// coroutine at a time; it calls `close` when stopping.
 /// The transport promises: `send` never blocks the node (a slow or dead peer must not stall
 /// anyone); it may lose, delay, duplicate or reorder messages, but never forges or corrupts one;
 /// `receive` completes on the awaiting coroutine's executor.
+namespace detail {
+/// How a transport hands a batch to a node that asked for it with `deliver_to(context, fn)`:
+/// `fn(context, batch)`; the node moves the messages out and the transport reuses the vector.
+using delivery_fn = void (*)(void* context, std::vector<message>& batch) noexcept;
+}  // namespace detail
+
 template <class T>
 concept transport = requires(T& t, message m, std::vector<message>& batch) {
   { t.send(std::move(m)) } -> std::same_as<void>;

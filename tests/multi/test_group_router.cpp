@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -245,6 +246,96 @@ TEST_CASE("group_router: a received batch wakes all the groups it holds messages
   }
   // The router's own resumption, then one post for the twenty receivers (not one each).
   CHECK(ran <= 3);
+  router.close();
+  io.poll();
+}
+
+namespace {
+
+/// A delivering group's receiver: records each batch it is handed (and may act on it).
+struct delivery_log {
+  std::vector<std::vector<node_id>> batches;  ///< the senders of each batch, in order
+  std::function<void()> on_batch;             ///< run after recording (closes or destroys groups)
+  template <class Transport>
+  void attach(raft::group_transport<Transport>& t) {
+    t.deliver_to(this, [](void* self, std::vector<message>& batch) noexcept {
+      auto& log = *static_cast<delivery_log*>(self);
+      auto& senders = log.batches.emplace_back();
+      for (message& m : batch) senders.push_back(m.from);
+      if (log.on_batch) log.on_batch();
+    });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("group_router: a delivering group is handed each batch's messages in one call, in order, without a post") {
+  asio::io_context io;
+  scripted_transport shared(io.get_executor());
+  raft::group_router<scripted_transport> router(shared, io.get_executor());
+  asio::co_spawn(io, router.run(), asio::detached);
+  raft::group_transport<scripted_transport> g1(router, group_id{1}), g2(router, group_id{2});
+  delivery_log d1, d2;
+  d1.attach(g1);
+  d2.attach(g2);
+  io.poll();
+
+  shared.inject(heartbeat(group_id{2}, node_id{5}, node_id{1}));
+  shared.inject(heartbeat(group_id{1}, node_id{6}, node_id{1}));
+  shared.inject(heartbeat(group_id{2}, node_id{7}, node_id{1}));
+  const std::size_t ran = io.poll();
+  CHECK(d1.batches == std::vector<std::vector<node_id>>{{node_id{6}}});
+  CHECK(d2.batches == std::vector<std::vector<node_id>>{{node_id{5}, node_id{7}}});
+  CHECK(ran == 1);  // the router's own resumption: the groups ran inside it
+  shared.inject(heartbeat(group_id{1}, node_id{8}, node_id{1}));
+  io.poll();
+  CHECK(d1.batches.size() == 2);
+  CHECK(d2.batches.size() == 1);  // nothing new for group 2: not called
+  router.close();
+  io.poll();
+}
+
+TEST_CASE("group_router: a group closed or destroyed by an earlier group's delivery is handed nothing") {
+  asio::io_context io;
+  scripted_transport shared(io.get_executor());
+  raft::group_router<scripted_transport> router(shared, io.get_executor());
+  asio::co_spawn(io, router.run(), asio::detached);
+  auto g1 = std::make_unique<raft::group_transport<scripted_transport>>(router, group_id{1});
+  auto g2 = std::make_unique<raft::group_transport<scripted_transport>>(router, group_id{2});
+  auto g3 = std::make_unique<raft::group_transport<scripted_transport>>(router, group_id{3});
+  delivery_log d1, d2, d3;
+  d1.attach(*g1);
+  d2.attach(*g2);
+  d3.attach(*g3);
+  d1.on_batch = [&] {
+    g2.reset();     // destroyed: its mailbox is gone
+    g3->close();    // closed: still there, takes nothing
+  };
+  io.poll();
+  for (std::uint64_t g : {1, 2, 3}) shared.inject(heartbeat(group_id{g}, node_id{4}, node_id{1}));
+  io.poll();
+  CHECK(d1.batches.size() == 1);
+  CHECK(d2.batches.empty());
+  CHECK(d3.batches.empty());
+  CHECK_FALSE(router.is_open(group_id{2}));
+  router.close();
+  io.poll();
+}
+
+TEST_CASE("group_router: messages that arrived before a group asked for delivery are handed over in a later turn") {
+  asio::io_context io;
+  scripted_transport shared(io.get_executor());
+  raft::group_router<scripted_transport> router(shared, io.get_executor());
+  asio::co_spawn(io, router.run(), asio::detached);
+  raft::group_transport<scripted_transport> g1(router, group_id{1});
+  shared.inject(heartbeat(group_id{1}, node_id{2}, node_id{1}));
+  shared.inject(heartbeat(group_id{1}, node_id{3}, node_id{1}));
+  io.poll();  // queued: nobody receives yet
+  delivery_log d1;
+  d1.attach(g1);
+  CHECK(d1.batches.empty());  // not from inside deliver_to() (a node calls it from start())
+  io.poll();
+  CHECK(d1.batches == std::vector<std::vector<node_id>>{{node_id{2}, node_id{3}}});
   router.close();
   io.poll();
 }

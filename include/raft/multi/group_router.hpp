@@ -15,7 +15,10 @@
 // How: every message carries its group (raft::message::group, on the wire since codec version
 // 3). A group_transport stamps its group on what its node sends and hands it to the shared
 // transport; run() receives everything the shared transport receives and puts each message
-// into its group's mailbox, waking that group's receive(). A message for a group that is not
+// into its group's mailbox. At the end of each received batch it hands every group that got
+// messages its share (group_transport::deliver_to(), which raft::node uses: one call per group
+// per batch, with no coroutine to resume), or wakes that group's receive() for a user that
+// awaits it. A message for a group that is not
 // open here goes to the unknown-group handler, which may open the group (a replica created on
 // demand, when a new group's leader first contacts this process); otherwise it is dropped, as
 // a network drops a message to a stopped node.
@@ -131,7 +134,8 @@ class group_router {
       if (!peers_.empty()) heard_from(batch);
       for (message& m : batch) route(std::move(m));
       batch.clear();
-      woken_.post(ex_);  // every group this batch readied, in one post
+      deliver_ready();
+      woken_.post(ex_);  // every receive() this batch readied, in one post
     }
     close();
   }
@@ -160,11 +164,14 @@ class group_router {
     bool down = false;
   };
 
-  /// One group's mailbox: what arrived for it and its parked receive().
+  /// One group's mailbox: what arrived for it, and its parked receive() or its node's delivery.
   struct mailbox {
     std::vector<message> queue;
     detail::resume_fn waiter;
     asio::any_io_executor waiter_ex;
+    detail::delivery_fn deliver = nullptr;
+    void* deliver_context = nullptr;
+    bool ready = false;  ///< in ready_ (delivering, with messages since the last delivery)
     bool closed = false;
 
     void wake() {
@@ -189,7 +196,14 @@ class group_router {
     return *slot;
   }
 
-  void forget(group_id g) { boxes_.erase(g); }
+  void forget(group_id g) {
+    const auto it = boxes_.find(g);
+    if (it == boxes_.end()) return;
+    for (auto* list : {&ready_, &delivering_})  // a delivery still to come skips it
+      for (mailbox*& box : *list)
+        if (box == it->second.get()) box = nullptr;
+    boxes_.erase(it);
+  }
 
   void route(message&& m) {
     if (m.group == group_id{0}) return;  // a ping: it has done its work
@@ -206,12 +220,41 @@ class group_router {
     mailbox& box = *it->second;
     ++stats_.routed;
     box.queue.push_back(std::move(m));
-    if (box.waiter && box.waiter_ex == ex_) {
+    if (box.deliver) {
+      if (!box.ready) ready_.push_back(&box);
+      box.ready = true;
+    } else if (box.waiter && box.waiter_ex == ex_) {
       woken_.push_back(std::move(box.waiter));  // posted with the batch's others
       box.waiter = {};
     } else {
       box.wake();
     }
+  }
+
+  /// Hands each delivering group what arrived for it, in the order the groups first appeared in
+  /// the batch. A group closed meanwhile (by an earlier group's handler) gets nothing; one
+  /// destroyed meanwhile has been struck from the list by forget().
+  void deliver_ready() {
+    delivering_.swap(ready_);  // groups readied by the handlers called here wait for the next call
+    for (mailbox* box : delivering_) {
+      if (box == nullptr) continue;
+      box->ready = false;
+      if (box->closed || box->deliver == nullptr) continue;
+      delivered_.swap(box->queue);
+      box->deliver(box->deliver_context, delivered_);
+      delivered_.clear();
+    }
+    delivering_.clear();
+  }
+
+  /// A delivery outside a received batch (messages that waited for their group's node to start):
+  /// posted, so that the node is not called from inside its own start().
+  void deliver_later(mailbox& box) {
+    if (!box.ready) ready_.push_back(&box);
+    box.ready = true;
+    asio::post(ex_, [alive = std::weak_ptr<group_router*>(self_)] {
+      if (const auto self = alive.lock()) (*self)->deliver_ready();
+    });
   }
 
   /// Every message is a sign of life of its sender: one reading of the clock per batch.
@@ -273,6 +316,9 @@ class group_router {
   Timer liveness_timer_;
   group_router_stats stats_;
   detail::handler_batch<> woken_;  ///< receivers a received batch readied, posted at its end
+  std::vector<mailbox*> ready_;       ///< delivering groups with messages not yet handed over
+  std::vector<mailbox*> delivering_;  ///< those deliver_ready() is handing over now
+  std::vector<message> delivered_;    ///< the batch handed to a group (its capacity reused)
   std::shared_ptr<group_router*> self_ = std::make_shared<group_router*>(this);
   bool flush_posted_ = false;
   bool closed_ = false;
@@ -314,6 +360,16 @@ class group_transport {
     requires batching_transport<Transport>
   {
     router_.request_flush();
+  }
+
+  /// Has the router call `fn(context, batch)` with each batch of this group's messages, at the
+  /// end of the shared transport's batch that brought them, on the router's executor, until the
+  /// group is closed; receive() is then not used. (raft::node asks for this: no coroutine
+  /// resumption per group per batch.) `fn` moves out what it keeps; the vector is reused.
+  void deliver_to(void* context, detail::delivery_fn fn) {
+    box_->deliver_context = context;
+    box_->deliver = fn;
+    if (!box_->queue.empty()) router_.deliver_later(*box_);  // arrived before the node started
   }
 
   asio::awaitable<bool> receive(std::vector<message>& batch) {

@@ -1,7 +1,8 @@
 // raft/node/receive.hpp - raft::node: receiving and the end of every event.
 //
-// The receive loop, step() (every message goes through it), terms (§3.3), and settle(), which
-// ends every event: apply, persist, send.
+// The receive loop (or deliver(), for a transport that hands batches over itself), step()
+// (every message goes through it), terms (§3.3), and settle(), which ends every event: apply,
+// persist, send.
 // Part of raft/node.hpp, which declares the class and includes every part.
 #pragma once
 
@@ -16,14 +17,34 @@ inline asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::rece
   while (!stopping_) {
     batch.clear();
     if (!co_await transport_.receive(batch)) break;
-    handling_ = true;
-    for (auto& m : batch) {
-      if (stopping_) break;
-      step(std::move(m));
-      recycle(m);  // its entry vector serves the next message
-    }
-    settle();
+    handle(batch);
   }
+}
+
+/// A batch from a transport that delivers (instead of receive_loop): called by the transport,
+/// on the node's executor, until the node closes it when stopping.
+template <class StateMachine, class Storage, class Transport, class Timer>
+inline void node<StateMachine, Storage, Transport, Timer>::deliver(std::vector<message>& batch) noexcept {
+  if (stopping_) return;
+  try {
+    handle(batch);
+  } catch (...) {
+    handling_ = false;
+    fail(std::current_exception());
+  }
+  finish_stop_if_idle();
+}
+
+/// One received batch is one event: every message stepped, then settle().
+template <class StateMachine, class Storage, class Transport, class Timer>
+inline void node<StateMachine, Storage, Transport, Timer>::handle(std::vector<message>& batch) {
+  handling_ = true;
+  for (auto& m : batch) {
+    if (stopping_) break;
+    step(std::move(m));
+    recycle(m);  // its entry vector serves the next message
+  }
+  settle();
 }
 
 /// The end of every event the node handles (a batch of messages, a flush, a proposal made
