@@ -169,11 +169,11 @@ concept snapshot_storage = storage<S> && requires(S& s, const snapshot_meta& met
 /// - `t.close()` ends delivery: a pending and every later `receive` returns false.
 /// Optionally `t.send_batched(message)` and `t.flush()`: the node then sends what it sends while
 /// handling an event with send_batched() and calls flush() at the event's end (see
-/// docs/concepts.md; tcp_transport has them). Optionally `t.deliver_to(context, fn)`
-/// (a detail::delivery_fn): the node then never awaits `receive`; the transport calls
-/// `fn(context, batch)` on the node's executor with each batch that arrived, until `close`
-/// (group_transport has it: a router of many groups hands each group its messages without
-/// resuming a coroutine per group).
+/// docs/concepts.md; tcp_transport has them). Optionally `t.deliver_to(detail::delivery)`: the
+/// node then never awaits `receive`; the transport hands it each message that arrives, then ends
+/// the batch (see detail::delivery), on the node's executor, until `close` (group_transport has
+/// it: a router of many groups hands each group its messages without resuming a coroutine or
+/// filling a queue per group).
 ///
 /// The node promises: all calls come from the node's executor; it awaits `receive` from one
 /// coroutine at a time; it calls `close` when stopping.
@@ -181,9 +181,14 @@ concept snapshot_storage = storage<S> && requires(S& s, const snapshot_meta& met
 /// anyone); it may lose, delay, duplicate or reorder messages, but never forges or corrupts one;
 /// `receive` completes on the awaiting coroutine's executor.
 namespace detail {
-/// How a transport hands a batch to a node that asked for it with `deliver_to(context, fn)`:
-/// `fn(context, batch)`; the node moves the messages out and the transport reuses the vector.
-using delivery_fn = void (*)(void* context, std::vector<message>& batch) noexcept;
+/// How a transport hands a batch to a node that asked for it with `deliver_to(delivery)`:
+/// `one(context, m)` for each of the batch's messages (the node moves `m` out), then
+/// `end(context)` once, which ends the node's event (a batch with no message is never ended).
+struct delivery {
+  void* context = nullptr;
+  void (*one)(void* context, message& m) noexcept = nullptr;
+  void (*end)(void* context) noexcept = nullptr;
+};
 }  // namespace detail
 
 template <class T>

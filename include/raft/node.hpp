@@ -21,7 +21,7 @@
 // The protocol is written as a handful of coroutines on the node's executor (see docs/architecture.md):
 //
 //   receive_loop        takes messages from the transport and steps the protocol with each one
-//                       (a transport that delivers batches itself calls deliver() instead)
+//                       (a transport that hands messages over itself calls deliver() instead)
 //   election_timer      starts an election when no leader is heard from (§3.4); on a leader, it
 //                       runs CheckQuorum (§6.2)
 //   campaign            one PreVote (§9.6) or vote round (§3.4), replies gathered concurrently
@@ -166,9 +166,9 @@ class node {
     first_read_id();
     reset_election_deadline();
     if constexpr (delivering_transport) {
-      transport_.deliver_to(this, [](void* self, std::vector<message>& batch) noexcept {
-        static_cast<node*>(self)->deliver(batch);
-      });
+      transport_.deliver_to(detail::delivery{
+          this, [](void* self, message& m) noexcept { static_cast<node*>(self)->deliver(m); },
+          [](void* self) noexcept { static_cast<node*>(self)->end_delivery(); }});
     } else {
       spawn(receive_loop());
     }
@@ -427,11 +427,9 @@ class node {
     t.send_batched(std::move(m));
     t.flush();
   };
-  /// A transport that hands each batch to the node itself (group_transport: `deliver_to()`)
+  /// A transport that hands each message to the node itself (group_transport: `deliver_to()`)
   /// gets no receive loop: see deliver().
-  static constexpr bool delivering_transport = requires(Transport& t, void* c, detail::delivery_fn f) {
-    t.deliver_to(c, f);
-  };
+  static constexpr bool delivering_transport = requires(Transport& t, detail::delivery d) { t.deliver_to(d); };
   struct no_snapshot_io {};
   template <class S>
   struct snapshot_io {
@@ -607,8 +605,8 @@ class node {
   // Receiving: every message goes through step().
   // (defined in raft/node/receive.hpp)
   asio::awaitable<void> receive_loop();
-  void deliver(std::vector<message>& batch) noexcept;
-  void handle(std::vector<message>& batch);
+  void deliver(message& m) noexcept;
+  void end_delivery() noexcept;
   void settle();
   void schedule_settle();
   void step(message&& m);

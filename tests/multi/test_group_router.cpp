@@ -252,24 +252,31 @@ TEST_CASE("group_router: a received batch wakes all the groups it holds messages
 
 namespace {
 
-/// A delivering group's receiver: records each batch it is handed (and may act on it).
+/// A delivering group's node, as the router sees it: records the senders of each event's
+/// messages (an event ends with `end`), and may act after a message.
 struct delivery_log {
-  std::vector<std::vector<node_id>> batches;  ///< the senders of each batch, in order
-  std::function<void()> on_batch;             ///< run after recording (closes or destroys groups)
+  std::vector<std::vector<node_id>> events;  ///< the senders of each ended event, in order
+  std::vector<node_id> open_event;           ///< messages handed over since the last end
+  std::function<void()> on_message;          ///< run after each message (closes or destroys groups)
   template <class Transport>
   void attach(raft::group_transport<Transport>& t) {
-    t.deliver_to(this, [](void* self, std::vector<message>& batch) noexcept {
-      auto& log = *static_cast<delivery_log*>(self);
-      auto& senders = log.batches.emplace_back();
-      for (message& m : batch) senders.push_back(m.from);
-      if (log.on_batch) log.on_batch();
-    });
+    t.deliver_to(raft::detail::delivery{
+        this,
+        [](void* self, message& m) noexcept {
+          auto& log = *static_cast<delivery_log*>(self);
+          log.open_event.push_back(m.from);
+          if (log.on_message) log.on_message();
+        },
+        [](void* self) noexcept {
+          auto& log = *static_cast<delivery_log*>(self);
+          log.events.push_back(std::move(log.open_event));
+          log.open_event.clear();
+        }});
   }
 };
-
 }  // namespace
 
-TEST_CASE("group_router: a delivering group is handed each batch's messages in one call, in order, without a post") {
+TEST_CASE("group_router: a delivering group is handed its messages in order, and one end per batch, without a post") {
   asio::io_context io;
   scripted_transport shared(io.get_executor());
   raft::group_router<scripted_transport> router(shared, io.get_executor());
@@ -284,18 +291,19 @@ TEST_CASE("group_router: a delivering group is handed each batch's messages in o
   shared.inject(heartbeat(group_id{1}, node_id{6}, node_id{1}));
   shared.inject(heartbeat(group_id{2}, node_id{7}, node_id{1}));
   const std::size_t ran = io.poll();
-  CHECK(d1.batches == std::vector<std::vector<node_id>>{{node_id{6}}});
-  CHECK(d2.batches == std::vector<std::vector<node_id>>{{node_id{5}, node_id{7}}});
+  CHECK(d1.events == std::vector<std::vector<node_id>>{{node_id{6}}});
+  CHECK(d2.events == std::vector<std::vector<node_id>>{{node_id{5}, node_id{7}}});
   CHECK(ran == 1);  // the router's own resumption: the groups ran inside it
+  CHECK(router.stats().routed == 3);
   shared.inject(heartbeat(group_id{1}, node_id{8}, node_id{1}));
   io.poll();
-  CHECK(d1.batches.size() == 2);
-  CHECK(d2.batches.size() == 1);  // nothing new for group 2: not called
+  CHECK(d1.events.size() == 2);
+  CHECK(d2.events.size() == 1);  // nothing new for group 2: no event
   router.close();
   io.poll();
 }
 
-TEST_CASE("group_router: a group closed or destroyed by an earlier group's delivery is handed nothing") {
+TEST_CASE("group_router: a group closed by another group's handler gets no more messages but its event ends; one destroyed gets nothing") {
   asio::io_context io;
   scripted_transport shared(io.get_executor());
   raft::group_router<scripted_transport> router(shared, io.get_executor());
@@ -307,16 +315,22 @@ TEST_CASE("group_router: a group closed or destroyed by an earlier group's deliv
   d1.attach(*g1);
   d2.attach(*g2);
   d3.attach(*g3);
-  d1.on_batch = [&] {
-    g2.reset();     // destroyed: its mailbox is gone
-    g3->close();    // closed: still there, takes nothing
+  d1.on_message = [&] {
+    g2.reset();   // destroyed: its mailbox is gone, and it is struck from the groups to end
+    g3->close();  // closed: takes no more messages
   };
   io.poll();
-  for (std::uint64_t g : {1, 2, 3}) shared.inject(heartbeat(group_id{g}, node_id{4}, node_id{1}));
+  shared.inject(heartbeat(group_id{2}, node_id{4}, node_id{1}));
+  shared.inject(heartbeat(group_id{3}, node_id{4}, node_id{1}));
+  shared.inject(heartbeat(group_id{1}, node_id{4}, node_id{1}));
+  shared.inject(heartbeat(group_id{3}, node_id{5}, node_id{1}));
+  shared.inject(heartbeat(group_id{2}, node_id{5}, node_id{1}));
   io.poll();
-  CHECK(d1.batches.size() == 1);
-  CHECK(d2.batches.empty());
-  CHECK(d3.batches.empty());
+  CHECK(d1.events == std::vector<std::vector<node_id>>{{node_id{4}}});
+  CHECK(d2.events.empty());  // its first message was handed over, but its event was never ended
+  CHECK(d2.open_event == std::vector<node_id>{node_id{4}});
+  CHECK(d3.events == std::vector<std::vector<node_id>>{{node_id{4}}});  // ended, without node 5's
+  CHECK(router.stats().unknown_group == 2);  // the messages after the close and the destruction
   CHECK_FALSE(router.is_open(group_id{2}));
   router.close();
   io.poll();
@@ -333,9 +347,9 @@ TEST_CASE("group_router: messages that arrived before a group asked for delivery
   io.poll();  // queued: nobody receives yet
   delivery_log d1;
   d1.attach(g1);
-  CHECK(d1.batches.empty());  // not from inside deliver_to() (a node calls it from start())
+  CHECK(d1.open_event.empty());  // not from inside deliver_to() (a node calls it from start())
   io.poll();
-  CHECK(d1.batches == std::vector<std::vector<node_id>>{{node_id{2}, node_id{3}}});
+  CHECK(d1.events == std::vector<std::vector<node_id>>{{node_id{2}, node_id{3}}});
   router.close();
   io.poll();
 }

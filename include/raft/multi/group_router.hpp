@@ -14,11 +14,11 @@
 //
 // How: every message carries its group (raft::message::group, on the wire since codec version
 // 3). A group_transport stamps its group on what its node sends and hands it to the shared
-// transport; run() receives everything the shared transport receives and puts each message
-// into its group's mailbox. At the end of each received batch it hands every group that got
-// messages its share (group_transport::deliver_to(), which raft::node uses: one call per group
-// per batch, with no coroutine to resume), or wakes that group's receive() for a user that
-// awaits it. A message for a group that is not
+// transport; run() receives everything the shared transport receives and hands each message to
+// its group's node as it goes (group_transport::deliver_to(), which raft::node uses), ending
+// each of those groups' events once the batch is through: no queue to fill, no coroutine to
+// resume per group. For a user that awaits a group's receive() instead, the message goes into
+// the group's mailbox, and the receive() is woken. A message for a group that is not
 // open here goes to the unknown-group handler, which may open the group (a replica created on
 // demand, when a new group's leader first contacts this process); otherwise it is dropped, as
 // a network drops a message to a stopped node.
@@ -164,14 +164,13 @@ class group_router {
     bool down = false;
   };
 
-  /// One group's mailbox: what arrived for it, and its parked receive() or its node's delivery.
+  /// One group's mailbox: its node's delivery, or what arrived for it and its parked receive().
   struct mailbox {
     std::vector<message> queue;
     detail::resume_fn waiter;
     asio::any_io_executor waiter_ex;
-    detail::delivery_fn deliver = nullptr;
-    void* deliver_context = nullptr;
-    bool ready = false;  ///< in ready_ (delivering, with messages since the last delivery)
+    detail::delivery deliver;  ///< context null: none asked for
+    bool ready = false;        ///< in ready_: handed messages (or holding some) since the last end
     bool closed = false;
 
     void wake() {
@@ -219,11 +218,14 @@ class group_router {
     }
     mailbox& box = *it->second;
     ++stats_.routed;
-    box.queue.push_back(std::move(m));
-    if (box.deliver) {
+    if (box.deliver.context != nullptr) {
       if (!box.ready) ready_.push_back(&box);
       box.ready = true;
-    } else if (box.waiter && box.waiter_ex == ex_) {
+      box.deliver.one(box.deliver.context, m);  // (may destroy other groups: `it` is not used again)
+      return;
+    }
+    box.queue.push_back(std::move(m));
+    if (box.waiter && box.waiter_ex == ex_) {
       woken_.push_back(std::move(box.waiter));  // posted with the batch's others
       box.waiter = {};
     } else {
@@ -231,18 +233,21 @@ class group_router {
     }
   }
 
-  /// Hands each delivering group what arrived for it, in the order the groups first appeared in
-  /// the batch. A group closed meanwhile (by an earlier group's handler) gets nothing; one
-  /// destroyed meanwhile has been struck from the list by forget().
+  /// Ends the event of each group handed messages since the last call (in the order the groups
+  /// first appeared), after handing over what waited in its queue, if anything did (messages
+  /// that arrived before its node started). A group closed meanwhile still has its event ended;
+  /// one destroyed meanwhile has been struck from the list by forget().
   void deliver_ready() {
     delivering_.swap(ready_);  // groups readied by the handlers called here wait for the next call
     for (mailbox* box : delivering_) {
       if (box == nullptr) continue;
       box->ready = false;
-      if (box->closed || box->deliver == nullptr) continue;
-      delivered_.swap(box->queue);
-      box->deliver(box->deliver_context, delivered_);
-      delivered_.clear();
+      if (!box->queue.empty()) {
+        waited_.swap(box->queue);
+        for (message& m : waited_) box->deliver.one(box->deliver.context, m);
+        waited_.clear();
+      }
+      box->deliver.end(box->deliver.context);
     }
     delivering_.clear();
   }
@@ -316,9 +321,9 @@ class group_router {
   Timer liveness_timer_;
   group_router_stats stats_;
   detail::handler_batch<> woken_;  ///< receivers a received batch readied, posted at its end
-  std::vector<mailbox*> ready_;       ///< delivering groups with messages not yet handed over
-  std::vector<mailbox*> delivering_;  ///< those deliver_ready() is handing over now
-  std::vector<message> delivered_;    ///< the batch handed to a group (its capacity reused)
+  std::vector<mailbox*> ready_;       ///< delivering groups whose event deliver_ready() will end
+  std::vector<mailbox*> delivering_;  ///< those deliver_ready() is ending now
+  std::vector<message> waited_;       ///< a queue handed over late (its capacity reused)
   std::shared_ptr<group_router*> self_ = std::make_shared<group_router*>(this);
   bool flush_posted_ = false;
   bool closed_ = false;
@@ -362,14 +367,14 @@ class group_transport {
     router_.request_flush();
   }
 
-  /// Has the router call `fn(context, batch)` with each batch of this group's messages, at the
-  /// end of the shared transport's batch that brought them, on the router's executor, until the
-  /// group is closed; receive() is then not used. (raft::node asks for this: no coroutine
-  /// resumption per group per batch.) `fn` moves out what it keeps; the vector is reused.
-  void deliver_to(void* context, detail::delivery_fn fn) {
-    box_->deliver_context = context;
-    box_->deliver = fn;
-    if (!box_->queue.empty()) router_.deliver_later(*box_);  // arrived before the node started
+  /// Has the router hand each of this group's messages to `d.one` as it routes the shared
+  /// transport's batch, and call `d.end` once that batch is through, on the router's executor,
+  /// until the group is closed; receive() is then not used. (raft::node asks for this: no queue
+  /// and no coroutine resumption per group per batch.) Messages that arrived before this call
+  /// are handed over in a later turn, not from inside it.
+  void deliver_to(detail::delivery d) {
+    box_->deliver = d;
+    if (!box_->queue.empty()) router_.deliver_later(*box_);
   }
 
   asio::awaitable<bool> receive(std::vector<message>& batch) {

@@ -1,6 +1,6 @@
 // raft/node/receive.hpp - raft::node: receiving and the end of every event.
 //
-// The receive loop (or deliver(), for a transport that hands batches over itself), step()
+// The receive loop (or deliver(), for a transport that hands messages over itself), step()
 // (every message goes through it), terms (§3.3), and settle(), which ends every event: apply,
 // persist, send.
 // Part of raft/node.hpp, which declares the class and includes every part.
@@ -17,34 +17,42 @@ inline asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::rece
   while (!stopping_) {
     batch.clear();
     if (!co_await transport_.receive(batch)) break;
-    handle(batch);
+    handling_ = true;
+    for (auto& m : batch) {
+      if (stopping_) break;
+      step(std::move(m));
+      recycle(m);  // its entry vector serves the next message
+    }
+    settle();
   }
 }
 
-/// A batch from a transport that delivers (instead of receive_loop): called by the transport,
-/// on the node's executor, until the node closes it when stopping.
+/// A message from a transport that hands messages over (instead of receive_loop), on the node's
+/// executor: the batch it belongs to is one event, which end_delivery() ends.
 template <class StateMachine, class Storage, class Transport, class Timer>
-inline void node<StateMachine, Storage, Transport, Timer>::deliver(std::vector<message>& batch) noexcept {
+inline void node<StateMachine, Storage, Transport, Timer>::deliver(message& m) noexcept {
   if (stopping_) return;
+  handling_ = true;
   try {
-    handle(batch);
+    step(std::move(m));
+    recycle(m);
   } catch (...) {
     handling_ = false;
     fail(std::current_exception());
   }
-  finish_stop_if_idle();
 }
 
-/// One received batch is one event: every message stepped, then settle().
 template <class StateMachine, class Storage, class Transport, class Timer>
-inline void node<StateMachine, Storage, Transport, Timer>::handle(std::vector<message>& batch) {
-  handling_ = true;
-  for (auto& m : batch) {
-    if (stopping_) break;
-    step(std::move(m));
-    recycle(m);  // its entry vector serves the next message
+inline void node<StateMachine, Storage, Transport, Timer>::end_delivery() noexcept {
+  if (handling_) {
+    try {
+      settle();
+    } catch (...) {
+      handling_ = false;
+      fail(std::current_exception());
+    }
   }
-  settle();
+  finish_stop_if_idle();
 }
 
 /// The end of every event the node handles (a batch of messages, a flush, a proposal made
