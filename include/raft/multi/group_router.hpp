@@ -170,7 +170,8 @@ class group_router {
     detail::resume_fn waiter;
     asio::any_io_executor waiter_ex;
     detail::delivery deliver;  ///< context null: none asked for
-    bool ready = false;        ///< in ready_: handed messages (or holding some) since the last end
+    bool listed = false;       ///< in ready_
+    bool handed = false;       ///< handed a message since its last end: its node is in an event
     bool closed = false;
 
     void wake() {
@@ -219,8 +220,8 @@ class group_router {
     mailbox& box = *it->second;
     ++stats_.routed;
     if (box.deliver.context != nullptr) {
-      if (!box.ready) ready_.push_back(&box);
-      box.ready = true;
+      list(box);
+      box.handed = true;
       box.deliver.one(box.deliver.context, m);  // (may destroy other groups: `it` is not used again)
       return;
     }
@@ -233,30 +234,39 @@ class group_router {
     }
   }
 
-  /// Ends the event of each group handed messages since the last call (in the order the groups
-  /// first appeared), after handing over what waited in its queue, if anything did (messages
-  /// that arrived before its node started). A group closed meanwhile still has its event ended;
-  /// one destroyed meanwhile has been struck from the list by forget().
+  /// Ends the event of each listed group that was handed messages (in the order the groups were
+  /// listed), after handing over what waited in its queue, if anything did (messages that
+  /// arrived before its node started). A group closed after it was handed a message still has
+  /// its event ended (its node cannot be gone before this handler ends); one closed before is
+  /// handed nothing more, and one destroyed has been struck from the list by forget().
   void deliver_ready() {
-    delivering_.swap(ready_);  // groups readied by the handlers called here wait for the next call
+    delivering_.swap(ready_);  // groups listed by the handlers called here wait for the next call
     for (mailbox* box : delivering_) {
       if (box == nullptr) continue;
-      box->ready = false;
-      if (!box->queue.empty()) {
+      box->listed = false;
+      if (!box->queue.empty()) {  // (a closed group's queue is empty)
         waited_.swap(box->queue);
+        box->handed = true;
         for (message& m : waited_) box->deliver.one(box->deliver.context, m);
         waited_.clear();
       }
+      if (!box->handed) continue;
+      box->handed = false;
       box->deliver.end(box->deliver.context);
     }
     delivering_.clear();
   }
 
+  void list(mailbox& box) {
+    if (box.listed) return;
+    box.listed = true;
+    ready_.push_back(&box);
+  }
+
   /// A delivery outside a received batch (messages that waited for their group's node to start):
   /// posted, so that the node is not called from inside its own start().
   void deliver_later(mailbox& box) {
-    if (!box.ready) ready_.push_back(&box);
-    box.ready = true;
+    list(box);
     asio::post(ex_, [alive = std::weak_ptr<group_router*>(self_)] {
       if (const auto self = alive.lock()) (*self)->deliver_ready();
     });
