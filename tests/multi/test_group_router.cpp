@@ -346,28 +346,18 @@ TEST_CASE("group_router: messages that arrived before a group asked for delivery
   shared.inject(heartbeat(group_id{1}, node_id{3}, node_id{1}));
   io.poll();  // queued: nobody receives yet
   delivery_log d1;
-  d1.attach(g1);
-  CHECK(d1.open_event.empty());  // not from inside deliver_to() (a node calls it from start())
-  io.poll();
-  CHECK(d1.events == std::vector<std::vector<node_id>>{{node_id{2}, node_id{3}}});
-  router.close();
-  io.poll();
-}
-
-TEST_CASE("group_router: a group closed before its late delivery runs is handed nothing and has no event to end") {
-  asio::io_context io;
-  scripted_transport shared(io.get_executor());
-  raft::group_router<scripted_transport> router(shared, io.get_executor());
-  asio::co_spawn(io, router.run(), asio::detached);
-  raft::group_transport<scripted_transport> g1(router, group_id{1});
-  shared.inject(heartbeat(group_id{1}, node_id{2}, node_id{1}));
-  io.poll();  // queued: nobody receives yet
-  delivery_log d1;
   d1.attach(g1);  // posts the late delivery
-  g1.close();     // (a node that stops at once: the node may be gone when the post runs)
-  io.poll();
-  CHECK(d1.open_event.empty());
-  CHECK(d1.events.empty());
+  CHECK(d1.open_event.empty());  // not from inside deliver_to() (a node calls it from start())
+  SUBCASE("handed over, then the event ends") {
+    io.poll();
+    CHECK(d1.events == std::vector<std::vector<node_id>>{{node_id{2}, node_id{3}}});
+  }
+  SUBCASE("a group closed before then is handed nothing and has no event to end") {
+    g1.close();  // (a node that stops at once: the node may be gone when the post runs)
+    io.poll();
+    CHECK(d1.open_event.empty());
+    CHECK(d1.events.empty());
+  }
   router.close();
   io.poll();
 }
