@@ -161,6 +161,17 @@ concept snapshot_storage = storage<S> && requires(S& s, const snapshot_meta& met
   { s.compact_through(i, t) } -> std::same_as<void>;
 };
 
+namespace detail {
+/// How a transport hands a batch to a node that asked for it with `deliver_to(delivery)`:
+/// `one(context, m)` for each of the batch's messages (the node moves `m` out), then
+/// `end(context)` once, which ends the node's event (a batch with no message is never ended).
+struct delivery {
+  void* context = nullptr;
+  void (*one)(void* context, message& m) noexcept = nullptr;
+  void (*end)(void* context) noexcept = nullptr;
+};
+}  // namespace detail
+
 /// Given a type T and an object `t` of it, T is a transport if it carries messages between nodes:
 /// - `t.send(message)` hands a message over for delivery to `message.to` and returns at once;
 /// - `co_await t.receive(batch)` waits until at least one message for this node has arrived,
@@ -180,17 +191,6 @@ concept snapshot_storage = storage<S> && requires(S& s, const snapshot_meta& met
 /// The transport promises: `send` never blocks the node (a slow or dead peer must not stall
 /// anyone); it may lose, delay, duplicate or reorder messages, but never forges or corrupts one;
 /// `receive` completes on the awaiting coroutine's executor.
-namespace detail {
-/// How a transport hands a batch to a node that asked for it with `deliver_to(delivery)`:
-/// `one(context, m)` for each of the batch's messages (the node moves `m` out), then
-/// `end(context)` once, which ends the node's event (a batch with no message is never ended).
-struct delivery {
-  void* context = nullptr;
-  void (*one)(void* context, message& m) noexcept = nullptr;
-  void (*end)(void* context) noexcept = nullptr;
-};
-}  // namespace detail
-
 template <class T>
 concept transport = requires(T& t, message m, std::vector<message>& batch) {
   { t.send(std::move(m)) } -> std::same_as<void>;

@@ -608,6 +608,7 @@ class node {
   void deliver(message& m) noexcept;
   void end_delivery() noexcept;
   void settle();
+  void settle_or_fail();
   void schedule_settle();
   void step(message&& m);
   [[gnu::cold, gnu::noinline]] bool handle_other_term(const message& m, term_t t);

@@ -44,15 +44,21 @@ inline void node<StateMachine, Storage, Transport, Timer>::deliver(message& m) n
 
 template <class StateMachine, class Storage, class Transport, class Timer>
 inline void node<StateMachine, Storage, Transport, Timer>::end_delivery() noexcept {
-  if (handling_) {
-    try {
-      settle();
-    } catch (...) {
-      handling_ = false;
-      fail(std::current_exception());
-    }
-  }
+  if (handling_) settle_or_fail();
   finish_stop_if_idle();
+}
+
+/// settle() outside a coroutine (whose exceptions guarded() would catch): an exception stops the
+/// node.
+template <class StateMachine, class Storage, class Transport, class Timer>
+inline void node<StateMachine, Storage, Transport, Timer>::settle_or_fail() {
+  try {
+    handling_ = true;
+    settle();
+  } catch (...) {
+    handling_ = false;
+    fail(std::current_exception());
+  }
 }
 
 /// The end of every event the node handles (a batch of messages, a flush, a proposal made
@@ -90,15 +96,7 @@ inline void node<StateMachine, Storage, Transport, Timer>::schedule_settle() {
   asio::post(ex_, detail::resume_fn([this] {
     --running_;
     settle_posted_ = false;
-    if (!stopping_) {
-      try {
-        handling_ = true;
-        settle();
-      } catch (...) {
-        handling_ = false;
-        fail(std::current_exception());
-      }
-    }
+    if (!stopping_) settle_or_fail();
     finish_stop_if_idle();
   }));
 }

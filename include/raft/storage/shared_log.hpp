@@ -775,7 +775,7 @@ class shared_log {
     std::vector<std::byte> buf = detail::read_whole_file(path);
     const std::uint32_t version = check_segment_header(buf, seq, path);
     const bool rounds = version >= 2;  // version 1 has no round records
-    bool round_seen = false;                 // version 2: the checkpoint ends at the first round record
+    bool round_seen = false;           // version 2: the checkpoint ends at the first round record
     segments_.push_back(segment{seq, sf::segment_header_bytes, 0, 0});
     std::size_t at = sf::segment_header_bytes;
     while (at < buf.size()) {
@@ -1352,8 +1352,8 @@ class shared_log {
   detail::unique_fd tail_fd_;
   std::uint64_t tail_filled_ = 0;  ///< bytes in the tail's file: its records, then zeros written ahead
   bool tail_dirty_ = false;
-  std::uint64_t last_round_ = 0;    ///< the number of the last round record read or written
-  std::vector<std::byte> zeros_;    ///< what write_out() writes ahead of the tail
+  std::uint64_t last_round_ = 0;  ///< the number of the last round record read or written
+  std::vector<std::byte> zeros_;  ///< what write_out() writes ahead of the tail
   std::vector<std::byte> round_;  ///< records of this round not yet written to the tail
   std::uint64_t round_records_ = 0;
   std::uint64_t round_entries_ = 0;
