@@ -9,12 +9,24 @@
 # clang build's cost. For the full build and test run with clang:
 # CXX=clang++-14 BUILD_DIR=build-clang scripts/test.sh.
 #
+# --libcxx checks against LLVM's standard library (-stdlib=libc++) instead of libstdc++:
+# scripts/libcxx_check.sh --syntax-only uses it for an older libc++ than the one it builds with.
 # Environment: CLANGXX picks the compiler (default clang++-14, else clang++). Exit 0 only if
 # every file passed; the files that failed are listed.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$raft_root"
+
+stdlib=()
+if [[ ${1:-} == --libcxx ]]; then
+  stdlib=(-stdlib=libc++)
+  shift
+fi
+if (($#)); then
+  echo "usage: scripts/clang_check.sh [--libcxx]" >&2
+  exit 2
+fi
 
 raft_pick_clang
 if ! command -v "$CLANGXX" >/dev/null; then
@@ -24,7 +36,7 @@ fi
 
 # Asio 1.22 enables co_await under clang only when told that the standard coroutines exist.
 flags=(-std=c++20 -Wall -Wextra -Werror -fsyntax-only -Iinclude -DASIO_HAS_CO_AWAIT=1
-       -DASIO_HAS_STD_COROUTINE=1)
+       -DASIO_HAS_STD_COROUTINE=1 "${stdlib[@]}")
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -45,7 +57,7 @@ while IFS= read -r f; do
   files+=("$f")
 done < <(find tests examples benchmarks -name '*.cpp' | sort)
 
-echo "clang_check: $CLANGXX -fsyntax-only on ${#files[@]} files"
+echo "clang_check: $CLANGXX ${stdlib[*]} -fsyntax-only on ${#files[@]} files"
 # Each file's errors go to stderr in one piece; the names of the failed files to $work/failed.
 # shellcheck disable=SC2016 # the inner bash expands them
 printf '%s\0' "${files[@]}" |
