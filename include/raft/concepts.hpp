@@ -76,6 +76,10 @@ using apply_result_t =
 /// Optionally `s.stage_hard_state(hs)`: term and vote queued in order with the log changes and
 /// durable with the next flush (raft::shared_log_group has it). The node then does not wait for
 /// them: every message it sends after the change is held until that flush completes.
+/// Optionally `s.async_flush(handler)`: flush() for a completion handler of signature
+/// `void(std::exception_ptr)` (null on success), run on its associated executor, not inside the
+/// call (file_storage and shared_log_group have it). The node then flushes through it, with no
+/// coroutine per flush.
 template <class S>
 concept storage = requires(S& s, const hard_state& hs, std::span<const log_entry> entries,
                            index_t index) {

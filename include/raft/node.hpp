@@ -27,8 +27,6 @@
 //   campaign            one PreVote (§9.6) or vote round (§3.4), replies gathered concurrently
 //   replicate_to(peer)  one per follower while leading: pipelined, batched AppendEntries (§3.5)
 //   heartbeat_loop      while leading: makes every replicator send at least a heartbeat
-//   persist_loop        hands new log entries to storage and flushes them, many per flush (only
-//                       for a storage with an asynchronous flush; see settle())
 //   take_snapshot       writes a state-machine snapshot to storage in chunks, then compacts
 //   install_snapshot    makes a leader's snapshot durable and restores the state machine from it
 //   membership_change   one joint-consensus change (C_old,new then C_new), awaited by its caller
@@ -136,7 +134,6 @@ class node {
         heartbeat_offset_(heartbeat_grid_offset(opts_.heartbeat_interval, election_seed(opts_))),
         election_timer_(ex_),
         heartbeat_timer_(ex_),
-        persist_signal_(ex_),
         commit_signal_(ex_),
         round_signal_(ex_) {}
 
@@ -173,7 +170,6 @@ class node {
       spawn(receive_loop());
     }
     spawn(election_timer());
-    if constexpr (!inline_flush) spawn(persist_loop());
     if (persist_pending()) persist_later();  // a bootstrap entry, a log reset a crash interrupted
   }
 
@@ -414,7 +410,8 @@ class node {
   /// Snapshots are on when both the state machine and the storage support them.
   static constexpr bool snapshots = snapshot_state_machine<StateMachine> && snapshot_storage<Storage>;
   /// A storage whose flush completes at once (memory_storage: `flush_now()`) is flushed inline,
-  /// at the end of the event that appended, instead of on a trip through persist_loop.
+  /// at the end of the event that appended. Any other storage's flush is asynchronous: settle()
+  /// starts one (start_flush()) and its completion is an event of its own.
   static constexpr bool inline_flush = requires(Storage& s) { s.flush_now(); };
   /// A storage that makes term and vote durable with the next flush instead of at once
   /// (shared_log_group: `stage_hard_state()`); see persist_hard_state().
@@ -578,13 +575,14 @@ class node {
   // Coroutine plumbing.
   Timer election_timer_;
   Timer heartbeat_timer_;
-  detail::signal persist_signal_;
   detail::signal commit_signal_;   ///< the commit index moved (membership changes wait on it)
   detail::signal round_signal_;
   std::vector<detail::unique_function<void()>> stop_waiters_;  ///< async_stop() callers
   int running_ = 0;
   bool handling_ = false;       ///< inside an event: settle() runs at its end
   bool settle_posted_ = false;  ///< a settle() for work done outside any event is queued
+  bool flush_in_flight_ = false;   ///< start_flush() started a flush that has not completed
+  bool starting_flush_ = false;    ///< inside the storage's async_flush() call
   bool started_ = false;
   bool stopping_ = false;
   std::exception_ptr failure_;
@@ -770,7 +768,20 @@ class node {
   // ---------------------------------------------------------------------------------------------
   // Persistence and apply.
   // (defined in raft/node/persist.hpp)
-  asio::awaitable<void> persist_loop();
+  /// A flush's completion handler: it runs on the node's executor (its associated executor).
+  struct flush_completion {
+    using executor_type = asio::any_io_executor;
+    node* self;
+    index_t target;
+    std::chrono::steady_clock::time_point started;
+    executor_type get_executor() const noexcept { return self->ex_; }
+    void operator()(std::exception_ptr e) { self->flush_done(std::move(e), target, started); }
+  };
+  /// A storage that takes a completion handler for its flush (`async_flush(handler)`, as
+  /// file_storage and shared_log_group do) is flushed so: no coroutine per flush.
+  static constexpr bool handler_flush = requires(Storage& s, flush_completion h) { s.async_flush(std::move(h)); };
+  void start_flush();
+  void flush_done(std::exception_ptr e, index_t target, std::chrono::steady_clock::time_point started);
 
   [[nodiscard]] bool persist_pending() const noexcept {
     return hard_state_staged_ || persist_.pending(log_.last_index(), log_.base_index(), snapshot_index_);
@@ -783,13 +794,13 @@ class node {
   /// Term and vote are durable before any message that depends on them leaves (Figure 3.1).
   /// A storage that stages them (`stage_hard_state`: durable with the next flush) does not block
   /// the executor: the node goes on, and what it sends meanwhile is held until that flush
-  /// completes (persist_loop, release_held()).
+  /// completes (flush_done(), release_held()).
   void persist_hard_state() {
     if constexpr (staged_hard_state) {
       storage_.stage_hard_state(hard_state{term_, voted_for_});
       hard_state_staged_ = true;
       holding_ = true;
-      persist_signal_.notify();
+      schedule_settle();  // flushed by the settle() that ends this event, or by one of its own
     } else {
       storage_.save_hard_state(hard_state{term_, voted_for_});
     }

@@ -49,18 +49,7 @@ class slow_storage {
       co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     if (epoch != epoch_) throw std::runtime_error("slow_storage: power lost during a flush");
-    for (std::size_t k = 0; k < n; ++k) {
-      auto& op = pending_.front();
-      if (auto* entries = std::get_if<std::vector<log_entry>>(&op)) {
-        for (auto& e : *entries) durable_.entries.push_back(std::move(e));
-      } else if (auto* hs = std::get_if<hard_state>(&op)) {
-        durable_.state = *hs;
-      } else {
-        const std::size_t keep = std::get<index_t>(op).value - durable_.base_index.value;
-        if (keep < durable_.entries.size()) durable_.entries.resize(keep);
-      }
-      pending_.pop_front();
-    }
+    make_durable(n);
   }
 
   /// Power cut: what was not flushed is gone; a flush in progress fails, and so does every
@@ -83,7 +72,30 @@ class slow_storage {
  protected:
   void queue_hard_state(const hard_state& hs) { pending_.emplace_back(hs); }
 
+  /// Everything requested so far durable at once (no virtual time passes).
+  void flush_at_once() {
+    if (!powered_) throw std::runtime_error("slow_storage: no power");
+    ++flushes_;
+    make_durable(pending_.size());
+  }
+
  private:
+  /// The first `n` changes requested become durable.
+  void make_durable(std::size_t n) {
+    for (std::size_t k = 0; k < n; ++k) {
+      auto& op = pending_.front();
+      if (auto* entries = std::get_if<std::vector<log_entry>>(&op)) {
+        for (auto& e : *entries) durable_.entries.push_back(std::move(e));
+      } else if (auto* hs = std::get_if<hard_state>(&op)) {
+        durable_.state = *hs;
+      } else {
+        const std::size_t keep = std::get<index_t>(op).value - durable_.base_index.value;
+        if (keep < durable_.entries.size()) durable_.entries.resize(keep);
+      }
+      pending_.pop_front();
+    }
+  }
+
   persistent_state durable_;
   std::deque<std::variant<std::vector<log_entry>, index_t, hard_state>> pending_;
   virtual_timer timer_;
@@ -101,10 +113,40 @@ class staged_slow_storage : public slow_storage {
   void stage_hard_state(const hard_state& hs) { queue_hard_state(hs); }
 };
 
+/// A storage with the optional `async_flush(handler)` that breaks Asio's rule for it: the
+/// handler runs inside the call (everything durable at once). It counts calls of async_flush()
+/// made while another is still on the stack: the node must not flush again from inside the
+/// completion of the flush it is starting.
+class inline_completion_storage : public slow_storage {
+ public:
+  using slow_storage::slow_storage;
+
+  template <class Handler>
+  void async_flush(Handler&& handler) {
+    if (in_call_) ++reentered_;
+    in_call_ = true;
+    std::exception_ptr error;
+    try {
+      flush_at_once();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::forward<Handler>(handler)(error);
+    in_call_ = false;
+  }
+
+  [[nodiscard]] std::size_t reentered() const noexcept { return reentered_; }
+
+ private:
+  bool in_call_ = false;
+  std::size_t reentered_ = 0;
+};
+
 /// The simulated cluster on slow disks: the same drive loop and safety checks as every other
 /// simulation test.
 using disk_cluster = raft::testing::cluster<kv_state_machine, slow_storage>;
 using staged_disk_cluster = raft::testing::cluster<kv_state_machine, staged_slow_storage>;
+using inline_completion_cluster = raft::testing::cluster<kv_state_machine, inline_completion_storage>;
 
 /// Checks, for every message as it leaves, that the term and vote it depends on are durable:
 /// a vote request (not a pre-vote) only once the candidate's vote for itself in that term is (or
@@ -330,4 +372,38 @@ TEST_CASE("a vote granted on a disk that stages term and vote leaves only after 
     if (from == slow) CHECK(at - crashed_at >= 100ms);  // at least one whole flush after the crash
   }
   CHECK(c.storage(slow).flushes() > flushes_before);
+}
+
+TEST_CASE("a storage whose async_flush() completes inside the call is never re-entered, and every write commits") {
+  // Set-up: one node (so that its own flush commits) whose storage runs the flush's handler
+  // inside async_flush().
+  inline_completion_cluster c(1, 7105);
+  const node_id l = c.wait_for_leader();
+  REQUIRE(settle(c));
+
+  // Action: 4 clients, each proposing its next write from the completion of its last one, so
+  // that a flush's completion (which commits and applies, and so completes writes) appends
+  // entries to flush again.
+  constexpr int clients = 4, writes_each = 10;
+  int succeeded = 0, failed = 0;
+  std::function<void(int, int)> write = [&](int client, int k) {
+    const buffer cmd = kv_state_machine::put("c" + std::to_string(client) + "-" + std::to_string(k), "v");
+    c.node(l).async_propose(cmd.bytes(), [&, client, k](result<inline_completion_cluster::result_type> r) {
+      ++(r ? succeeded : failed);
+      if (k + 1 < writes_each) write(client, k + 1);
+    });
+  };
+  for (int client = 0; client < clients; ++client) write(client, 0);
+  REQUIRE(c.run_until([&] { return succeeded + failed == clients * writes_each; }, 5s));
+
+  // Check: every write committed and is durable, and no flush was started from inside
+  // another's call.
+  CHECK(failed == 0);
+  REQUIRE(settle(c));
+  for (node_id id : c.ids()) {
+    CAPTURE(id);
+    CHECK(c.storage(id).reentered() == 0);
+    CHECK(c.storage(id).entries().size() >= 2 + clients * writes_each);  // with the bootstrap entry and the no-op
+    CHECK_FALSE(c.node(id).failure());
+  }
 }

@@ -107,7 +107,6 @@ void node<StateMachine, Storage, Transport, Timer>::begin_stop() {
   transport_.close();
   election_timer_.cancel();
   heartbeat_timer_.cancel();
-  persist_signal_.notify();
   commit_signal_.notify();
   round_signal_.notify();
   for (peer* p : peers_) p->wake.notify();

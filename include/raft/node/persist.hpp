@@ -1,7 +1,7 @@
 // raft/node/persist.hpp - raft::node: persistence and apply.
 //
-// The persist loop (group commit: many entries per flush), the rounds of the persistence
-// pipeline (raft/detail/persistence.hpp), and applying committed entries in order.
+// Flushes (group commit: many entries per flush), the rounds of the persistence pipeline
+// (raft/detail/persistence.hpp), and applying committed entries in order.
 // Part of raft/node.hpp, which declares the class and includes every part.
 #pragma once
 
@@ -10,46 +10,15 @@
 namespace raft {
 inline namespace v1 {
 
-/// Group commit: everything appended since the last round goes to storage in one call and
-/// becomes durable with one flush. While a flush runs, new entries queue up for the next one.
-/// Runs only for a storage whose flush is asynchronous: one that flushes synchronously
-/// (memory_storage: `flush_now()`) is flushed by settle() (persist_now()).
-template <class StateMachine, class Storage, class Transport, class Timer>
-inline asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::persist_loop() {
-  while (!stopping_) {
-    if (!persist_pending()) {
-      co_await persist_signal_.wait();
-      continue;
-    }
-    const index_t target = submit_to_storage();
-    hard_state_staged_ = false;  // what was staged goes with this flush
-    const auto started = std::chrono::steady_clock::now();
-    co_await storage_.flush();
-    const auto took = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
-    metrics_.storage_flush_ns_total += took;
-    metrics_.storage_flush_ns_max = std::max(metrics_.storage_flush_ns_max, took);
-    if (stopping_) break;
-    handling_ = true;
-    if (holding_ && !hard_state_staged_) release_held();  // nothing staged since: all durable
-    flushed(target);
-    settle();
-  }
-}
-
 /// Persistence asked for outside any event (a compaction, a log reset after an installed
-/// snapshot, a bootstrap entry at start): persist_loop does it, or, for a storage that
-/// flushes synchronously, a settle().
+/// snapshot, a bootstrap entry at start): a settle() of its own does it.
 template <class StateMachine, class Storage, class Transport, class Timer>
 inline void node<StateMachine, Storage, Transport, Timer>::persist_later() {
-  if constexpr (inline_flush)
-    schedule_settle();
-  else
-    persist_signal_.notify();
+  schedule_settle();
 }
 
 /// In settle(): makes the log's new entries durable now if the storage flushes synchronously;
-/// otherwise persist_loop does it.
+/// otherwise starts a flush of them, unless one is running (its completion starts the next).
 template <class StateMachine, class Storage, class Transport, class Timer>
 inline void node<StateMachine, Storage, Transport, Timer>::persist_now() {
   if (!persist_pending()) return;
@@ -58,8 +27,68 @@ inline void node<StateMachine, Storage, Transport, Timer>::persist_now() {
     storage_.flush_now();  // not timed: it only moves entries in memory
     flushed(target);
   } else {
-    persist_signal_.notify();
+    start_flush();
   }
+}
+
+/// Group commit: everything appended since the last flush goes to storage in one call and
+/// becomes durable with one flush. While a flush runs, new entries queue up in the log for the
+/// next one, which flush_done() starts. One flush at a time, as the storage concept promises.
+template <class StateMachine, class Storage, class Transport, class Timer>
+inline void node<StateMachine, Storage, Transport, Timer>::start_flush() {
+  if (flush_in_flight_) return;
+  const index_t target = submit_to_storage();
+  hard_state_staged_ = false;  // what was staged goes with this flush
+  flush_completion done{this, target, std::chrono::steady_clock::now()};
+  flush_in_flight_ = true;
+  ++running_;  // async_stop() waits for the flush
+  starting_flush_ = true;
+  try {
+    if constexpr (handler_flush)
+      storage_.async_flush(std::move(done));
+    else
+      asio::co_spawn(ex_, storage_.flush(), std::move(done));
+  } catch (...) {
+    starting_flush_ = false;
+    flush_in_flight_ = false;
+    --running_;
+    throw;
+  }
+  starting_flush_ = false;
+}
+
+/// A flush started by start_flush() completed (an event of its own): the leader counts itself,
+/// a follower acknowledges, what was held for term and vote goes out, and settle() starts the
+/// next flush if entries arrived meanwhile. A failed flush stops the node (fail-stop).
+template <class StateMachine, class Storage, class Transport, class Timer>
+inline void node<StateMachine, Storage, Transport, Timer>::flush_done(std::exception_ptr e, index_t target,
+                                                                      std::chrono::steady_clock::time_point started) {
+  if (starting_flush_) {  // a storage that completed inside async_flush(): handled after it returns
+    asio::post(ex_, detail::resume_fn([this, e = std::move(e), target, started]() mutable {
+      flush_done(std::move(e), target, started);
+    }));
+    return;
+  }
+  --running_;
+  flush_in_flight_ = false;
+  const auto took = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
+  metrics_.storage_flush_ns_total += took;
+  metrics_.storage_flush_ns_max = std::max(metrics_.storage_flush_ns_max, took);
+  if (e) {
+    fail(e);
+  } else if (!stopping_) {
+    handling_ = true;
+    try {
+      if (holding_ && !hard_state_staged_) release_held();  // nothing staged since: all durable
+      flushed(target);
+      settle();
+    } catch (...) {
+      handling_ = false;
+      fail(std::current_exception());
+    }
+  }
+  finish_stop_if_idle();
 }
 
 /// Hands everything not yet handed over to storage (a log reset after an installed snapshot,

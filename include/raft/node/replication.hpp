@@ -263,7 +263,7 @@ inline void node<StateMachine, Storage, Transport, Timer>::on(node_id from, appe
   if (persist_.durable() >= d.last_new)
     acknowledge();
   else
-    ack_owed_ = true;  // persist_loop acknowledges once the entries are durable
+    ack_owed_ = true;  // flushed() acknowledges once the entries are durable
   if (r.quiesce) follow_quiesce(r);
 }
 
