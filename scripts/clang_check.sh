@@ -57,7 +57,7 @@ while IFS= read -r f; do
   files+=("$f")
 done < <(find tests examples benchmarks -name '*.cpp' | sort)
 
-echo "clang_check: $CLANGXX ${stdlib[*]} -fsyntax-only on ${#files[@]} files"
+echo "clang_check: $CLANGXX ${stdlib[*]:+${stdlib[*]} }-fsyntax-only on ${#files[@]} files"
 # Each file's errors go to stderr in one piece; the names of the failed files to $work/failed.
 # shellcheck disable=SC2016 # the inner bash expands them
 printf '%s\0' "${files[@]}" |

@@ -6,6 +6,9 @@
 // records that carry the group's id, and one writer thread makes them durable: every flush() of
 // any group that arrives while a round is in progress joins the next round, which does one
 // write() per segment it touches and ONE fdatasync for all of them (group commit across groups).
+// The writer starts a round only once the executor turn that submitted flushes is over (a post
+// to that executor wakes it): the groups that an event reached, or that a round's completions
+// woke, flush in the same round instead of the first of them in a round of its own.
 //
 // Layout (docs/storage.md has the byte tables):
 //   LOCK                             held with flock(LOCK_EX) while a shared_log has the directory open
@@ -607,8 +610,20 @@ class shared_log {
                                 detail::unique_function<void(std::exception_ptr)> done, bool is_flush,
                                 asio::any_io_executor executor = {}) {
     std::vector<std::byte> spare;
+    const bool at_once = !executor;  // a blocked thread waits for it
+    asio::any_io_executor kick_on;   // where the writer's wake-up is posted, if it is
     {
       std::lock_guard lock(mutex_);
+      if (at_once) {
+        ++waiting_now_;
+      } else {
+        auto plain = asio::any_io_executor(asio::prefer(executor, asio::execution::outstanding_work.untracked));
+        auto& kicked = sync_->kicked;
+        if (std::find(kicked.begin(), kicked.end(), plain) == kicked.end()) {
+          kicked.push_back(plain);
+          kick_on = std::move(plain);
+        }
+      }
       queue_.push_back(job{g, std::move(bytes), std::move(done), std::move(executor)});
       ++g->in_flight;
       if (is_flush)
@@ -620,7 +635,10 @@ class shared_log {
         spare_.pop_back();
       }
     }
-    wake_.notify_one();
+    if (at_once)
+      wake_.notify_one();
+    else if (kick_on)
+      asio::post(kick_on, writer_kick{sync_, kick_on});
     return spare;
   }
 
@@ -1031,9 +1049,13 @@ class shared_log {
     for (;;) {
       {
         std::unique_lock lock(mutex_);
-        wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        // (a round waits for a writer_kick, unless a thread is blocked on one of its jobs or
+        // the log is closing)
+        wake_.wait(lock, [&] { return stop_ || (!queue_.empty() && (sync_->go || waiting_now_ > 0)); });
         if (queue_.empty()) return;  // stopping, and every requested round is done
         std::swap(jobs, queue_);
+        waiting_now_ = 0;
+        sync_->go = false;
       }
       finish_round(jobs, unless_failed([&] { write_round(jobs); }));
     }
@@ -1336,11 +1358,50 @@ class shared_log {
   detail::unique_fd dir_fd_;
   detail::unique_fd snapshots_fd_;
 
+  /// What a writer_kick touches, shared with it: a kick may run after the log is gone.
+  struct writer_sync {
+    std::mutex mutex;
+    std::condition_variable wake;
+    std::vector<asio::any_io_executor> kicked;  ///< executors with a writer_kick posted and not run
+    bool go = false;                            ///< a writer_kick ran since the last round began
+  };
+
+  /// Wakes the writer for the jobs queued meanwhile, at the end of the turn of the executor that
+  /// queued the first of them (posted there), so that the groups one event reaches flush in one
+  /// round. Destroyed unrun (its executor shut down), it wakes the writer too: no job waits on a
+  /// kick that never comes. A thread that blocks its executor on a job of another (a nested
+  /// io_context) is not stuck either: that executor's own kick wakes the writer.
+  class writer_kick {
+   public:
+    writer_kick(std::shared_ptr<writer_sync> sync, asio::any_io_executor on) noexcept
+        : sync_(std::move(sync)), on_(std::move(on)) {}
+    writer_kick(writer_kick&&) noexcept = default;
+    writer_kick& operator=(writer_kick&&) = delete;
+    ~writer_kick() { kick(); }
+    void operator()() { kick(); }
+
+   private:
+    void kick() {
+      if (!sync_) return;
+      {
+        std::lock_guard lock(sync_->mutex);
+        std::erase(sync_->kicked, on_);
+        sync_->go = true;
+      }
+      sync_->wake.notify_one();
+      sync_.reset();
+    }
+    std::shared_ptr<writer_sync> sync_;
+    asio::any_io_executor on_;
+  };
+
   // Guarded by mutex_ (the groups' `open`, `removing` and `in_flight` too).
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
+  std::shared_ptr<writer_sync> sync_ = std::make_shared<writer_sync>();
+  std::mutex& mutex_ = sync_->mutex;
+  std::condition_variable& wake_ = sync_->wake;
   std::unordered_map<std::uint64_t, group_state> groups_;
   std::vector<job> queue_;
+  std::size_t waiting_now_ = 0;  ///< jobs in queue_ that a blocked thread waits for
   std::vector<std::vector<std::byte>> spare_;
   bool stop_ = false;
   std::exception_ptr failure_;
