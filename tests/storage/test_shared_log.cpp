@@ -390,27 +390,22 @@ TEST_CASE("shared_log: a flush handed over while another executor's turn holds t
   (void)b.load();
   asio::io_context outer, inner;
   bool a_done = false, b_done = false;
-  asio::co_spawn(
-      outer,
-      [&]() -> asio::awaitable<void> {
-        a.append(cd::entries(index_t{1}, 3, term_t{1}));
-        co_await a.flush();
-      },
-      [&](std::exception_ptr e) {
-        REQUIRE_FALSE(e);
-        a_done = true;
-      });
+  // Appends `n` entries to `g` and flushes them on `io`; `done` is set once the flush completed.
+  const auto append_and_flush = [](asio::io_context& io, shared_log_group& g, std::size_t n, bool& done) {
+    asio::co_spawn(
+        io,
+        [&g, n]() -> asio::awaitable<void> {
+          g.append(cd::entries(index_t{1}, n, term_t{1}));
+          co_await g.flush();
+        },
+        [&done](std::exception_ptr e) {
+          REQUIRE_FALSE(e);
+          done = true;
+        });
+  };
+  append_and_flush(outer, a, 3, a_done);
   outer.run_one();  // a's flush handed over; the outer context's wake-up for the writer is queued
-  asio::co_spawn(
-      inner,
-      [&]() -> asio::awaitable<void> {
-        b.append(cd::entries(index_t{1}, 2, term_t{1}));
-        co_await b.flush();
-      },
-      [&](std::exception_ptr e) {
-        REQUIRE_FALSE(e);
-        b_done = true;
-      });
+  append_and_flush(inner, b, 2, b_done);
   inner.run_for(std::chrono::seconds(60));
   CHECK(b_done);
   outer.run_for(std::chrono::seconds(60));
