@@ -9,8 +9,10 @@
 //
 // How: the durable log is a chunked deque; the changes requested since the last flush wait in a journal
 // (the appended entries plus a list of operations), which flush() replays onto the durable log
-// and crash() drops. Entries share their payloads with the node's in-memory log, so neither
-// appending nor flushing copies a payload.
+// and crash() drops. Appends with nothing else queued before them (the usual case) skip the
+// journal: they go onto the end of the deque at once, counted as not yet durable, so flush()
+// has nothing to copy and crash() cuts them off again. Entries share their payloads with the
+// node's in-memory log, so neither appending nor flushing copies a payload.
 //
 // Snapshots (raft::snapshot_storage): create_snapshot() returns a memory_snapshot_writer that
 // buffers the bytes; commit() makes them the current snapshot (durable at once: crash() keeps
@@ -140,9 +142,14 @@ class memory_storage {
     if (entries.front().index != live_last_.next())
       throw std::invalid_argument(detail::join({"raft::memory_storage::append: entry ", entries.front().index,
                                                 " does not follow the last entry ", live_last_}));
-    if (ops_.empty() || ops_.back().what != op::kind::append) ops_.push_back(op{op::kind::append, {}, {}, 0});
-    ops_.back().count += entries.size();
-    for (const log_entry& e : entries) appended_.push_back(e);
+    if (ops_.empty()) {  // nothing queued before them: onto the log itself, not yet durable
+      for (const log_entry& e : entries) log_.push_back(e);
+      unflushed_ += entries.size();
+    } else {
+      if (ops_.back().what != op::kind::append) ops_.push_back(op{op::kind::append, {}, {}, 0});
+      ops_.back().count += entries.size();
+      for (const log_entry& e : entries) appended_.push_back(e);
+    }
     live_last_ = entries.back().index;
   }
 
@@ -168,6 +175,7 @@ class memory_storage {
   /// the handler that appended, without a trip through its executor.
   void flush_now() {
     log_.reclaim(detail::reclaim_slice);  // entries compacted earlier, a slice per flush
+    unflushed_ = 0;  // they come before every queued operation
     if (!ops_.empty()) {
       std::size_t next = 0;  // first entry of appended_ not yet in the log
       for (const op& o : ops_) {
@@ -196,6 +204,8 @@ class memory_storage {
   /// Simulates a crash: changes not yet flushed are lost; so is a snapshot writer not yet
   /// committed (its commit() throws). Committed snapshots, term and vote are kept.
   void crash() {
+    log_.truncate(log_.size() - unflushed_);
+    unflushed_ = 0;
     ops_.clear();
     appended_.clear();
     live_base_ = base_index_;
@@ -206,8 +216,9 @@ class memory_storage {
   /// The durable log (for tests).
   [[nodiscard]] std::vector<log_entry> entries() const {
     std::vector<log_entry> out;
-    out.reserve(log_.size());
-    for (std::size_t i = 0; i < log_.size(); ++i) out.push_back(log_[i]);
+    const std::size_t durable = log_.size() - unflushed_;
+    out.reserve(durable);
+    for (std::size_t i = 0; i < durable; ++i) out.push_back(log_[i]);
     return out;
   }
   [[nodiscard]] const hard_state& state() const noexcept { return state_; }
@@ -265,6 +276,7 @@ class memory_storage {
   std::shared_ptr<const detail::memory_snapshot> snapshot_;
   // Requested since the last flush, in call order.
   std::vector<op> ops_;
+  std::size_t unflushed_ = 0;                 ///< entries at log_'s end appended since the last flush
   std::vector<log_entry> appended_;           ///< entries of the append operations, in order
   index_t live_base_{0};                      ///< base and last index counting those changes
   index_t live_last_{0};
