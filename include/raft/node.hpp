@@ -170,7 +170,7 @@ class node {
       spawn(receive_loop());
     }
     spawn(election_timer());
-    if (persist_pending()) persist_later();  // a bootstrap entry, a log reset a crash interrupted
+    if (persist_pending()) schedule_settle();  // a bootstrap entry, a log reset a crash interrupted
   }
 
   /// Stops the node: every pending proposal completes with errc::stopped, the transport is
@@ -787,7 +787,6 @@ class node {
     return hard_state_staged_ || persist_.pending(log_.last_index(), log_.base_index(), snapshot_index_);
   }
 
-  void persist_later();
   void persist_now();
   index_t submit_to_storage();
   void flushed(index_t target);

@@ -10,15 +10,10 @@
 namespace raft {
 inline namespace v1 {
 
-/// Persistence asked for outside any event (a compaction, a log reset after an installed
-/// snapshot, a bootstrap entry at start): a settle() of its own does it.
-template <class StateMachine, class Storage, class Transport, class Timer>
-inline void node<StateMachine, Storage, Transport, Timer>::persist_later() {
-  schedule_settle();
-}
-
 /// In settle(): makes the log's new entries durable now if the storage flushes synchronously;
 /// otherwise starts a flush of them, unless one is running (its completion starts the next).
+/// A change made outside any event (a compaction, a log reset after an installed snapshot, a
+/// bootstrap entry at start) reaches here through a settle() of its own (schedule_settle()).
 template <class StateMachine, class Storage, class Transport, class Timer>
 inline void node<StateMachine, Storage, Transport, Timer>::persist_now() {
   if (!persist_pending()) return;

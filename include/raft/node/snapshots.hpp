@@ -49,7 +49,7 @@ inline asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::take
     const std::uint64_t keep = opts_.snapshot_trailing_entries;
     if (index.value > keep) {
       persist_.compact_later(index - keep);
-      persist_later();
+      schedule_settle();  // its persist_now() hands the compaction to storage
     }
   }
 }
@@ -160,7 +160,7 @@ inline asio::awaitable<void> node<StateMachine, Storage, Transport, Timer>::inst
     } else {
       persist_.compact_later(m.index);
     }
-    persist_later();
+    schedule_settle();  // its persist_now() hands the log's reset or compaction to storage
     if (applied_ < m.index) {
       auto reader = storage_.open_snapshot();
       if (!reader || reader->meta().index != m.index)
