@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <asio/co_spawn.hpp>
@@ -543,16 +545,18 @@ TEST_CASE("shared_log: a crash in the middle of reclamation loses nothing") {
   }
 }
 
-TEST_CASE("shared_log: the reclamation rule survives a reopen with a lagging group") {
-  // Group 1 keeps writing and compacting; group 2 wrote once, long ago, and never compacts; group
-  // 3's hard state was saved once, in the first segment. Reopening after reclamation finds all.
-  storage_test::temp_dir dir;
-  const shared_log_options o = small_segments(false, 1024);
-  std::vector<log_entry> g1;
+namespace {
+
+/// Group 1 keeps writing and compacting; group 2 wrote 3 entries once, long ago, and never
+/// compacts; group 3's hard state was saved once, in the first segment.
+struct lagging_group_run {
+  std::vector<log_entry> g1;  // group 1's live entries at the end
   index_t g1_base{0};
-  const auto g2 = cd::entries(index_t{1}, 3, term_t{4}, 40);
-  {
-    shared_log log(dir.path(), o);
+  std::map<index_t, log_entry> g1_written;  // every entry group 1 ever wrote
+  std::vector<log_entry> g2 = cd::entries(index_t{1}, 3, term_t{4}, 40);
+
+  /// `started` runs once group 2's entries and group 3's hard state are durable.
+  void write(shared_log& log, std::uint64_t count = 200, const std::function<void()>& started = {}) {
     auto a = log.open_group(raft::group_id{1}), b = log.open_group(raft::group_id{2}), c = log.open_group(raft::group_id{3});
     (void)a.load();
     (void)b.load();
@@ -560,10 +564,12 @@ TEST_CASE("shared_log: the reclamation rule survives a reopen with a lagging gro
     c.save_hard_state(hard_state{term_t{9}, node_id{3}});
     b.append(g2);
     cd::flush(b);
-    for (std::uint64_t k = 0; k < 200; ++k) {
+    if (started) started();
+    for (std::uint64_t k = 0; k < count; ++k) {
       const auto e = cd::entries(index_t{k + 1}, 1, term_t{1}, 50);
       a.append(e);
       g1.push_back(e[0]);
+      g1_written[e[0].index] = e[0];
       if (k % 10 == 9) {
         const index_t through{k - 4};
         a.compact_through(through, term_t{1});
@@ -572,22 +578,121 @@ TEST_CASE("shared_log: the reclamation rule survives a reopen with a lagging gro
       }
       cd::flush(a);
     }
+  }
+
+  /// What a reopened log gives back: group 1 exactly, or (`prefix_only`: a copy taken part way)
+  /// entries group 1 wrote, as it wrote them.
+  void check_reopened(const std::filesystem::path& dir, const shared_log_options& o, bool prefix_only = false) const {
+    shared_log log(dir, o);
+    auto a = log.open_group(raft::group_id{1}), b = log.open_group(raft::group_id{2}), c = log.open_group(raft::group_id{3});
+    const auto pa = a.load(), pb = b.load(), pc = c.load();
+    if (prefix_only) {
+      for (const log_entry& e : pa.entries) {
+        REQUIRE(g1_written.count(e.index) == 1);
+        CHECK(e == g1_written.at(e.index));
+      }
+    } else {
+      CHECK(pa.base_index == g1_base);
+      cd::check_same(pa.entries, g1);
+    }
+    CHECK(pb.base_index == index_t{0});
+    cd::check_same(pb.entries, g2);
+    CHECK(pc.state == hard_state{term_t{9}, node_id{3}});
+  }
+};
+
+}  // namespace
+
+TEST_CASE("shared_log: without relocation, a lagging group keeps every segment after its entries") {
+  storage_test::temp_dir dir;
+  shared_log_options o = small_segments(false, 1024);
+  o.relocate_bytes = 0;
+  lagging_group_run run;
+  {
+    shared_log log(dir.path(), o);
+    run.write(log);
     // Group 2's entries pin the first segment and so every later one.
     CHECK(log.stats().segments_removed == 0);
+    CHECK(log.stats().entries_relocated == 0);
+    CHECK(segment_files(dir.path()).size() > 10);
+    auto b = log.open_group(raft::group_id{2});
+    (void)b.load();
     b.compact_through(index_t{3}, term_t{4});
     cd::flush(b);
     CHECK(log.stats().segments_removed > 0);
     CHECK(segment_files(dir.path()).size() <= 3);
   }
+  run.g2.clear();
   shared_log log(dir.path(), o);
-  auto a = log.open_group(raft::group_id{1}), b = log.open_group(raft::group_id{2}), c = log.open_group(raft::group_id{3});
-  const auto pa = a.load(), pb = b.load(), pc = c.load();
-  CHECK(pa.base_index == g1_base);
-  cd::check_same(pa.entries, g1);
+  auto b = log.open_group(raft::group_id{2});
+  const auto pb = b.load();
   CHECK(pb.base_index == index_t{3});
   CHECK(pb.base_term == term_t{4});
   CHECK(pb.entries.empty());
-  CHECK(pc.state == hard_state{term_t{9}, node_id{3}});
+}
+
+TEST_CASE("shared_log: a lagging group's few live entries are copied forward, and its old segments go") {
+  storage_test::temp_dir dir;
+  const shared_log_options o = small_segments(false, 1024);  // 256 bytes of copies per new segment
+  lagging_group_run run;
+  {
+    shared_log log(dir.path(), o);
+    run.write(log);
+    const auto st = log.stats();
+    CHECK(st.groups_relocated > 0);
+    CHECK(st.entries_relocated >= 3 * st.groups_relocated / 2);  // group 2's 3 each time, group 1's 0-15
+    CHECK(st.segments_removed > 0);
+    // Never compacted, group 2 no longer holds the log's segments back.
+    CHECK(segment_files(dir.path()).size() <= 4);
+    CHECK(st.segments_created - st.segments_removed == segment_files(dir.path()).size());
+  }
+  run.check_reopened(dir.path(), o);
+  // And it goes on from there: more writes after the reopen, another reopen.
+  {
+    shared_log log(dir.path(), o);
+    auto b = log.open_group(raft::group_id{2});
+    (void)b.load();
+    const auto more = cd::entries(index_t{4}, 2, term_t{5}, 40);
+    b.append(more);
+    cd::flush(b);
+    run.g2.insert(run.g2.end(), more.begin(), more.end());
+  }
+  run.check_reopened(dir.path(), o);
+}
+
+TEST_CASE("shared_log: a crash at any sync while entries are copied forward loses nothing") {
+  // The directory as it is at every sync of the directory itself (a new segment renamed, a
+  // segment deleted) is what a crash just after it leaves: among them, the moment the new
+  // segment with the copies has its name and the segments with the originals are still there.
+  storage_test::temp_dir dir, backups;
+  shared_log_options o = small_segments(true, 1024);
+  o.prefill_bytes = 0;  // so every backup holds only what was written
+  std::vector<std::filesystem::path> taken;
+  o.sync_hook = [&](int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+      const auto to = backups.path() / std::to_string(taken.size());
+      std::filesystem::create_directories(to);
+      for (const auto& f : segment_files(dir.path())) std::filesystem::copy_file(f, to / f.filename());
+      taken.push_back(to);
+    }
+    return 0;
+  };
+  lagging_group_run run;
+  std::size_t from = 0;  // the first copy taken with group 2's entries durable
+  {
+    shared_log log(dir.path(), o);
+    run.write(log, 120, [&] { from = taken.size(); });
+    CHECK(log.stats().groups_relocated > 0);
+    CHECK(log.stats().segments_removed > 0);
+  }
+  REQUIRE(taken.size() > from + 20);
+  o.sync_hook = nullptr;
+  for (std::size_t k = from; k < taken.size(); ++k) {
+    CAPTURE(k);
+    run.check_reopened(taken[k], o, true);
+  }
+  run.check_reopened(dir.path(), o);
 }
 
 TEST_CASE("shared_log: remove_group deletes a group's data and snapshots; others are unaffected") {

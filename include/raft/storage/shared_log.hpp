@@ -41,8 +41,11 @@
 // index) triples, updated by every append, truncation, compaction and removal, and per segment
 // the number of spans in it. The oldest segment is deleted once no span is in it and it is not
 // the last segment; only ever the oldest, so the segments left are always a suffix of the stream
-// and replaying them from the first one starts at a checkpoint. A group that does not compact
-// keeps its oldest live segment, and every later one, alive. Why a crash cannot lose anything:
+// and replaying them from the first one starts at a checkpoint. So that an idle group's last
+// entries do not keep every later segment alive, a new segment also takes copies of the live
+// entries of the groups that start in the oldest segments (shared_log_options::relocate_bytes):
+// their checkpoint records end their logs at their bases and the copies follow, all synced
+// before the segment gets its name. Why a crash cannot lose anything:
 // a segment's checkpoint is synced before the segment gets its name, segments are deleted only
 // after the round that made their last live data dead was synced, one at a time, oldest first,
 // so any crash leaves a suffix of segments whose first checkpoint and later records hold every
@@ -143,6 +146,13 @@ struct shared_log_options {
   /// system's journal (on ext4, about 1.7x more syncs per second). 0 writes plain appends, and so
   /// does a log with `fsync` off: there the zeros only cost (0.75x entries/s in a benchmark).
   std::size_t prefill_bytes = std::size_t{1} << 20;
+  /// When a new segment starts, the live entries of the groups that hold back the oldest
+  /// segments (a group that went idle keeps its last entries, and so every segment after them)
+  /// are copied into it, oldest segment first, a whole segment's worth of groups at a time, up
+  /// to this many bytes of entry records (and never more than a quarter of `segment_bytes`). The
+  /// segments they held can then go. A group with more live bytes than that keeps its segments
+  /// until it compacts. 0: never copy.
+  std::size_t relocate_bytes = std::size_t{16} << 20;
   /// Test hook: when set (and `fsync` is on), called instead of every fdatasync/fsync with the
   /// file descriptor to sync. Return 0, or -1 with errno set to simulate a failure. Runs on the
   /// writer thread for the log, on the snapshot thread for snapshot commits, and on the caller's
@@ -163,6 +173,8 @@ struct shared_log_stats {
   std::uint64_t zeros_written = 0;     ///< zeros written ahead of the records (prefill_bytes)
   std::uint64_t segments_created = 0;  ///< segments started since the log was opened
   std::uint64_t segments_removed = 0;  ///< segments deleted by reclamation
+  std::uint64_t entries_relocated = 0; ///< live entries copied into a new segment (relocate_bytes)
+  std::uint64_t groups_relocated = 0;  ///< groups whose live entries were copied so
 };
 
 namespace detail {
@@ -317,6 +329,7 @@ struct shared_log_span {
   index_t hi{0};
   std::uint64_t begin = 0;
   std::uint64_t end = 0;
+  std::uint64_t bytes = 0;  ///< of the group's entry records noted in it (an upper bound of the live ones)
 };
 
 /// One group of a shared_log, in its map (node-based: its address never changes).
@@ -697,8 +710,9 @@ class shared_log {
     if (!g.spans.empty() && g.spans.back().segment == seq) {
       g.spans.back().hi = i;
       g.spans.back().end = end;
+      g.spans.back().bytes += end - begin;
     } else {
-      g.spans.push_back(detail::shared_log_span{seq, i, i, begin, end});
+      g.spans.push_back(detail::shared_log_span{seq, i, i, begin, end, end - begin});
       ++segment_of(seq).live_spans;
     }
     g.last = i;
@@ -992,35 +1006,68 @@ class shared_log {
 
   // ---- reading a group's entries back (load() after recovery's entries were taken) -------------
 
-  /// The entries (base, last] of `g`, read from its spans: each span's byte range of its segment
-  /// is read once; the last copy of an index in it is the live one (a copy written after the
-  /// live one would have needed a truncation below it first).
+  /// The entries (base, last] of `g`, read from its spans.
   [[nodiscard]] std::vector<log_entry> read_entries(const group_state& g) const {
+    const group_state* one[] = {&g};
+    return std::move(read_entries(one).front());
+  }
+
+  /// The entries (base, last] of each group in `gs`, read from their spans: the bytes of each
+  /// segment that any of them need are read once. In a span's byte range, the last copy of an
+  /// index is the live one (a copy written after the live one would have needed a truncation
+  /// below it first).
+  [[nodiscard]] std::vector<std::vector<log_entry>> read_entries(std::span<const group_state* const> gs) const {
     namespace sf = detail::shared_format;
-    std::vector<log_entry> out(std::size_t(g.last - g.base));
+    struct need {
+      std::size_t group;  // position in gs
+      const detail::shared_log_span* span;
+    };
+    std::vector<std::vector<log_entry>> out(gs.size());
+    std::vector<need> needs;
+    for (std::size_t k = 0; k < gs.size(); ++k) {
+      out[k].resize(std::size_t(gs[k]->last - gs[k]->base));
+      for (const auto& s : gs[k]->spans) needs.push_back(need{k, &s});
+    }
+    std::sort(needs.begin(), needs.end(), [](const need& a, const need& b) { return a.span->segment < b.span->segment; });
+    std::unordered_map<std::uint64_t, need> in_segment;  // group id -> its span there (one per segment)
     std::vector<std::byte> buf;
-    for (const auto& s : g.spans) {
-      const auto path = segment_path(s.segment);
+    for (auto first = needs.begin(); first != needs.end();) {
+      const std::uint64_t seq = first->span->segment;
+      auto last = std::find_if(first, needs.end(), [seq](const need& n) { return n.span->segment != seq; });
+      std::uint64_t begin = first->span->begin, end = first->span->end;
+      in_segment.clear();
+      for (auto n = first; n != last; ++n) {
+        begin = std::min(begin, n->span->begin);
+        end = std::max(end, n->span->end);
+        in_segment.emplace(gs[n->group]->id, *n);
+      }
+      const auto path = segment_path(seq);
       detail::unique_fd fd = detail::open_file(path, O_RDONLY);
-      buf.resize(std::size_t(s.end - s.begin));
-      if (detail::read_at(fd.get(), buf.data(), buf.size(), s.begin, path) != buf.size())
-        throw file_storage_corruption(path, s.begin, "segment ends before the group's records");
+      buf.resize(std::size_t(end - begin));
+      if (detail::read_at(fd.get(), buf.data(), buf.size(), begin, path) != buf.size())
+        throw file_storage_corruption(path, begin, "segment ends before the group's records");
       for (std::size_t at = 0; at < buf.size();) {
         sf::record_view r;
         if (const char* bad = sf::check_record(buf.data() + at, buf.size() - at, r))
-          throw file_storage_corruption(path, s.begin + at, bad);
-        if (r.group() == g.id && r.type() == record_type::entry) {
-          const index_t i{r.field(1)};
-          if (i >= s.lo && i <= s.hi)
-            out[i - g.base - 1] = log_entry{term_t{r.field(0)}, i, static_cast<entry_kind>(r.entry_kind_byte()),
-                                            buffer{r.payload()}};
+          throw file_storage_corruption(path, begin + at, bad);
+        if (r.type() == record_type::entry) {
+          if (const auto it = in_segment.find(r.group()); it != in_segment.end()) {
+            const auto& [k, s] = it->second;
+            const index_t i{r.field(1)};
+            if (begin + at >= s->begin && begin + at < s->end && i >= s->lo && i <= s->hi)
+              out[k][i - gs[k]->base - 1] = log_entry{term_t{r.field(0)}, i, static_cast<entry_kind>(r.entry_kind_byte()),
+                                                      buffer{r.payload()}};
+          }
         }
         at += r.size();
       }
+      first = last;
     }
-    for (const log_entry& e : out)
-      if (e.index == index_t{0})
-        throw std::logic_error("raft::shared_log: group " + std::to_string(g.id) + ": an entry is missing from its spans");
+    for (std::size_t k = 0; k < gs.size(); ++k)
+      for (const log_entry& e : out[k])
+        if (e.index == index_t{0})
+          throw std::logic_error("raft::shared_log: group " + std::to_string(gs[k]->id) +
+                                 ": an entry is missing from its spans");
     return out;
   }
 
@@ -1195,19 +1242,45 @@ class shared_log {
     }
     tail_fd_.reset();
     tail_dirty_ = false;
+    // Held until the copies' spans are noted: a handle's load() reads spans and segments too.
+    std::unique_lock relocating(relocation_mutex_, std::defer_lock);
+    std::vector<group_state*> moved;
+    std::vector<std::vector<log_entry>> copies;
+    if (opts_.relocate_bytes > 0 && segments_.size() >= 2) {
+      relocating.lock();
+      moved = groups_to_relocate();
+      copies = read_entries(std::span<const group_state* const>(moved.data(), moved.size()));
+    }
     std::vector<std::byte> bytes;
     const auto header = sf::encode_segment_header(seq);
     bytes.insert(bytes.end(), header.begin(), header.end());
     std::size_t records = 0;
     {
+      std::vector<const group_state*> moved_sorted(moved.begin(), moved.end());
+      std::sort(moved_sorted.begin(), moved_sorted.end(), std::less<>{});
       std::lock_guard lock(mutex_);  // groups_ may gain members from open_group meanwhile
       for (const auto& [id, g] : groups_) {
         if (g.empty()) continue;
+        // A moved group's checkpoint ends its log at its base; the copies below follow it.
+        const bool is_moved = std::binary_search(moved_sorted.begin(), moved_sorted.end(), &g, std::less<>{});
         sf::put_record(bytes, id, record_type::checkpoint,
-                       {g.hs.term.value, g.hs.voted_for.value, g.base.value, g.base_term.value, g.last.value});
+                       {g.hs.term.value, g.hs.voted_for.value, g.base.value, g.base_term.value,
+                        (is_moved ? g.base : g.last).value});
         ++records;
       }
     }
+    // The copies, in the checkpoint (before its round record): synced before the segment gets
+    // its name, so a crash leaves either all of them or the segment not there at all.
+    std::vector<std::vector<std::pair<std::uint64_t, std::uint64_t>>> placed(moved.size());  // begin, end
+    std::uint64_t relocated = 0;
+    for (std::size_t k = 0; k < moved.size(); ++k)
+      for (const log_entry& e : copies[k]) {
+        const std::uint64_t begin = bytes.size();
+        sf::put_entry(bytes, moved[k]->id, e);
+        placed[k].emplace_back(begin, bytes.size());
+        ++records;
+        ++relocated;
+      }
     // The checkpoint ends with a round record, synced with it: recovery cuts a torn round only
     // after it, and never drops the checkpoint.
     sf::put_record(bytes, 0, record_type::round, {next_round()});
@@ -1222,11 +1295,50 @@ class shared_log {
     segments_.push_back(segment{seq, bytes.size(), 0, 0});
     tail_fd_ = std::move(fd);
     tail_filled_ = bytes.size();
+    for (std::size_t k = 0; k < moved.size(); ++k) {  // the groups' live entries are the copies now
+      group_state& g = *moved[k];
+      const index_t last = g.last;
+      note_truncate(g, g.base);
+      for (std::size_t n = 0; n < placed[k].size(); ++n)
+        note_entry(g, copies[k][n].index, seq, placed[k][n].first, placed[k][n].second);
+      assert(g.last == last);
+    }
     std::lock_guard lock(mutex_);
+    stats_.entries_relocated += relocated;
+    stats_.groups_relocated += moved.size();
     ++stats_.segments_created;
     ++stats_.write_calls;
     stats_.bytes_written += bytes.size();
     stats_.records_written += records;
+  }
+
+  /// The groups whose live entries start in the oldest segments (not the tail, which is being
+  /// closed), taken a segment at a time from the oldest, while the entries of all of them fit in
+  /// the relocation budget. Copying only some of a segment's groups would not free it.
+  std::vector<group_state*> groups_to_relocate() {
+    std::vector<std::pair<std::uint64_t, group_state*>> by_segment;  // first live segment, group
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& [id, g] : groups_)
+        if (!g.spans.empty() && !g.removing && g.spans.front().segment < segments_.back().seq)
+          by_segment.emplace_back(g.spans.front().segment, &g);
+    }
+    std::sort(by_segment.begin(), by_segment.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first || (a.first == b.first && a.second->id < b.second->id); });
+    std::uint64_t budget = std::min<std::uint64_t>(opts_.relocate_bytes, opts_.segment_bytes / 4);
+    std::vector<group_state*> out;
+    for (auto first = by_segment.begin(); first != by_segment.end();) {
+      const std::uint64_t seq = first->first;
+      auto last = std::find_if(first, by_segment.end(), [seq](const auto& x) { return x.first != seq; });
+      std::uint64_t bytes = 0;
+      for (auto x = first; x != last; ++x)
+        for (const auto& s : x->second->spans) bytes += s.bytes;
+      if (bytes > budget) break;
+      budget -= bytes;
+      for (auto x = first; x != last; ++x) out.push_back(x->second);
+      first = last;
+    }
+    return out;
   }
 
   /// Deletes the oldest segments while no live entry is in them (their hard states and bases are
@@ -1398,6 +1510,7 @@ class shared_log {
   // Guarded by mutex_ (the groups' `open`, `removing` and `in_flight` too).
   std::shared_ptr<writer_sync> sync_ = std::make_shared<writer_sync>();
   std::mutex& mutex_ = sync_->mutex;
+  std::mutex relocation_mutex_;  ///< the writer copying groups' entries (start_segment) against load()
   std::condition_variable& wake_ = sync_->wake;
   std::unordered_map<std::uint64_t, group_state> groups_;
   std::vector<job> queue_;
@@ -1476,15 +1589,18 @@ class shared_log_group {
     pending_.clear();
     run_first_ = index_t{0};
     persistent_state ps{};
-    ps.state = g.hs;
-    ps.base_index = g.base;
-    ps.base_term = g.base_term;
-    if (g.has_recovered) {
-      ps.entries = std::move(g.recovered);
-      g.recovered = {};
-      g.has_recovered = false;
-    } else {
-      ps.entries = log_->read_entries(g);
+    {
+      const std::lock_guard relocating(log_->relocation_mutex_);  // the writer moves no span meanwhile
+      ps.state = g.hs;
+      ps.base_index = g.base;
+      ps.base_term = g.base_term;
+      if (g.has_recovered) {
+        ps.entries = std::move(g.recovered);
+        g.recovered = {};
+        g.has_recovered = false;
+      } else {
+        ps.entries = log_->read_entries(g);
+      }
     }
     g.snapshot = log_->load_snapshot(g.id, g.base);
     base_index_ = g.base;
