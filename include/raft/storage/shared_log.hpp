@@ -1039,7 +1039,10 @@ class shared_log {
       for (auto n = first; n != last; ++n) {
         begin = std::min(begin, n->span->begin);
         end = std::max(end, n->span->end);
-        in_segment.emplace(gs[n->group]->id, *n);
+        [[maybe_unused]] const bool first_in_segment = in_segment.emplace(gs[n->group]->id, *n).second;
+        // note_entry() extends the last span while the segment is the same, and segments only
+        // grow along a group's spans: a group has at most one span per segment.
+        assert(first_in_segment);
       }
       const auto path = segment_path(seq);
       detail::unique_fd fd = detail::open_file(path, O_RDONLY);
