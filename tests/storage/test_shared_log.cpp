@@ -622,7 +622,6 @@ TEST_CASE("shared_log: without relocation, a lagging group keeps every segment a
     CHECK(log.stats().segments_removed > 0);
     CHECK(segment_files(dir.path()).size() <= 3);
   }
-  run.g2.clear();
   shared_log log(dir.path(), o);
   auto b = log.open_group(raft::group_id{2});
   const auto pb = b.load();
