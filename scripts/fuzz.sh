@@ -19,7 +19,8 @@
 #
 # Each harness starts from the seed corpus in the repository (tests/fuzz/corpus/<name>/, read
 # only), the inputs of fixed findings (tests/fuzz/regressions/<name>/), and the working corpus
-# it grew in earlier runs (build-fuzz/corpus/<name>/). A crash, a failed check, a leak,
+# it grew in earlier runs (build-fuzz/corpus/<name>/). As many harnesses run at once as there are
+# cores (libFuzzer runs on one). A crash, a failed check, a leak,
 # undefined behaviour or a timeout stops that harness; the input is saved under
 # build-fuzz/artifacts/<name>/ and the script prints how to replay it. Exit 0 only if no
 # harness found anything.
@@ -109,15 +110,15 @@ ninja ${RAFT_JOBS:+-j "$RAFT_JOBS"} -C "$build" "${targets[@]}"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
-found=0
-summary=()
-for h in "${harnesses[@]}"; do
-  ((seconds > 0)) || break
-  work=$build/corpus/$h
-  artifacts=$build/artifacts/$h
+# fuzz_one NAME: runs one harness for $seconds; writes its summary line to
+# $build/fuzz-NAME.summary and, if it found something, what to read and how to replay it to
+# $build/fuzz-NAME.report. Each harness runs on one core: as many run at once as there are cores.
+fuzz_one() {
+  local h=$1 work=$build/corpus/$1 artifacts=$build/artifacts/$1 log=$build/fuzz-$1.log rc
+  local report=$build/fuzz-$1.report
   mkdir -p "$work" "$artifacts"
-  log=$build/fuzz-$h.log
-  seeds=("$raft_root/tests/fuzz/corpus/$h")
+  rm -f "$report"
+  local seeds=("$raft_root/tests/fuzz/corpus/$h")
   [[ -d $raft_root/tests/fuzz/regressions/$h ]] && seeds+=("$raft_root/tests/fuzz/regressions/$h")
   echo "==== fuzz_$h: $seconds s (log: $log)"
   set +e
@@ -127,16 +128,19 @@ for h in "${harnesses[@]}"; do
     -artifact_prefix="$artifacts/" "$work" "${seeds[@]}" >"$log" 2>&1
   rc=$?
   set -e
+  local done_line execs rate cov
   done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
   cov=$(sed -n 's/.* cov: \([0-9]*\) ft: \([0-9]*\) corp: \([0-9]*\).*/edges \1, features \2, corpus \3/p' <<<"$done_line")
   if ((rc == 0)); then
-    summary+=("fuzz_$h: ok: ${execs:-?} runs, ${rate:-?}/s, ${cov:-coverage ?}")
-  else
-    found=1
-    artifact=$(sed -n "s/.*Test unit written to \(.*\)$/\1/p" "$log" | tail -n 1)
-    summary+=("fuzz_$h: FAILED (status $rc) after ${execs:-?} runs${artifact:+; input: $artifact}")
+    echo "fuzz_$h: ok: ${execs:-?} runs, ${rate:-?}/s, ${cov:-coverage ?}" >"$build/fuzz-$h.summary"
+    return 0
+  fi
+  local artifact
+  artifact=$(sed -n "s/.*Test unit written to \(.*\)$/\1/p" "$log" | tail -n 1)
+  echo "fuzz_$h: FAILED (status $rc) after ${execs:-?} runs${artifact:+; input: $artifact}" >"$build/fuzz-$h.summary"
+  {
     echo "---- fuzz_$h found a problem:"
     grep -m 8 -E 'FUZZ CHECK FAILED|Assertion|ERROR:|runtime error:|SUMMARY:|WARNING:' "$log" || true
     echo "---- the end of its log ($log):"
@@ -147,8 +151,30 @@ for h in "${harnesses[@]}"; do
       echo "or without libFuzzer, with any build (FUZZ_TRACE=1 prints a trace of the node or cluster harness):"
       echo "  ninja -C build tests/fuzz/fuzz_${h}_replay && build/tests/fuzz/fuzz_${h}_replay $artifact"
     fi
-  fi
-done
+  } >"$report"
+}
+
+found=0
+summary=()
+if ((seconds > 0)); then
+  running=0
+  for h in "${harnesses[@]}"; do
+    rm -f "$build/fuzz-$h.summary"
+    if ((running >= $(nproc))); then
+      wait -n
+      running=$((running - 1))
+    fi
+    fuzz_one "$h" &
+    running=$((running + 1))
+  done
+  wait
+  for h in "${harnesses[@]}"; do
+    if [[ -f $build/fuzz-$h.report ]]; then cat "$build/fuzz-$h.report"; fi
+    line=$(cat "$build/fuzz-$h.summary" 2>/dev/null || echo "fuzz_$h: FAILED (the run left no summary)")
+    [[ $line == *": ok: "* ]] || found=1
+    summary+=("$line")
+  done
+fi
 
 if ((coverage)); then
   cov_build=$raft_root/build-fuzz-cov
