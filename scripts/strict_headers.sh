@@ -6,7 +6,7 @@
 # tests/header_strict_use.cpp (which instantiates the templates a typical program does), with
 # -std=c++20 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion, type-checked
 # (-fsyntax-only) by g++, clang++-14, clang++-16 and clang++-19, each where installed. The headers suite of
-# the meson build checks the same with the build's own compiler (test headers_strict); this
+# the meson build checks the same with the build's own compiler (test headers); this
 # script adds the other compilers in about a minute.
 #
 # Prints every warning, grouped by compiler and file, and one line per compiler. Exit 0 only if
